@@ -1,0 +1,18 @@
+"""One small interface to a language model, with interchangeable backends.
+
+Every LLM step of the method (writing instructions, rewriting, rating) calls :func:`build_llm` with a
+plain, serialisable :class:`LLMConfig` and a checkpoint folder, then uses ``generate`` and
+``score_options``. Backends are imported lazily, so a config can travel to worker processes and
+the vLLM backend is only needed where it is selected.
+"""
+
+from humpback.llm.base import (
+    LanguageModel,
+    Prompt,
+    PromptError,
+    SamplingConfig,
+    build_llm,
+)
+from humpback.llm.config import LLMConfig
+
+__all__ = ["LLMConfig", "LanguageModel", "Prompt", "PromptError", "SamplingConfig", "build_llm"]

