@@ -1,23 +1,27 @@
-import pytest
-import yaml
+import copy
 
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from humpback import settings
 from humpback.params import ParameterError, validate_parameters
 from tests.conftest import REPO_ROOT
 
+ENVIRONMENTS = sorted(p.name for p in (REPO_ROOT / "conf").iterdir() if p.is_dir() and p.name not in ("base", "local"))
+
 
 def load_params(env: str) -> dict:
-    params = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters.yml").read_text())
-    override = REPO_ROOT / "conf" / env / "parameters.yml"
-    if env != "base" and override.is_file():
-        for key, value in yaml.safe_load(override.read_text()).items():
-            params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
-    return params
+    loader_args = {**settings.CONFIG_LOADER_ARGS, "default_run_env": env}
+    loader = OmegaConfigLoader(conf_source=str(REPO_ROOT / "conf"), **loader_args)
+    return copy.deepcopy(dict(loader["parameters"]))
 
 
-@pytest.mark.parametrize("env", ["base", "test"])
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_shipped_parameters_are_valid(env):
     validated = validate_parameters(load_params(env))
     assert validated["ingestion"].web.min_chars == 600
+    assert validated["ingestion"].web.boilerplate_keywords  # environments override values, not blocks
+    assert validated["backward_model"].training.direction == "backward"
 
 
 def test_every_problem_is_reported_at_once():

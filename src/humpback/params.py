@@ -12,6 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from humpback.llm.base import SamplingConfig
+from humpback.llm.config import LLMConfig
+
 
 class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -82,10 +85,114 @@ class ModelSourceParams(_Block):
         return self
 
 
+class LoraParams(_Block):
+    r: int = Field(8, gt=0)
+    alpha: int = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+
+
+class TrainingParams(_Block):
+    """Supervised fine-tuning of one model (backward, seed, M1, M2) with TRL's SFTTrainer."""
+
+    #: what this model is in the method (backward, seed, m1, …): recorded in its checkpoint
+    role: str = "model"
+    direction: Literal["forward", "backward"] = "forward"
+    use_tags: bool = True
+    #: cap on the training set (the models this project follows used 16,000); seed pairs always kept
+    max_examples: int | None = Field(16_000, gt=0)
+    method: Literal["full", "lora"] = "full"
+    lora: LoraParams = LoraParams()
+    max_length: int = Field(512, gt=8)
+    #: examples longer than max_length: drop them, or cut the completion (prompt kept whole)
+    overlong: Literal["drop", "truncate"] = "drop"
+    min_examples: int = Field(1, gt=0)
+    # optimisation (paper: lr 1e-5 decaying linearly to 9e-6, weight decay 0.1, batch 32 / 8 under 3,000)
+    learning_rate: float = Field(1e-5, gt=0)
+    end_learning_rate: float | None = Field(None, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    dropout: float | None = Field(None, ge=0, lt=1)
+    batch_size: int = Field(8, gt=0)
+    small_data_batch_size: int | None = Field(None, gt=0)
+    small_data_threshold: int = Field(3_000, gt=0)
+    per_device_train_batch_size: int = Field(4, gt=0)
+    num_train_epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    #: [[examples, steps], …]: steps by data size as in the paper (used when max_steps is null)
+    steps_by_size: list[tuple[int, int]] = Field(default_factory=list)
+    bf16: bool = False
+    seed: int = 42
+    logging_steps: int = Field(1, gt=0)
+    #: examples scored before and after training to report the loss change (0 = skip)
+    eval_examples: int = Field(16, ge=0)
+
+    @model_validator(mode="after")
+    def _batch_divides(self) -> TrainingParams:
+        for size in (self.batch_size, self.small_data_batch_size or self.per_device_train_batch_size):
+            if size % self.per_device_train_batch_size and size > self.per_device_train_batch_size:
+                raise ValueError(f"batch size {size} is not a multiple of per_device_train_batch_size")
+        return self
+
+
+class TrainedModelParams(_Block):
+    """One namespaced training block: `backward_model`, `seed_model`, `m1`, …"""
+
+    training: TrainingParams = TrainingParams()
+
+
+class GenerationRunParams(_Block):
+    """Where resumable LLM stages keep their finished shards, and how big a shard is."""
+
+    shard_dir: str | None = "data/02_intermediate/shards"
+    shard_size: int = Field(64, gt=0)
+
+
+class AugmentationParams(_Block):
+    sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_new_tokens=64)
+    min_instruction_chars: int = Field(10, ge=1)
+    max_instruction_chars: int = Field(500, gt=0)
+    #: an instruction whose words are mostly copied from the document is an echo, not a request
+    max_copied_fraction: float = Field(0.9, gt=0, le=1)
+
+
+class RewritingParams(_Block):
+    mode: Literal["off", "self_before_curation", "after_curation"] = "off"
+    #: after_curation: null rewrites with the seed model; else a checkpoint folder or a Hub id
+    model: str | None = None
+    sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_new_tokens=384)
+    min_chars: int = Field(20, ge=1)
+
+
+class SelectionParams(_Block):
+    method: Literal["threshold", "top_fraction"] = "threshold"
+    threshold: int = Field(5, ge=1, le=5)
+    top_fraction: float = Field(0.1, gt=0, le=1)
+
+
+class CurationParams(_Block):
+    scorer: Literal["option_probabilities", "generate"] = "option_probabilities"
+    few_shot: int = Field(2, ge=0, le=3)
+    #: generate scorer only: brief reasoning, then `Score: N`
+    sampling: SamplingConfig = SamplingConfig(temperature=0, max_new_tokens=96)
+    selection: SelectionParams = SelectionParams()
+    #: rows per score kept in the examples report
+    examples_per_score: int = Field(3, ge=0)
+
+
 #: top-level parameter key -> the model that validates it
 PARAMETER_BLOCKS: dict[str, type[BaseModel]] = {
     "ingestion": IngestionParams,
     "base_model": ModelSourceParams,
+    "backward_model": TrainedModelParams,
+    "seed_model": TrainedModelParams,
+    "m1": TrainedModelParams,
+    "m2": TrainedModelParams,
+    "llm": LLMConfig,
+    "generation": GenerationRunParams,
+    "augmentation": AugmentationParams,
+    "rewriting": RewritingParams,
+    "curation": CurationParams,
 }
 
 
@@ -98,6 +205,8 @@ def validate_parameters(params: dict) -> dict[str, BaseModel]:
     problems: list[str] = []
     validated: dict[str, BaseModel] = {}
     for key, value in params.items():
+        if key.startswith("_"):  # YAML anchors shared between blocks
+            continue
         model = PARAMETER_BLOCKS.get(key)
         if model is None:
             problems.append(f"{key}: unknown parameter block (known: {', '.join(sorted(PARAMETER_BLOCKS))})")

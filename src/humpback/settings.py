@@ -11,4 +11,6 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     "config_patterns": {"parameters": ["parameters*", "parameters*/**", "**/parameters*"]},
+    # An environment overrides single values (`ingestion.web.max_documents`), not whole blocks.
+    "merge_strategy": {"parameters": "soft"},
 }

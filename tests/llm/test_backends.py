@@ -93,3 +93,17 @@ def test_batches_are_length_sorted_and_within_budget():
         assert (max(lengths[i] for i in batch) + 10) * len(batch) <= 120 or len(batch) == 1
     flat = [lengths[i] for b in batches for i in b]
     assert flat == sorted(flat, reverse=True)
+
+
+def test_shared_prefix_cache_gives_the_same_scores(transformers_lm):
+    from humpback.prompts import rating_chat
+
+    prompts = [rating_chat(q, a, "option_probabilities", few_shot=2) for q, a in
+               [("What is a tide?", "The rise and fall of the sea."), ("Name a colour.", "Blue " * 40), ("Hi", "Hello")]]
+    cached = transformers_lm.score_options(prompts, OPTIONS)
+    transformers_lm.MIN_SHARED_PREFIX = 10**9  # instance override: no prefix cache
+    try:
+        uncached = transformers_lm.score_options(prompts, OPTIONS)
+    finally:
+        del transformers_lm.MIN_SHARED_PREFIX
+    np.testing.assert_allclose(cached, uncached, rtol=1e-4, atol=1e-7)

@@ -8,6 +8,7 @@ the vLLM backend is only needed where it is selected.
 
 from humpback.llm.base import (
     LanguageModel,
+    LazyLanguageModel,
     Prompt,
     PromptError,
     SamplingConfig,
@@ -15,4 +16,4 @@ from humpback.llm.base import (
 )
 from humpback.llm.config import LLMConfig
 
-__all__ = ["LLMConfig", "LanguageModel", "Prompt", "PromptError", "SamplingConfig", "build_llm"]
+__all__ = ["LLMConfig", "LanguageModel", "LazyLanguageModel", "Prompt", "PromptError", "SamplingConfig", "build_llm"]

@@ -117,6 +117,23 @@ class LanguageModel(abc.ABC):
             encoded.append(ids)
         return encoded
 
+    def generate_where_fits(self, prompts: Sequence[Prompt], sampling: SamplingConfig) -> list[str | None]:
+        """Like :meth:`generate`, but a prompt too long for the context yields ``None`` instead of
+        failing the batch: pipeline stages record such rows with a status and go on."""
+        fits = self._fits(prompts, sampling.max_new_tokens)
+        texts = iter(self.generate([p for p, ok in zip(prompts, fits) if ok], sampling))
+        return [next(texts) if ok else None for ok in fits]
+
+    def score_options_where_fits(self, prompts: Sequence[Prompt], options: Sequence[str]) -> np.ndarray:
+        """Like :meth:`score_options`; rows of prompts too long for the context are NaN."""
+        fits = np.array(self._fits(prompts, 1), dtype=bool)
+        scores = np.full((len(prompts), len(options)), np.nan)
+        scores[fits] = self.score_options([p for p, ok in zip(prompts, fits) if ok], options)
+        return scores
+
+    def _fits(self, prompts: Sequence[Prompt], reserve: int) -> list[bool]:
+        return [n <= self.context_length - reserve for n in self.count_tokens(prompts)]
+
     def count_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         """Rendered length of each prompt, so callers can filter rows before a batch fails."""
         return [len(self.tokenizer.encode(self.render(p), add_special_tokens=False)) for p in prompts]
@@ -132,6 +149,27 @@ def _cut_at_stop(text: str, stop: list[str]) -> str:
     """Trim at the first stop string; both backends return text without it."""
     cut = min((text.find(s) for s in stop if s and s in text), default=-1)
     return text[:cut] if cut >= 0 else text
+
+
+class LazyLanguageModel:
+    """Builds the model on first use: a resumed stage whose shards are all done loads nothing."""
+
+    def __init__(self, config: LLMConfig | dict, model_path: str) -> None:
+        self.config, self.model_path = config, model_path
+        self._model: LanguageModel | None = None
+
+    def get(self) -> LanguageModel:
+        if self._model is None:
+            self._model = build_llm(self.config, self.model_path)
+        return self._model
+
+    def __enter__(self) -> LazyLanguageModel:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._model is not None:
+            self._model.close()
+            self._model = None
 
 
 def build_llm(config: LLMConfig | dict, model_path: str) -> LanguageModel:

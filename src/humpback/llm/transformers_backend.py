@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Iterator
@@ -44,6 +45,9 @@ def length_sorted_batches(lengths: list[int], reserve: int, token_budget: int, m
 
 
 class TransformersLanguageModel(LanguageModel):
+    #: shorter shared prefixes are not worth a separate forward pass
+    MIN_SHARED_PREFIX = 32
+
     def __init__(self, config: LLMConfig, model_path: str) -> None:
         super().__init__(config, model_path)
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -112,17 +116,47 @@ class TransformersLanguageModel(LanguageModel):
 
     @torch.inference_mode()
     def _option_logprobs(self, prompt_ids: list[list[int]], option_ids: list[int]) -> np.ndarray:
+        """Next-token log-probabilities of the options after each prompt.
+
+        Rating prompts share a long prefix (rubric, few-shot turns): its keys and values are
+        computed once and reused for every batch, so only each prompt's own suffix is run.
+        """
+        prefix = _common_prefix_length(prompt_ids)
+        if prefix < self.MIN_SHARED_PREFIX:
+            prefix = 0
+        cache = None
+        if prefix:
+            ids = torch.tensor([prompt_ids[0][:prefix]], device=self.device)
+            cache = self.model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+        suffixes = [ids[prefix:] for ids in prompt_ids]
         result = np.zeros((len(prompt_ids), len(option_ids)))
         options = torch.tensor(option_ids, device=self.device)
         progress = TokenProgress(len(prompt_ids), "score", self.config.show_progress)
-        for batch in self._batches(prompt_ids, reserve=0):
-            input_ids, mask = self._pad([prompt_ids[i] for i in batch])
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
-            logits = self.model(
-                input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1
-            ).logits[:, -1, :]
-            logprobs = torch.log_softmax(logits.float(), dim=-1)[:, options]
-            result[batch] = logprobs.cpu().numpy()
-            progress.update(len(batch), int(mask.sum()))
+        for batch in self._batches(suffixes, reserve=prefix):
+            width = max(len(suffixes[i]) for i in batch)
+            pad = self._tokenizer.pad_token_id
+            # right padding: every row's suffix starts right after the shared prefix
+            input_ids = torch.tensor([suffixes[i] + [pad] * (width - len(suffixes[i])) for i in batch], device=self.device)
+            mask = torch.tensor([[1] * (prefix + len(suffixes[i])) + [0] * (width - len(suffixes[i])) for i in batch], device=self.device)
+            positions = torch.arange(prefix, prefix + width, device=self.device).expand(len(batch), -1)
+            past = None
+            if cache is not None:
+                past = copy.deepcopy(cache)
+                past.batch_repeat_interleave(len(batch))
+            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=past).logits
+            last = torch.tensor([len(suffixes[i]) - 1 for i in batch], device=self.device)
+            final = logits[torch.arange(len(batch), device=self.device), last]
+            result[batch] = torch.log_softmax(final.float(), dim=-1)[:, options].cpu().numpy()
+            progress.update(len(batch), sum(len(suffixes[i]) for i in batch))
         progress.close()
         return result
+
+
+def _common_prefix_length(sequences: list[list[int]]) -> int:
+    """Tokens all sequences share at the start, leaving each at least one token of its own."""
+    shortest = min(map(len, sequences))
+    first = sequences[0]
+    length = 0
+    while length < shortest - 1 and all(s[length] == first[length] for s in sequences):
+        length += 1
+    return length

@@ -1,0 +1,63 @@
+"""Clean what the backward model wrote into one instruction, or say why it cannot be used.
+
+Backward models wrap their answer ("You can ask: ..."), add labels and quotes, append an answer,
+or copy the document back. Each cleaning step is a plain function; :func:`clean_instruction`
+returns the instruction and a status, and the raw output is kept beside it in the dataset.
+"""
+
+from __future__ import annotations
+
+import re
+
+OK, EMPTY, TOO_SHORT, TOO_LONG, ECHO, PROMPT_TOO_LONG = "ok", "empty", "too_short", "too_long", "echo", "prompt_too_long"
+
+_WRAPPER = re.compile(
+    r"^(?:(?:sure|okay|ok)[,!.]?\s+)?"
+    r"(?:you (?:can|could|might|may) ask(?: me)?|(?:a|one) (?:possible|good|likely) (?:question|request|instruction)"
+    r"(?: (?:is|would be|could be))?|here(?:'s| is) (?:a|the|one) (?:possible )?(?:question|request|instruction)"
+    r"(?: that [^:]*)?|the (?:user's )?(?:question|request|instruction) (?:is|was|would be|could be)"
+    r"|(?:a )?user (?:might|could|may) (?:ask|say))\s*[:,-]?\s*",
+    re.IGNORECASE,
+)
+_LABEL = re.compile(r"^\W{0,3}(?:instruction|question|request|prompt|query|task|user)\s*\**\s*[:\-]\s*\**\s*", re.IGNORECASE)
+_TRAILING_ANSWER = re.compile(r"\n\s*\W{0,3}(?:answer|response|assistant|output)\s*\**\s*:", re.IGNORECASE)
+_QUOTES = "\"'“”‘’`«»"
+
+
+def strip_wrappers(text: str) -> str:
+    """Remove answer sections, wrapper phrases, labels and enclosing quotes, in that order."""
+    text = _TRAILING_ANSWER.split(text, maxsplit=1)[0].strip()
+    for _ in range(2):  # "Sure! You can ask: Question: ..." needs two passes
+        text = _LABEL.sub("", _WRAPPER.sub("", text)).strip()
+    if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
+        text = text[1:-1].strip()
+    return text.strip(_QUOTES + " ").strip()
+
+
+def copied_fraction(instruction: str, document: str, n: int = 4) -> float:
+    """Share of the instruction's word n-grams that occur in the document."""
+    words = instruction.lower().split()
+    if len(words) < n:
+        return 0.0  # too short to tell; length rules judge such outputs
+    doc_words = document.lower().split()
+    doc_grams = {tuple(doc_words[i : i + n]) for i in range(len(doc_words) - n + 1)}
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return sum(g in doc_grams for g in grams) / len(grams)
+
+
+def clean_instruction(
+    raw: str | None, document: str, min_chars: int, max_chars: int, max_copied_fraction: float
+) -> tuple[str | None, str]:
+    """Return (instruction, status); the instruction is None unless the status is ``ok``."""
+    if raw is None:
+        return None, PROMPT_TOO_LONG
+    text = " ".join(strip_wrappers(raw).split())
+    if not text:
+        return None, EMPTY
+    if len(text) < min_chars:
+        return None, TOO_SHORT
+    if len(text) > max_chars:
+        return None, TOO_LONG
+    if copied_fraction(text, document) > max_copied_fraction:
+        return None, ECHO
+    return text, OK

@@ -1,0 +1,3 @@
+from humpback.pipelines.curation.pipeline import create_pipeline, curation_pipeline
+
+__all__ = ["create_pipeline", "curation_pipeline"]

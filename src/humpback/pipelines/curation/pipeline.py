@@ -1,0 +1,53 @@
+"""Curation for one iteration: rate → select → (rewrite kept pairs) → training pairs → reports.
+
+Instantiated as ``iteration1`` (rated by the seed model M0) and ``iteration2`` (rated by M1) with
+Kedro namespaces; parameters are shared between the iterations.
+"""
+
+from kedro.pipeline import Node, Pipeline
+
+from humpback.pipelines.curation.nodes import build_training_pairs, score_candidates, select_pairs
+from humpback.pipelines.curation.reports import curation_funnel, score_examples, score_histogram
+from humpback.pipelines.rewriting.nodes import rewrite_selected
+
+SHARED_PARAMETERS = {"llm", "curation", "rewriting", "generation"}
+SHARED_INPUTS = {"rated_candidates", "candidates", "web_documents", "seed_pairs", "seed_model.model"}
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                score_candidates,
+                inputs=["rated_candidates", "rater_model", "params:llm", "params:curation", "params:generation"],
+                outputs="scored_candidates",
+                name="score_candidates",
+            ),
+            Node(select_pairs, ["scored_candidates", "params:curation"], ["selected_pairs", "selection_summary"], name="select_pairs"),
+            Node(
+                rewrite_selected,
+                inputs=["selected_pairs", "seed_model.model", "params:llm", "params:rewriting", "params:generation"],
+                outputs="curated_pairs",
+                name="rewrite_selected",
+            ),
+            Node(build_training_pairs, ["seed_pairs", "curated_pairs"], "training_pairs", name="build_training_pairs"),
+            Node(
+                curation_funnel,
+                inputs=["web_documents", "candidates", "rated_candidates", "scored_candidates", "curated_pairs", "selection_summary"],
+                outputs=["curation_funnel", "curation_funnel_plot"],
+                name="report_curation_funnel",
+            ),
+            Node(score_histogram, "scored_candidates", "score_histogram", name="report_score_histogram"),
+            Node(score_examples, ["scored_candidates", "params:curation.examples_per_score"], "score_examples", name="report_score_examples"),
+        ]
+    )
+
+
+def curation_pipeline(iteration: str, rater_model: str) -> Pipeline:
+    """Curation of the shared candidates under namespace ``iteration``, rated by ``rater_model``."""
+    return Pipeline(
+        create_pipeline(),
+        namespace=iteration,
+        inputs={**{name: name for name in SHARED_INPUTS}, "rater_model": rater_model},
+        parameters={name: name for name in SHARED_PARAMETERS} | {"curation.examples_per_score": "curation.examples_per_score"},
+    )

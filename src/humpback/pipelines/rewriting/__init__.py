@@ -1,0 +1,3 @@
+from humpback.pipelines.rewriting.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,78 @@
+"""Rewriting (back-and-forth translation): improve candidate responses, three modes by parameter.
+
+- ``off``: Humpback as in the paper; responses stay as the web wrote them.
+- ``self_before_curation``: the seed model rewrites every candidate before it is rated (Rw → F),
+  so messy documents get a chance to pass curation.
+- ``after_curation``: a configured model (the seed model, another checkpoint or a Hub id) rewrites
+  only the pairs curation kept.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from humpback.datasets import CheckpointHandle
+from humpback.llm import LazyLanguageModel, LLMConfig
+from humpback.params import GenerationRunParams, RewritingParams
+from humpback.pipelines.rewriting.parsing import NOT_REQUESTED, parse_rewrite
+from humpback.prompts import REWRITE_TEMPLATE, rewrite_chat
+from humpback.shards import run_sharded
+
+
+def _rewrite(pairs: pd.DataFrame, model_path: str, llm: dict, settings: RewritingParams, generation: dict, stage: str) -> pd.DataFrame:
+    """Add original_response, rewrite_raw and rewrite_status; ``response`` becomes the rewrite."""
+    run = GenerationRunParams.model_validate(generation)
+    config = LLMConfig.model_validate(llm)
+    with LazyLanguageModel(config, model_path) as model:
+
+        def write(batch: pd.DataFrame) -> pd.DataFrame:
+            prompts = [rewrite_chat(i, r) for i, r in zip(batch["instruction"], batch["response"])]
+            return pd.DataFrame({"rewrite_raw": model.get().generate_where_fits(prompts, settings.sampling)})
+
+        raw = run_sharded(
+            pairs,
+            write,
+            stage=stage,
+            shard_dir=run.shard_dir,
+            shard_size=run.shard_size,
+            settings={"model": model_path, "sampling": settings.sampling.model_dump(), "llm": config.model_dump(),
+                      "prompt": REWRITE_TEMPLATE},
+            key_columns=["doc_id", "instruction"],
+        )
+    parsed = [parse_rewrite(r, d, settings.min_chars) for r, d in zip(raw["rewrite_raw"], pairs["response"])]
+    return pairs.assign(
+        original_response=pairs["response"].to_numpy(),
+        rewrite_raw=raw["rewrite_raw"].to_numpy(),
+        response=[text for text, _ in parsed],
+        rewrite_status=[status for _, status in parsed],
+    )
+
+
+def _not_rewritten(pairs: pd.DataFrame) -> pd.DataFrame:
+    return pairs.assign(original_response=pairs["response"], rewrite_raw=None, rewrite_status=NOT_REQUESTED)
+
+
+def rewrite_candidates(
+    candidates: pd.DataFrame, seed_model: CheckpointHandle, llm: dict, params: dict, generation: dict
+) -> pd.DataFrame:
+    """Candidates as they will be rated: rewritten by the seed model in ``self_before_curation``.
+
+    Only candidates with a usable instruction (status ``ok``) are kept for rating; the others stay
+    in the ``candidates`` dataset with the reason.
+    """
+    settings = RewritingParams.model_validate(params)
+    usable = candidates.loc[candidates["status"] == "ok"].drop(columns="status").reset_index(drop=True)
+    if settings.mode != "self_before_curation" or usable.empty:
+        return _not_rewritten(usable)
+    return _rewrite(usable, seed_model.path, llm, settings, generation, stage="rewrite_before_curation")
+
+
+def rewrite_selected(
+    selected: pd.DataFrame, seed_model: CheckpointHandle, llm: dict, params: dict, generation: dict
+) -> pd.DataFrame:
+    """Kept pairs, rewritten in ``after_curation`` by ``rewriting.model`` (default: the seed model)."""
+    settings = RewritingParams.model_validate(params)
+    if settings.mode != "after_curation" or selected.empty:
+        return selected
+    drafts = selected.drop(columns=["original_response", "rewrite_raw", "rewrite_status"], errors="ignore")
+    return _rewrite(drafts, settings.model or seed_model.path, llm, settings, generation, stage="rewrite_after_curation")

@@ -1,0 +1,43 @@
+"""Training nodes: pairs → tagged SFT examples → a fine-tuned checkpoint with its loss curve."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from humpback.datasets import CheckpointHandle, ModelArtifacts
+from humpback.params import TrainingParams
+from humpback.pipelines.training.examples import build_examples
+from humpback.pipelines.training.sft import train_sft
+
+
+def prepare_sft_examples(pairs: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Prompt/completion examples (tagged, capped) and the funnel of dropped rows.
+
+    Args:
+        pairs: instruction, response, source rows (seed pairs, or seed + curated pairs).
+        params: this model's ``training`` block.
+    """
+    training = TrainingParams.model_validate(params)
+    return build_examples(pairs, training.direction, training.use_tags, training.max_examples, training.seed)
+
+
+def train_model(
+    examples: pd.DataFrame, base_model: CheckpointHandle, params: dict
+) -> tuple[ModelArtifacts, pd.DataFrame, dict]:
+    """Fine-tune the base model on the examples.
+
+    Returns:
+        The checkpoint to save (metadata: training summary and hyper-parameters), the loss curve
+        and the summary as a small report.
+    """
+    training = TrainingParams.model_validate(params)
+    model, tokenizer, curve, summary = train_sft(examples, base_model.path, training)
+    composition = examples["source"].value_counts().to_dict()
+    summary = {**summary, "composition": {str(k): int(v) for k, v in composition.items()}}
+    metadata = {
+        "role": training.role,
+        "base_model": base_model.metadata.get("model_id", base_model.path),
+        "training": summary,
+        "hyperparameters": training.model_dump(mode="json"),
+    }
+    return ModelArtifacts(model, tokenizer, metadata=metadata), curve, summary

@@ -1,0 +1,37 @@
+"""One training pipeline, instantiated per model with Kedro namespaces.
+
+``backward_model`` (response → instruction on seed pairs), ``seed_model`` (M0, on seed pairs) and
+``m1``/``m2`` (seed + curated pairs) are the same two nodes with their own parameters and datasets.
+"""
+
+from kedro.pipeline import Node, Pipeline
+
+from humpback.pipelines.training.nodes import prepare_sft_examples, train_model
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                prepare_sft_examples,
+                inputs=["training_pairs", "params:training"],
+                outputs=["sft_examples", "sft_funnel"],
+                name="prepare_sft_examples",
+            ),
+            Node(
+                train_model,
+                inputs=["sft_examples", "base_model", "params:training"],
+                outputs=["model", "loss_curve", "training_summary"],
+                name="train_model",
+            ),
+        ]
+    )
+
+
+def trained_model_pipeline(namespace: str, training_pairs: str) -> Pipeline:
+    """The training pipeline under ``namespace``, reading ``training_pairs`` and the base model."""
+    return Pipeline(
+        create_pipeline(),
+        namespace=namespace,
+        inputs={"training_pairs": training_pairs, "base_model": "base_model"},
+    )
