@@ -65,7 +65,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         num_hidden_layers=2,
         num_attention_heads=1,  # head size 64: vLLM rejects head size 16
         num_key_value_heads=1,
-        max_position_embeddings=512,
+        max_position_embeddings=2048,  # real documents and few-shot rating prompts fit
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -79,3 +79,19 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def web_sample(c4_documents) -> pd.DataFrame:
+    """A dozen cleaned real c4 documents."""
+    from humpback.params import WebParams
+    from humpback.pipelines.ingestion.web import clean_web_documents
+
+    params = WebParams().model_dump()
+    for key in ("split", "max_documents"):
+        params.pop(key)
+    web, _ = clean_web_documents(c4_documents.head(60), **params)
+    return web.head(12)
+
+
+TEST_LLM = {"backend": "transformers", "dtype": "float32", "show_progress": False, "batch_token_budget": 4096}

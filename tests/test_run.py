@@ -1,5 +1,7 @@
 """The project run through a Kedro session, as `kedro run` would."""
 
+import json
+
 import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
@@ -36,5 +38,35 @@ def test_missing_raw_file_names_the_offline_environment(kedro_project):
 
 def test_parameter_typo_stops_the_run_before_any_node(kedro_project):
     with pytest.raises(ParameterError, match="ingestion.web.min_charz"):
-        run(kedro_project, "ingestion", runtime_params={"ingestion.web.min_charz": 10})
+        run(kedro_project, "ingestion", runtime_params={"ingestion": {"web": {"min_charz": 10}}})
     assert not (kedro_project / "data/03_primary/seed_pairs.parquet").exists()
+
+
+def test_iteration1_then_iteration2_end_to_end(kedro_project, tiny_model_dir):
+    tiny_base = {"base_model": {"source": "local", "name_or_path": str(tiny_model_dir), "dtype": "float32"}}
+    run(kedro_project, "iteration1", runtime_params=tiny_base)
+
+    data = kedro_project / "data"
+    candidates = pd.read_parquet(data / "03_primary/candidates.parquet")
+    web = pd.read_parquet(data / "03_primary/web_documents.parquet")
+    assert candidates["doc_id"].tolist() == web["doc_id"].tolist()
+    scored = pd.read_parquet(data / "07_model_output/iteration1_scored_candidates.parquet")
+    rated = pd.read_parquet(data / "03_primary/rated_candidates.parquet")
+    assert len(scored) == len(rated) == (candidates["status"] == "ok").sum()
+    training = pd.read_parquet(data / "05_model_input/iteration1_training_pairs.parquet")
+    curated = pd.read_parquet(data / "07_model_output/iteration1_curated_pairs.parquet")
+    assert (training["source"] == "augmented").sum() == len(curated) > 0  # conf/test keeps the top half
+    for model in ("base_model", "backward_model", "seed_model", "m1"):
+        assert (data / "06_models" / model / "model.safetensors").is_file(), model
+    summary = json.loads((data / "08_reporting/m1_training_summary.json").read_text())
+    assert summary["composition"] == {"seed": 40, "augmented": len(curated)}
+    funnel = pd.read_csv(data / "08_reporting/iteration1_curation_funnel.csv").set_index("stage")
+    assert funnel.loc["documents", "count"] == len(web) and funnel.loc["kept", "count"] == len(curated)
+    assert (data / "08_reporting/iteration1_score_histogram.json").is_file()
+
+    candidates_written = (data / "03_primary/candidates.parquet").stat().st_mtime_ns
+    run(kedro_project, "iteration2", runtime_params=tiny_base)
+    assert (data / "03_primary/candidates.parquet").stat().st_mtime_ns == candidates_written  # not redone
+    rescored = pd.read_parquet(data / "07_model_output/iteration2_scored_candidates.parquet")
+    assert rescored["doc_id"].tolist() == scored["doc_id"].tolist() and (rescored["rater"] == "m1").all()
+    assert (data / "06_models/m2/model.safetensors").is_file()

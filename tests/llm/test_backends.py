@@ -76,7 +76,7 @@ def test_bad_requests_give_clear_errors(lm):
     with pytest.raises(PromptError, match="prompt 0 is empty"):
         lm.generate([[{"role": "user", "content": ""}]], GREEDY)
     with pytest.raises(PromptError, match="prompt 0 has .* tokens"):
-        lm.generate(["tide " * 600], GREEDY)
+        lm.generate(["tide " * 2500], GREEDY)
     with pytest.raises(PromptError, match="must be one token"):
         lm.score_options(CHATS, ["excellent answer"])
     with pytest.raises(PromptError, match="at least one option"):

@@ -95,11 +95,7 @@ class LanguageModel(abc.ABC):
 
     def render(self, prompt: Prompt) -> str:
         """The exact text the model sees for ``prompt``."""
-        if isinstance(prompt, str):
-            return prompt
-        if not self.tokenizer.chat_template:
-            raise PromptError("this model has no chat template: pass raw string prompts")
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        return render_prompt(self.tokenizer, prompt)
 
     def encode(self, prompts: Sequence[Prompt], reserve: int) -> list[list[int]]:
         """Token ids of every prompt, checked: none empty, each leaving ``reserve`` tokens of room."""
@@ -108,7 +104,7 @@ class LanguageModel(abc.ABC):
         for index, prompt in enumerate(prompts):
             if _is_empty(prompt):
                 raise PromptError(f"prompt {index} is empty")
-            ids = self.tokenizer.encode(self.render(prompt), add_special_tokens=False)
+            ids = chat_token_ids(self.tokenizer, prompt)
             if len(ids) > limit:
                 raise PromptError(
                     f"prompt {index} has {len(ids)} tokens; the context of {self.context_length} leaves "
@@ -136,7 +132,21 @@ class LanguageModel(abc.ABC):
 
     def count_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
         """Rendered length of each prompt, so callers can filter rows before a batch fails."""
-        return [len(self.tokenizer.encode(self.render(p), add_special_tokens=False)) for p in prompts]
+        return [len(chat_token_ids(self.tokenizer, p)) for p in prompts]
+
+
+def render_prompt(tokenizer: Any, prompt: Prompt, add_generation_prompt: bool = True) -> str:
+    """A chat rendered with the tokenizer's chat template (raw strings pass through)."""
+    if isinstance(prompt, str):
+        return prompt
+    if not tokenizer.chat_template:
+        raise PromptError("this model has no chat template: pass raw string prompts")
+    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def chat_token_ids(tokenizer: Any, prompt: Prompt, add_generation_prompt: bool = True) -> list[int]:
+    """Token ids of a rendered prompt (the template already holds the special tokens)."""
+    return tokenizer.encode(render_prompt(tokenizer, prompt, add_generation_prompt), add_special_tokens=False)
 
 
 def _is_empty(prompt: Prompt) -> bool:

@@ -46,10 +46,10 @@ def copied_fraction(instruction: str, document: str, n: int = 4) -> float:
 
 
 def clean_instruction(
-    raw: str | None, document: str, min_chars: int, max_chars: int, max_copied_fraction: float
+    raw: object, document: str, min_chars: int, max_chars: int, max_copied_fraction: float
 ) -> tuple[str | None, str]:
     """Return (instruction, status); the instruction is None unless the status is ``ok``."""
-    if raw is None:
+    if not isinstance(raw, str):  # no output: the prompt did not fit the context (None / NaN)
         return None, PROMPT_TOO_LONG
     text = " ".join(strip_wrappers(raw).split())
     if not text:

@@ -62,7 +62,7 @@ def score_candidates(
         )
     scored = rated_candidates.reset_index(drop=True).assign(scorer=settings.scorer, rater=rater.metadata.get("role", rater.path))
     if settings.scorer == "generate":
-        parsed = [parse_score(text) if text is not None else (None, "prompt_too_long") for text in ratings["score_raw"]]
+        parsed = [parse_score(text) if isinstance(text, str) else (None, "prompt_too_long") for text in ratings["score_raw"]]
         return scored.assign(
             score_raw=ratings["score_raw"].to_numpy(),
             score=pd.array([score for score, _ in parsed], dtype="Int64"),

@@ -63,9 +63,9 @@ def select_seed_pairs(
     frame = funnel.start(messages, step="messages")
 
     validity = frame["text"].map(lambda text: _is_valid_text(text, max_text_chars))
-    frame = funnel.drop(frame, ~validity.str[0], "missing_or_empty_text", step="messages")
+    frame = funnel.drop(frame, ~validity.str[0].astype(bool), "missing_or_empty_text", step="messages")
     frame = funnel.drop(frame, validity.loc[frame.index].str[1], "text_too_long", step="messages")
-    ids_ok = frame["message_id"].map(lambda v: isinstance(v, str) and bool(v))
+    ids_ok = frame["message_id"].map(lambda v: isinstance(v, str) and bool(v)).astype(bool)
     frame = funnel.drop(frame, ~ids_ok, "missing_message_id", step="messages")
     frame = funnel.drop(frame, frame["message_id"].duplicated(keep="first"), "duplicate_message_id", step="messages")
     frame = funnel.drop(frame, ~frame["lang"].isin(languages), "other_language", step="messages")

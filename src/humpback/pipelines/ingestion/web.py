@@ -154,7 +154,7 @@ def clean_web_documents(
     if "timestamp" not in frame.columns:
         frame = frame.assign(timestamp=None)
 
-    usable = frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
+    usable = frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip())).astype(bool)
     frame = funnel.drop(frame, ~usable, "missing_or_empty_text", step="documents")
     frame = funnel.drop(frame, frame["text"].str.len() > max_raw_chars, "oversized_raw_text", step="documents")
     frame = frame.assign(text=frame["text"].map(normalise_whitespace))

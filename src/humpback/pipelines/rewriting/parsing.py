@@ -13,9 +13,9 @@ NOT_REQUESTED = "not_requested"
 _BETWEEN = re.compile(re.escape(REWRITE_OPEN) + r"(.*?)" + re.escape(REWRITE_CLOSE), re.DOTALL | re.IGNORECASE)
 
 
-def parse_rewrite(raw: str | None, draft: str, min_chars: int) -> tuple[str, str]:
+def parse_rewrite(raw: object, draft: str, min_chars: int) -> tuple[str, str]:
     """Return (response to use, status): the rewrite when it is usable, else the draft."""
-    if raw is None:
+    if not isinstance(raw, str):  # no output: the prompt did not fit the context (None / NaN)
         return draft, PROMPT_TOO_LONG
     found = _BETWEEN.findall(raw)
     if not found:

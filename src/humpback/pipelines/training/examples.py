@@ -55,7 +55,7 @@ def build_examples(
     require_columns(pairs, ["instruction", "response", "source"], "training pairs")
     funnel = Funnel(f"training_{direction}")
     rows = funnel.start(pairs, step="pairs")
-    usable = rows["instruction"].map(_has_text) & rows["response"].map(_has_text)
+    usable = rows["instruction"].map(_has_text).astype(bool) & rows["response"].map(_has_text).astype(bool)
     rows = funnel.drop(rows, ~usable, "empty_text", step="pairs")
     rows = funnel.drop(rows, ~rows["source"].isin(list(SOURCE_TAGS)), "unknown_source", step="pairs")
     capped, over = cap_training_set(rows, max_examples, seed)

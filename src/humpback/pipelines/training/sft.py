@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from humpback.llm.base import chat_token_ids
 from humpback.params import TrainingParams
 from humpback.pipelines.training.examples import TrainingDataError
 
@@ -37,8 +38,8 @@ def fit_to_length(examples: pd.DataFrame, tokenizer: Any, params: TrainingParams
     """
     kept_rows, counts = [], {"overlong_dropped": 0, "overlong_truncated": 0}
     for row in examples.itertuples(index=False):
-        prompt_len = len(tokenizer.apply_chat_template(list(row.prompt), tokenize=True, add_generation_prompt=True))
-        full = tokenizer.apply_chat_template(list(row.prompt) + list(row.completion), tokenize=True)
+        prompt_len = len(chat_token_ids(tokenizer, list(row.prompt)))
+        full = chat_token_ids(tokenizer, list(row.prompt) + list(row.completion), add_generation_prompt=False)
         if len(full) <= params.max_length:
             kept_rows.append(row._asdict())
             continue
@@ -110,7 +111,7 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
         max_steps=max_steps,
         learning_rate=params.learning_rate,
         weight_decay=params.weight_decay,
-        warmup_ratio=params.warmup_ratio,
+        warmup_steps=params.warmup_ratio,  # a float below 1 is a fraction of the steps
         bf16=params.bf16,
         use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=False,

@@ -1,0 +1,57 @@
+import pytest
+
+from humpback.datasets import CheckpointHandle
+from humpback.pipelines.augmentation.nodes import CANDIDATE_COLUMNS, generate_instructions
+from humpback.pipelines.augmentation.postprocess import clean_instruction, strip_wrappers
+from tests.conftest import TEST_LLM
+
+DOCUMENT = (
+    "Beginners BBQ Class Taking Place in Missoula! Do you want to get better at making delicious BBQ? "
+    "You will have the opportunity, put this on your calendar now. Thursday, September 22nd join World Class BBQ "
+    "Champion, Tony Balay from Lonestar Smoke Rangers."
+)
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ('You can ask: "How do I get better at making BBQ?"', "How do I get better at making BBQ?"),
+        ("Question: Where can I learn to smoke brisket?\nAnswer: In Missoula.", "Where can I learn to smoke brisket?"),
+        ("Sure! Here is a possible question: Where can I learn BBQ?", "Where can I learn BBQ?"),
+        ("**Instruction:** Write an ad for a BBQ class.", "Write an ad for a BBQ class."),
+        ("“What should a beginner know about BBQ?”", "What should a beginner know about BBQ?"),
+        ("A user might ask: Is there a BBQ class for beginners?", "Is there a BBQ class for beginners?"),
+        ("Write a short poem about smoke.", "Write a short poem about smoke."),
+    ],
+)
+def test_wrappers_labels_quotes_and_answers_are_stripped(raw, expected):
+    assert strip_wrappers(raw) == expected
+    assert clean_instruction(raw, DOCUMENT, 10, 500, 0.9) == (expected, "ok")
+
+
+@pytest.mark.parametrize(
+    "raw, status",
+    [
+        (None, "prompt_too_long"),
+        ("", "empty"),
+        ('You can ask: ""', "empty"),
+        ("BBQ?", "too_short"),
+        ("Explain " + "smoking meat slowly " * 40, "too_long"),
+        ("Beginners BBQ Class Taking Place in Missoula! Do you want to get better at making delicious BBQ?", "echo"),
+    ],
+)
+def test_unusable_outputs_get_a_reason(raw, status):
+    assert clean_instruction(raw, DOCUMENT, 10, 500, 0.9) == (None, status)
+
+
+def test_every_document_becomes_a_candidate_with_raw_output_and_status(web_sample, tiny_model_dir, tmp_path):
+    params = {"sampling": {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 12, "seed": 0}}
+    generation = {"shard_dir": str(tmp_path), "shard_size": 5}
+    candidates = generate_instructions(web_sample, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, params, generation)
+
+    assert list(candidates.columns) == CANDIDATE_COLUMNS
+    assert candidates["doc_id"].tolist() == web_sample["doc_id"].tolist()
+    assert candidates["raw_instruction"].map(lambda t: isinstance(t, str)).all()
+    ok = candidates["status"] == "ok"
+    assert candidates.loc[ok, "instruction"].notna().all() and candidates.loc[~ok, "instruction"].isna().all()
+    assert len(list(tmp_path.glob("augmentation-*/shard-*.parquet"))) == 3  # 12 rows in shards of 5

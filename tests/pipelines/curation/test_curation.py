@@ -1,0 +1,110 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from humpback.datasets import CheckpointHandle
+from humpback.pipelines.curation.nodes import PROBABILITY_COLUMNS, build_training_pairs, score_candidates, select_pairs
+from humpback.pipelines.curation.parsing import parse_score
+from humpback.pipelines.curation.reports import curation_funnel, score_examples, score_histogram
+from tests.conftest import TEST_LLM
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("The answer is relevant and clear.\nScore: 4", (4, "parsed")),
+        ("**Score:** 5", (5, "parsed")),
+        ("score: 3.", (3, "parsed")),
+        ("I would rate this answer 2/5 because it rambles.", (2, "parsed")),
+        ("Rating - 3 out of 5", (3, "parsed")),
+        ("First I thought Score: 2, but on reflection Score: 5", (5, "parsed")),
+        ("Reasoning ...\n4", (4, "parsed")),
+        ("Score: 9", (None, "out_of_range")),
+        ("Score: 3.5", (None, "out_of_range")),
+        ("This answer is good but I will not give a number.", (None, "unparsed")),
+        ("", (None, "unparsed")),
+        (None, (None, "unparsed")),
+        ("Score:", (None, "unparsed")),
+    ],
+)
+def test_score_parser_on_messy_outputs(text, expected):
+    assert parse_score(text) == expected
+
+
+@pytest.fixture
+def rated(web_sample) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"doc_id": web_sample["doc_id"], "url": web_sample["url"], "response": web_sample["text"],
+         "raw_instruction": "x", "instruction": [f"Tell me about item {i}." for i in range(len(web_sample))]}
+    ).assign(original_response=lambda f: f["response"], rewrite_raw=None, rewrite_status="not_requested")
+
+
+def curation(scorer: str, **selection) -> dict:
+    return {"scorer": scorer, "few_shot": 1, "sampling": {"temperature": 0, "max_new_tokens": 8},
+            "selection": selection or {"method": "threshold", "threshold": 1}}
+
+
+def test_option_probability_scorer(rated, tiny_model_dir, tmp_path):
+    handle = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
+    scored = score_candidates(rated, handle, TEST_LLM, curation("option_probabilities"), {"shard_dir": str(tmp_path)})
+
+    assert len(scored) == len(rated) and (scored["scorer"] == "option_probabilities").all()
+    probabilities = scored[PROBABILITY_COLUMNS].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), scored["option_mass"])
+    assert scored["expected_score"].between(1, 5).all()
+    argmax = probabilities.argmax(axis=1) + 1
+    assert scored["score"].tolist() == argmax.tolist() and (scored["score_status"] == "parsed").all()
+    assert (scored["rater"] == "seed").all()
+
+
+def test_generate_scorer_records_raw_text_and_parse_status(rated, tiny_model_dir, tmp_path):
+    scored = score_candidates(rated, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, curation("generate"), {"shard_dir": None})
+
+    assert scored["score_raw"].map(lambda t: isinstance(t, str)).all()
+    for raw, score, status in zip(scored["score_raw"], scored["score"], scored["score_status"]):
+        assert (None if pd.isna(score) else score, status) == parse_score(raw)  # random model: mostly unparsed
+
+
+def scored_frame(scores, expected=None):
+    frame = pd.DataFrame({"instruction": [f"q{i}" for i in range(len(scores))], "response": "a", "scorer": "x",
+                          "score": pd.array(scores, dtype="Int64"), "score_status": "parsed"})
+    return frame.assign(expected_score=expected) if expected is not None else frame
+
+
+def test_threshold_selection_and_nothing_selected(caplog):
+    kept, summary = select_pairs(scored_frame([5, 4, None, 3, 5]), curation("generate", method="threshold", threshold=5))
+    assert kept["instruction"].tolist() == ["q0", "q4"] and summary["kept"] == 2 and summary["rated"] == 4
+
+    kept, summary = select_pairs(scored_frame([3, 2, None]), curation("generate", method="threshold", threshold=4))
+    assert kept.empty and summary["nothing_selected"] is True
+    assert "CURATION KEPT NOTHING" in caplog.text
+
+    kept, summary = select_pairs(scored_frame([None, None]), curation("generate", method="threshold", threshold=4))
+    assert kept.empty and summary["rated"] == 0
+
+
+def test_top_fraction_uses_the_expected_score():
+    frame = scored_frame([4, 4, 5, 1], expected=[4.4, 3.6, 4.9, 1.2])
+    kept, summary = select_pairs(frame, curation("generate", method="top_fraction", top_fraction=0.5))
+    assert kept["instruction"].tolist() == ["q0", "q2"]  # original order kept
+    kept, _ = select_pairs(frame, curation("generate", method="top_fraction", top_fraction=0.1))
+    assert kept.empty  # floor(0.4) = 0
+
+
+def test_training_pairs_and_reports(rated, web_sample):
+    seed = pd.DataFrame({"instruction": ["s1", "s2"], "response": ["r1", "r2"], "source": "seed"})
+    scored = scored_frame([5, 3, 5])
+    curated, summary = select_pairs(scored, curation("generate", method="threshold", threshold=5))
+    pairs = build_training_pairs(seed, curated)
+    assert pairs["source"].tolist() == ["seed", "seed", "augmented", "augmented"]
+
+    candidates = rated.assign(status=["ok"] * (len(rated) - 2) + ["echo", "empty"])
+    table, figure = curation_funnel(web_sample, candidates, rated, scored, curated, summary)
+    assert table.set_index("stage").loc["kept", "count"] == 2
+    assert table.set_index("stage").loc["dropped at augmentation: echo", "count"] == 1
+    assert figure.data[0].x[-1] == 2
+    nothing, _ = curation_funnel(web_sample, candidates, rated, scored, curated.iloc[:0], {"nothing_selected": True})
+    assert "NOTHING KEPT" in nothing.set_index("stage").loc["kept", "note"]
+    assert {trace.name for trace in score_histogram(scored).data} == {"x"}
+    examples = score_examples(scored, per_score=1)
+    assert examples["score"].tolist() == [3, 5]

@@ -1,0 +1,75 @@
+import pandas as pd
+import pytest
+
+from humpback.datasets import CheckpointHandle
+from humpback.pipelines.rewriting.nodes import rewrite_candidates, rewrite_selected
+from humpback.pipelines.rewriting.parsing import parse_rewrite
+from tests.conftest import TEST_LLM
+
+DRAFT = "Our shop sells BBQ sauce. Click here! Smoke brisket low and slow at 110 °C for ten hours."
+GOOD = "Smoke the brisket low and slow, at about 110 °C, for around ten hours until it is tender."
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (f"Here you go:\n[RES]{GOOD}[/RES]", (GOOD, "rewritten")),
+        (f"[res]\n{GOOD}\n[/res] trailing", (GOOD, "rewritten")),
+        (GOOD, (DRAFT, "no_markers")),
+        (f"[RES]{GOOD}", (DRAFT, "no_markers")),  # cut off before the closing marker
+        ("[RES]   [/RES]", (DRAFT, "empty")),
+        ("[RES]Yes.[/RES]", (DRAFT, "degenerate")),
+        ("[RES]" + "Smoke it well. " * 10 + "[/RES]", (DRAFT, "degenerate")),
+        (None, (DRAFT, "prompt_too_long")),
+    ],
+)
+def test_rewrites_are_read_between_markers_or_the_draft_is_kept(raw, expected):
+    assert parse_rewrite(raw, DRAFT, min_chars=20) == expected
+
+
+@pytest.fixture
+def candidates(web_sample) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"doc_id": web_sample["doc_id"].head(6), "url": "u", "response": web_sample["text"].head(6), "raw_instruction": "r",
+         "instruction": [f"Question {i}?" for i in range(6)], "status": ["ok", "ok", "ok", "ok", "echo", "empty"]}
+    )
+
+
+def rewriting(mode: str, model: str | None = None) -> dict:
+    return {"mode": mode, "model": model, "sampling": {"temperature": 0.7, "max_new_tokens": 8, "seed": 0}}
+
+
+GENERATION = {"shard_dir": None}
+ALLOWED = {"rewritten", "no_markers", "empty", "degenerate", "prompt_too_long"}
+
+
+def test_off_keeps_usable_candidates_unchanged(candidates, tiny_model_dir):
+    rated = rewrite_candidates(candidates, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, rewriting("off"), GENERATION)
+    assert len(rated) == 4 and "status" not in rated
+    assert (rated["response"] == rated["original_response"]).all() and (rated["rewrite_status"] == "not_requested").all()
+    selected = rated.head(2)
+    assert rewrite_selected(selected, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, rewriting("off"), GENERATION) is selected
+
+
+def test_self_before_curation_rewrites_every_usable_candidate(candidates, tiny_model_dir):
+    rated = rewrite_candidates(
+        candidates, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, rewriting("self_before_curation"), GENERATION
+    )
+    assert len(rated) == 4 and set(rated["rewrite_status"]) <= ALLOWED
+    assert rated["rewrite_raw"].map(lambda t: isinstance(t, str)).all()
+    assert rated["original_response"].tolist() == candidates["response"].head(4).tolist()
+    kept_draft = rated["rewrite_status"] != "rewritten"
+    assert (rated.loc[kept_draft, "response"] == rated.loc[kept_draft, "original_response"]).all()
+    # before-curation mode leaves the kept pairs alone afterwards
+    assert rewrite_selected(rated, CheckpointHandle("unused"), TEST_LLM, rewriting("self_before_curation"), GENERATION) is rated
+
+
+def test_after_curation_rewrites_only_kept_pairs_with_the_configured_model(candidates, tiny_model_dir):
+    rated = rewrite_candidates(candidates, CheckpointHandle("unused"), TEST_LLM, rewriting("after_curation"), GENERATION)
+    assert (rated["rewrite_status"] == "not_requested").all()  # nothing rewritten before rating
+    kept = rated.head(2)
+    # the seed model handle points nowhere: the configured model must be the one used
+    curated = rewrite_selected(kept, CheckpointHandle("/nonexistent"), TEST_LLM,
+                               rewriting("after_curation", model=str(tiny_model_dir)), GENERATION)
+    assert len(curated) == 2 and set(curated["rewrite_status"]) <= ALLOWED
+    assert curated["original_response"].tolist() == kept["response"].tolist()

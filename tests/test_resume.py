@@ -1,0 +1,60 @@
+"""A generation stage killed in the middle continues where it stopped when started again."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from humpback.datasets import CheckpointHandle
+from humpback.pipelines.augmentation.nodes import generate_instructions
+from tests.conftest import TEST_LLM
+
+PARAMS = {"sampling": {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 48, "seed": 3}}
+
+WORKER = """
+import sys, pandas as pd
+from humpback.datasets import CheckpointHandle
+from humpback.pipelines.augmentation.nodes import generate_instructions
+from tests.conftest import TEST_LLM
+from tests.test_resume import PARAMS
+documents, model, shards = sys.argv[1:]
+generate_instructions(pd.read_parquet(documents), CheckpointHandle(model), TEST_LLM, PARAMS, {"shard_dir": shards, "shard_size": 1})
+"""
+
+
+def test_killed_run_resumes_without_redoing_or_losing_rows(c4_documents, tiny_model_dir, tmp_path):
+    from humpback.params import WebParams
+    from humpback.pipelines.ingestion.web import clean_web_documents
+
+    web_params = WebParams().model_dump()
+    for key in ("split", "max_documents"):
+        web_params.pop(key)
+    documents = clean_web_documents(c4_documents.head(80), **web_params)[0].head(24)
+    documents.to_parquet(tmp_path / "documents.parquet")
+    shards = tmp_path / "shards"
+
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(tmp_path / "documents.parquet"), str(tiny_model_dir), str(shards)],
+        cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    deadline = time.monotonic() + 120
+    while not list(shards.glob("*/shard-*.parquet")) and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.01)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    finished = {path: path.stat().st_mtime_ns for path in shards.glob("*/shard-*.parquet")}
+    assert 0 < len(finished) < len(documents), "the worker must be killed mid-run"
+
+    resumed = generate_instructions(documents, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, PARAMS,
+                                    {"shard_dir": str(shards), "shard_size": 1})
+    for path, mtime in finished.items():
+        assert path.stat().st_mtime_ns == mtime, "a finished shard was generated again"
+    assert len(list(shards.glob("*/shard-*.parquet"))) == len(documents)
+    assert resumed["doc_id"].tolist() == documents["doc_id"].tolist()
+
+    uninterrupted = generate_instructions(documents, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, PARAMS,
+                                          {"shard_dir": None, "shard_size": 1})
+    pd.testing.assert_frame_equal(resumed, uninterrupted)
