@@ -81,17 +81,19 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def web_sample(c4_documents) -> pd.DataFrame:
-    """A dozen cleaned real c4 documents."""
+def clean_documents(documents: pd.DataFrame, **overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The web cleaning rules with their default parameters (plus ``overrides``)."""
     from humpback.params import WebParams
     from humpback.pipelines.ingestion.web import clean_web_documents
 
-    params = WebParams().model_dump()
-    for key in ("split", "max_documents"):
-        params.pop(key)
-    web, _ = clean_web_documents(c4_documents.head(60), **params)
-    return web.head(12)
+    params = WebParams().model_dump(exclude={"split", "max_documents"}) | overrides
+    return clean_web_documents(documents, **params)
+
+
+@pytest.fixture(scope="session")
+def web_sample(c4_documents) -> pd.DataFrame:
+    """A dozen cleaned real c4 documents."""
+    return clean_documents(c4_documents.head(60))[0].head(12)
 
 
 TEST_LLM = {"backend": "transformers", "dtype": "float32", "show_progress": False, "batch_token_budget": 4096}

@@ -10,7 +10,7 @@ import pandas as pd
 
 from humpback.datasets import CheckpointHandle
 from humpback.pipelines.augmentation.nodes import generate_instructions
-from tests.conftest import TEST_LLM
+from tests.conftest import TEST_LLM, clean_documents
 
 PARAMS = {"sampling": {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 48, "seed": 3}}
 
@@ -18,7 +18,7 @@ WORKER = """
 import sys, pandas as pd
 from humpback.datasets import CheckpointHandle
 from humpback.pipelines.augmentation.nodes import generate_instructions
-from tests.conftest import TEST_LLM
+from tests.conftest import TEST_LLM, clean_documents
 from tests.test_resume import PARAMS
 documents, model, shards = sys.argv[1:]
 generate_instructions(pd.read_parquet(documents), CheckpointHandle(model), TEST_LLM, PARAMS, {"shard_dir": shards, "shard_size": 1})
@@ -26,13 +26,7 @@ generate_instructions(pd.read_parquet(documents), CheckpointHandle(model), TEST_
 
 
 def test_killed_run_resumes_without_redoing_or_losing_rows(c4_documents, tiny_model_dir, tmp_path):
-    from humpback.params import WebParams
-    from humpback.pipelines.ingestion.web import clean_web_documents
-
-    web_params = WebParams().model_dump()
-    for key in ("split", "max_documents"):
-        web_params.pop(key)
-    documents = clean_web_documents(c4_documents.head(80), **web_params)[0].head(24)
+    documents = clean_documents(c4_documents.head(80))[0].head(24)
     documents.to_parquet(tmp_path / "documents.parquet")
     shards = tmp_path / "shards"
 

@@ -9,6 +9,7 @@ from kedro.framework.startup import bootstrap_project
 
 from humpback.hooks import MissingRawDataError
 from humpback.params import ParameterError
+from tests.conftest import REPO_ROOT
 
 
 def run(project, pipeline: str, env: str = "test", runtime_params: dict | None = None):
@@ -70,3 +71,11 @@ def test_iteration1_then_iteration2_end_to_end(kedro_project, tiny_model_dir):
     rescored = pd.read_parquet(data / "07_model_output/iteration2_scored_candidates.parquet")
     assert rescored["doc_id"].tolist() == scored["doc_id"].tolist() and (rescored["rater"] == "m1").all()
     assert (data / "06_models/m2/model.safetensors").is_file()
+
+    # the notebook reads every report through the catalog
+    notebook = json.loads((REPO_ROOT / "notebooks/curation_report.ipynb").read_text())
+    namespace: dict = {}
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            exec("".join(cell["source"]).replace('ENV = "offline"', 'ENV = "test"'), namespace)
+    assert namespace["scored"]["doc_id"].tolist() == scored["doc_id"].tolist()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import resource
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +53,20 @@ class RawDataHooks:
         text = f"{error!r} {error.__cause__!r}"
         if any(marker in text for marker in ("huggingface.co", "HFDataset", "ConnectionError", "OfflineMode")):
             logger.error("Could not read a dataset from the Hugging Face Hub. %s", OFFLINE_HINT)
+
+
+class NodeResourceHooks:
+    """Log each node's wall time and the process's peak memory so far: long CPU runs are measured."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+
+    @hook_impl
+    def before_node_run(self, node) -> None:
+        self._started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node) -> None:
+        seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        logger.info("node %s took %.1f s; peak RSS so far %.0f MiB", node.name, seconds, peak_mib)

@@ -8,6 +8,7 @@ streamed ``IterableDataset``); ``offline`` reads local Parquet/JSONL exports wit
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -47,3 +48,8 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], source: str) ->
             f"{source}: missing column(s) {missing}; found {list(frame.columns)}. "
             "Exports must keep the Hugging Face record format (README, 'Offline data')."
         )
+
+
+def stable_order_key(value: str, seed: int) -> str:
+    """A pseudo-random but reproducible sort key: caps and samples do not depend on input order."""
+    return hashlib.sha256(f"{seed}:{value}".encode()).hexdigest()

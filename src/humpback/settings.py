@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from humpback.hooks import RawDataHooks, ValidateParametersHook
+from humpback.hooks import NodeResourceHooks, RawDataHooks, ValidateParametersHook
 
-HOOKS = (ValidateParametersHook(), RawDataHooks())
+HOOKS = (ValidateParametersHook(), RawDataHooks(), NodeResourceHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

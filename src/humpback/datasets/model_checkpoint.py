@@ -9,6 +9,7 @@ be sent to worker processes cheaply.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -38,6 +39,17 @@ class ModelArtifacts:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: extra files to write beside the weights, name -> text (model card, metrics…)
     files: dict[str, str] = field(default_factory=dict)
+
+
+def weights_digest(folder: Path) -> str:
+    """Hash of the weight files: stages key their cached results on the weights, not on when they
+    were saved, so a deterministic retraining still reuses finished shards."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.safetensors")):
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 24):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 class ModelCheckpointDataset(AbstractDataset[ModelArtifacts, CheckpointHandle]):
@@ -75,6 +87,7 @@ class ModelCheckpointDataset(AbstractDataset[ModelArtifacts, CheckpointHandle]):
             (staging / PurePosixPath(name).name).write_text(text)
         metadata = {
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "weights_sha256": weights_digest(staging),
             "num_parameters": int(sum(p.numel() for p in data.model.parameters())),
             "dtype": str(next(data.model.parameters()).dtype).removeprefix("torch."),
             **data.metadata,

@@ -1,24 +1,20 @@
 import pandas as pd
 import pytest
 
-from humpback.params import WebParams
 from humpback.pipelines.ingestion.web import (
     WEB_COLUMNS,
     boilerplate_line_fraction,
-    clean_web_documents,
     near_duplicate_mask,
     normalise_whitespace,
     repeated_sentence_fraction,
 )
 from humpback.records import RawDataError
+from tests.conftest import clean_documents
 
 
 def clean(documents: pd.DataFrame, **overrides):
-    params = WebParams(boilerplate_keywords=["newsletter", "quick links", "advertisement"]).model_dump()
-    params.update(overrides)
-    for key in ("split", "max_documents"):
-        params.pop(key)
-    return clean_web_documents(documents, **params)
+    keywords = ["newsletter", "quick links", "advertisement"]
+    return clean_documents(documents, **{"boilerplate_keywords": keywords, **overrides})
 
 
 def dropped(funnel: pd.DataFrame, rule: str) -> int:

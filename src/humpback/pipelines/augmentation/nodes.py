@@ -45,7 +45,7 @@ def generate_instructions(
             shard_size=run.shard_size,
             settings={
                 "model": backward_model.path,
-                "saved_at": backward_model.metadata.get("saved_at"),
+                "weights": backward_model.metadata.get("weights_sha256"),
                 "sampling": settings.sampling.model_dump(),
                 "llm": config.model_dump(),
                 "prompt": BACKWARD_SYSTEM,

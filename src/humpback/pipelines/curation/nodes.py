@@ -55,7 +55,7 @@ def score_candidates(
             stage=f"curation_{settings.scorer}",
             shard_dir=run.shard_dir,
             shard_size=run.shard_size,
-            settings={"model": rater.path, "saved_at": rater.metadata.get("saved_at"), "scorer": settings.scorer,
+            settings={"model": rater.path, "weights": rater.metadata.get("weights_sha256"), "scorer": settings.scorer,
                       "few_shot": settings.few_shot, "sampling": settings.sampling.model_dump(),
                       "llm": config.model_dump(), "prompt": RATING_TEMPLATE + RUBRIC},
             key_columns=["doc_id", "instruction", "response"],

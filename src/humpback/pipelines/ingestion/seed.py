@@ -7,12 +7,10 @@ synthetic, orphaned, malformed) are dropped and counted, never silently lost.
 
 from __future__ import annotations
 
-import hashlib
-
 import pandas as pd
 
 from humpback.funnel import Funnel
-from humpback.records import require_columns
+from humpback.records import require_columns, stable_order_key
 
 SEED_SOURCE = "oasst1"
 REQUIRED_COLUMNS = ["message_id", "parent_id", "message_tree_id", "text", "role", "lang", "rank"]
@@ -38,10 +36,6 @@ def _flag(frame: pd.DataFrame, column: str, value: object) -> pd.Series:
     if column not in frame.columns:
         return pd.Series(False, index=frame.index)
     return frame[column].map(lambda cell: cell is value or (cell == value if isinstance(cell, bool) else False))
-
-
-def _stable_order_key(value: str, seed: int) -> str:
-    return hashlib.sha256(f"{seed}:{value}".encode()).hexdigest()
 
 
 def normalise_for_dedup(text: str) -> str:
@@ -103,7 +97,7 @@ def select_seed_pairs(
     dedup_key = seed["instruction"].map(normalise_for_dedup)
     seed = funnel.drop(seed, dedup_key.duplicated(keep="first"), "duplicate_instruction", step="pairs")
 
-    seed = seed.assign(_order=seed["prompt_message_id"].map(lambda v: _stable_order_key(v, sample_seed)))
+    seed = seed.assign(_order=seed["prompt_message_id"].map(lambda v: stable_order_key(v, sample_seed)))
     seed = seed.sort_values("_order", kind="stable").drop(columns="_order")
     if max_pairs is not None:
         capped = pd.Series(False, index=seed.index)

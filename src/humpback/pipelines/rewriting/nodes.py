@@ -19,8 +19,14 @@ from humpback.prompts import REWRITE_TEMPLATE, rewrite_chat
 from humpback.shards import run_sharded
 
 
-def _rewrite(pairs: pd.DataFrame, model_path: str, llm: dict, settings: RewritingParams, generation: dict, stage: str) -> pd.DataFrame:
-    """Add original_response, rewrite_raw and rewrite_status; ``response`` becomes the rewrite."""
+def _rewrite(
+    pairs: pd.DataFrame, model_path: str, weights: str | None, llm: dict, settings: RewritingParams, generation: dict, stage: str
+) -> pd.DataFrame:
+    """Add original_response, rewrite_raw and rewrite_status; ``response`` becomes the rewrite.
+
+    ``weights`` identifies the model's weights (a checkpoint's hash) so cached shards of another
+    model are never reused; a Hub id or folder given by name is identified by that name.
+    """
     run = GenerationRunParams.model_validate(generation)
     config = LLMConfig.model_validate(llm)
     with LazyLanguageModel(config, model_path) as model:
@@ -35,7 +41,7 @@ def _rewrite(pairs: pd.DataFrame, model_path: str, llm: dict, settings: Rewritin
             stage=stage,
             shard_dir=run.shard_dir,
             shard_size=run.shard_size,
-            settings={"model": model_path, "sampling": settings.sampling.model_dump(), "llm": config.model_dump(),
+            settings={"model": model_path, "weights": weights, "sampling": settings.sampling.model_dump(), "llm": config.model_dump(),
                       "prompt": REWRITE_TEMPLATE},
             key_columns=["doc_id", "instruction"],
         )
@@ -64,7 +70,8 @@ def rewrite_candidates(
     usable = candidates.loc[candidates["status"] == "ok"].drop(columns="status").reset_index(drop=True)
     if settings.mode != "self_before_curation" or usable.empty:
         return _not_rewritten(usable)
-    return _rewrite(usable, seed_model.path, llm, settings, generation, stage="rewrite_before_curation")
+    weights = seed_model.metadata.get("weights_sha256")
+    return _rewrite(usable, seed_model.path, weights, llm, settings, generation, stage="rewrite_before_curation")
 
 
 def rewrite_selected(
@@ -75,4 +82,5 @@ def rewrite_selected(
     if settings.mode != "after_curation" or selected.empty:
         return selected
     drafts = selected.drop(columns=["original_response", "rewrite_raw", "rewrite_status"], errors="ignore")
-    return _rewrite(drafts, settings.model or seed_model.path, llm, settings, generation, stage="rewrite_after_curation")
+    model_path, weights = (settings.model, None) if settings.model else (seed_model.path, seed_model.metadata.get("weights_sha256"))
+    return _rewrite(drafts, model_path, weights, llm, settings, generation, stage="rewrite_after_curation")

@@ -8,13 +8,11 @@ own prompt.
 
 from __future__ import annotations
 
-import hashlib
-
 import pandas as pd
 
 from humpback.funnel import Funnel
 from humpback.prompts import backward_chat, forward_chat
-from humpback.records import require_columns
+from humpback.records import require_columns, stable_order_key
 
 #: which system-prompt tag each data source trains under (paper, section 2.3)
 SOURCE_TAGS = {"seed": "assistant", "augmented": "web"}
@@ -24,10 +22,6 @@ class TrainingDataError(ValueError):
     """The training set is empty or unusable; training would fail or learn nothing."""
 
 
-def _order_key(row_id: str, seed: int) -> str:
-    return hashlib.sha256(f"{seed}:{row_id}".encode()).hexdigest()
-
-
 def cap_training_set(pairs: pd.DataFrame, max_examples: int | None, seed: int) -> tuple[pd.DataFrame, int]:
     """Keep every seed pair and a seed-stable pseudo-random subset of the others, up to the cap."""
     if max_examples is None or len(pairs) <= max_examples:
@@ -35,7 +29,7 @@ def cap_training_set(pairs: pd.DataFrame, max_examples: int | None, seed: int) -
     is_seed = pairs["source"] == "seed"
     room = max(max_examples - int(is_seed.sum()), 0)
     others = pairs.loc[~is_seed]
-    keys = (others["instruction"] + "\x00" + others["response"]).map(lambda v: _order_key(v, seed))
+    keys = (others["instruction"] + "\x00" + others["response"]).map(lambda v: stable_order_key(v, seed))
     kept_others = others.loc[keys.sort_values(kind="stable").index[:room]]
     kept = pd.concat([pairs.loc[is_seed], kept_others]).sort_index()
     return kept, len(pairs) - len(kept)
