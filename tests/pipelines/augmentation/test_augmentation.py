@@ -38,6 +38,7 @@ def test_wrappers_labels_quotes_and_answers_are_stripped(raw, expected):
         ("BBQ?", "too_short"),
         ("Explain " + "smoking meat slowly " * 40, "too_long"),
         ("Beginners BBQ Class Taking Place in Missoula! Do you want to get better at making delicious BBQ?", "echo"),
+        ('"beginners bbq class -- taking place in Missoula"', "echo"),  # punctuation and case do not hide a copy
     ],
 )
 def test_unusable_outputs_get_a_reason(raw, status):

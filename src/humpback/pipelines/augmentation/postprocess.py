@@ -21,6 +21,7 @@ _WRAPPER = re.compile(
 )
 _LABEL = re.compile(r"^\W{0,3}(?:instruction|question|request|prompt|query|task|user)\s*\**\s*[:\-]\s*\**\s*", re.IGNORECASE)
 _TRAILING_ANSWER = re.compile(r"\n\s*\W{0,3}(?:answer|response|assistant|output)\s*\**\s*:", re.IGNORECASE)
+_WORDS = re.compile(r"\w+")
 _QUOTES = "\"'“”‘’`«»"
 
 
@@ -36,10 +37,10 @@ def strip_wrappers(text: str) -> str:
 
 def copied_fraction(instruction: str, document: str, n: int = 4) -> float:
     """Share of the instruction's word n-grams that occur in the document."""
-    words = instruction.lower().split()
+    words = _WORDS.findall(instruction.lower())
     if len(words) < n:
         return 0.0  # too short to tell; length rules judge such outputs
-    doc_words = document.lower().split()
+    doc_words = _WORDS.findall(document.lower())
     doc_grams = {tuple(doc_words[i : i + n]) for i in range(len(doc_words) - n + 1)}
     grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
     return sum(g in doc_grams for g in grams) / len(grams)

@@ -32,8 +32,6 @@ def train_model(
     """
     training = TrainingParams.model_validate(params)
     model, tokenizer, curve, summary = train_sft(examples, base_model.path, training)
-    composition = examples["source"].value_counts().to_dict()
-    summary = {**summary, "composition": {str(k): int(v) for k, v in composition.items()}}
     metadata = {
         "role": training.role,
         "base_model": base_model.metadata.get("model_id", base_model.path),

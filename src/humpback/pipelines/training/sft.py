@@ -131,7 +131,8 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
         processing_class=tokenizer,
         peft_config=peft_config,
     )
-    return trainer, {"examples": len(examples), "batch_size": batch, **length_counts}
+    composition = {str(k): int(v) for k, v in examples["source"].value_counts().items()} if "source" in examples else {}
+    return trainer, {"examples": len(examples), "composition": composition, "batch_size": batch, **length_counts}
 
 
 def train_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> tuple[Any, Any, pd.DataFrame, dict]:
