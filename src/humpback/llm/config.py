@@ -21,7 +21,7 @@ class LLMConfig(BaseModel):
     show_progress: bool = True
     # transformers backend
     #: padded tokens (prompt + new) per batch: batches of short prompts are large, long ones small
-    batch_token_budget: int = Field(16_384, gt=0)
+    batch_token_budget: int = Field(4_096, gt=0)
     max_batch_size: int = Field(64, gt=0)
     #: torch intra-op threads; None = every core this process may use
     num_threads: int | None = Field(None, gt=0)
