@@ -102,13 +102,14 @@ def test_prompt_tokens_carry_no_loss(pairs, tiny_model_dir, tmp_path):
 
 
 def test_full_training_round_trip_lowers_loss_and_reloads(pairs, tiny_model_dir, tmp_path):
-    examples, _ = prepare_sft_examples(pairs, {**TINY, "role": "seed", "max_steps": 6})
+    params = {**TINY, "role": "seed", "max_steps": 6, "overlong": "truncate"}  # every pair kept, cut if long
+    examples, _ = prepare_sft_examples(pairs, params)
     handle = CheckpointHandle(path=str(tiny_model_dir), metadata={"model_id": "tiny"})
-    artifacts, curve, summary = train_model(examples, handle, {**TINY, "role": "seed", "max_steps": 6})
+    artifacts, curve, summary = train_model(examples, handle, params)
 
     assert summary["steps"] == 6 and len(curve) == 6 and curve["loss"].notna().all()
     assert summary["eval_loss_after"] < summary["eval_loss_before"]
-    assert summary["composition"] == {"seed": 24, "augmented": 8}
+    assert summary["composition"] == {"seed": 24, "augmented": 8} and summary["examples"] == 32
     dataset = ModelCheckpointDataset(path=str(tmp_path / "seed_model"))
     dataset.save(artifacts)
     saved = dataset.load()
