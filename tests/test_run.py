@@ -79,3 +79,35 @@ def test_iteration1_then_iteration2_end_to_end(kedro_project, tiny_model_dir):
         if cell["cell_type"] == "code":
             exec("".join(cell["source"]).replace('ENV = "offline"', 'ENV = "test"'), namespace)
     assert namespace["scored"]["doc_id"].tolist() == scored["doc_id"].tolist()
+
+    # evaluation of base, M0 and M1 on held-out prompts, then M2, then the rewriting variants
+    run(kedro_project, "evaluation", runtime_params=tiny_base)
+    heldout = pd.read_parquet(data / "05_model_input/evaluation_heldout_pairs.parquet")
+    seed = pd.read_parquet(data / "03_primary/seed_pairs.parquet")
+    assert len(heldout) == 4 and not set(heldout["prompt_id"]) & set(seed["prompt_message_id"])
+    models = pd.read_csv(data / "08_reporting/evaluation_models.csv")
+    assert models["model"].tolist() == ["base", "m0", "m1"]
+    assert (models["reference_nll"] > 0).all() and (models["reference_tokens"] > 0).all()
+    wins = pd.read_csv(data / "08_reporting/evaluation_win_rates.csv")
+    assert [tuple(r) for r in wins[["challenger", "reference"]].to_numpy()] == [("m1", "m0"), ("m1", "base")]
+    assert ((wins["wins"] + wins["ties"] + wins["losses"]) == 4).all()
+    assert ((wins["ci_low"] <= wins["win_rate"]) & (wins["win_rate"] <= wins["ci_high"])).all()
+    judgements = pd.read_parquet(data / "07_model_output/evaluation/m1_vs_m0_judgements.parquet")
+    assert judgements["prompt_id"].tolist() == heldout["prompt_id"].tolist()
+    card = (data / "06_models/m1/README.md").read_text()
+    assert "Win rate vs m0" in card and "base_model:" in card
+    assert "Not evaluated yet" in (data / "06_models/backward_model/README.md").read_text()
+
+    run(kedro_project, "evaluation_m2", runtime_params=tiny_base)
+    assert pd.read_csv(data / "08_reporting/evaluation_m2_models.csv")["model"].tolist() == ["base", "m0", "m1", "m2"]
+
+    run(kedro_project, "rewriting_variants", runtime_params=tiny_base)
+    before = pd.read_parquet(data / "03_primary/m1_self_before_curation_rated_candidates.parquet")
+    assert len(before) == len(rated) and (before["rewrite_status"] != "not_requested").all()
+    after = pd.read_parquet(data / "07_model_output/m1_after_curation_curated_pairs.parquet")
+    assert (after["rewrite_status"] != "not_requested").all()
+    run(kedro_project, "evaluation_variants", runtime_params=tiny_base)
+    variants = pd.read_csv(data / "08_reporting/evaluation_variants_models.csv").set_index("model")
+    modes = variants.loc[["m1", "m1_self_before_curation", "m1_after_curation"], "rewriting_mode"]
+    assert modes.tolist() == ["off", "self_before_curation", "after_curation"]
+    assert len(pd.read_csv(data / "08_reporting/evaluation_variants_win_rates.csv")) == 3

@@ -28,6 +28,9 @@ class SeedParams(_Block):
     drop_synthetic: bool = True
     max_pairs: int | None = Field(None, gt=0)
     sample_seed: int = 42
+    #: share of conversation trees kept out of the seed for evaluation (offline: the sample is one
+    #: split); 0 when the evaluation prompts come from another split
+    heldout_fraction: float = Field(0.0, ge=0, lt=1)
 
 
 class NearDuplicateParams(_Block):
@@ -180,6 +183,41 @@ class CurationParams(_Block):
     examples_per_score: int = Field(3, ge=0)
 
 
+class RewritingVariantsParams(_Block):
+    """The rewriting settings of the variant pipelines, one M1 per mode (compared by evaluation)."""
+
+    self_before_curation: RewritingParams = RewritingParams(mode="self_before_curation")
+    after_curation: RewritingParams = RewritingParams(mode="after_curation")
+
+    @model_validator(mode="after")
+    def _modes_match_names(self) -> RewritingVariantsParams:
+        for name in ("self_before_curation", "after_curation"):
+            if getattr(self, name).mode != name:
+                raise ValueError(f"variant {name} must have mode {name}, not {getattr(self, name).mode}")
+        return self
+
+
+class JudgeParams(_Block):
+    #: null: the base model (every other model of a run is fine-tuned from it and is a contestant);
+    #: else a checkpoint folder or a Hub id of a stronger judge
+    model: str | None = None
+    #: the judge also rates each pair in swapped order; disagreements count as ties
+    both_orders: bool = True
+
+
+class EvaluationParams(_Block):
+    #: split of the held-out oasst1 messages when they come as a dataset dictionary
+    split: str = "validation"
+    #: held-out prompts used, taken in a seed-stable pseudo-random order
+    max_prompts: int | None = Field(None, gt=0)
+    sample_seed: int = 42
+    #: responses to the held-out prompts (greedy by default: comparable between models)
+    sampling: SamplingConfig = SamplingConfig(temperature=0, max_new_tokens=256)
+    judge: JudgeParams = JudgeParams()
+    #: two-sided normal quantile of the win-rate confidence interval (1.96: 95 %)
+    z: float = Field(1.96, gt=0)
+
+
 #: top-level parameter key -> the model that validates it
 PARAMETER_BLOCKS: dict[str, type[BaseModel]] = {
     "ingestion": IngestionParams,
@@ -193,6 +231,8 @@ PARAMETER_BLOCKS: dict[str, type[BaseModel]] = {
     "augmentation": AugmentationParams,
     "rewriting": RewritingParams,
     "curation": CurationParams,
+    "rewriting_variants": RewritingVariantsParams,
+    "evaluation": EvaluationParams,
 }
 
 

@@ -119,3 +119,29 @@ def rating_chat(instruction: str, response: str, scorer: str, few_shot: int = 0)
         chat.append({"role": "assistant", "content": answer})
     chat.append({"role": "user", "content": RATING_TEMPLATE.format(instruction=instruction, response=response)})
     return chat
+
+
+# --- Evaluation: pairwise judgement of two answers (ties allowed) ---------------------------------
+
+JUDGE_SYSTEM = """You compare two answers to the same user request. Prefer the answer that is more helpful, correct, relevant and clearly written, as a good AI assistant would answer. Length alone is not a reason to prefer an answer.
+Reply with a single digit: 1 if the first answer is better, 2 if the second answer is better, 0 if they are equally good."""
+
+JUDGE_TEMPLATE = """Request:
+{instruction}
+
+First answer:
+{first}
+
+Second answer:
+{second}"""
+
+#: judge verdicts as the next token: first better, second better, tie
+JUDGE_OPTIONS = ["1", "2", "0"]
+
+
+def judge_chat(instruction: str, first: str, second: str) -> list[dict[str, str]]:
+    """A pairwise judgement request; callers ask twice with the answers swapped."""
+    return [
+        {"role": "system", "content": JUDGE_SYSTEM},
+        {"role": "user", "content": JUDGE_TEMPLATE.format(instruction=instruction, first=first, second=second)},
+    ]

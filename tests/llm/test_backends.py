@@ -107,3 +107,61 @@ def test_shared_prefix_cache_gives_the_same_scores(transformers_lm):
     finally:
         del transformers_lm.MIN_SHARED_PREFIX
     np.testing.assert_allclose(cached, uncached, rtol=1e-4, atol=1e-7)
+
+
+ANSWERS = ["Tides rise and fall twice a day.", "Salt washes in from rocks on land. " * 3, "Blue."]
+
+
+def test_completion_logprobs_of_a_uniform_model_are_minus_log_vocabulary(tmp_path, tiny_model_dir):
+    """Hand-computed: with zero embeddings every logit is 0, so each token has probability 1/V."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.zero_()
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.save_pretrained(tmp_path)
+    with build_llm({"backend": "transformers", "dtype": "float32", "show_progress": False}, str(tmp_path)) as uniform:
+        logprobs = uniform.completion_logprobs(CHATS, ANSWERS)
+    vocabulary = model.config.vocab_size
+    for answer, values in zip(ANSWERS, logprobs):
+        # the answer's own tokens plus the template's end of turn ("<|im_end|>", "\n")
+        assert len(values) == len(tokenizer.encode(answer, add_special_tokens=False)) + 2
+        np.testing.assert_allclose(values, -np.log(vocabulary), rtol=1e-5)
+
+
+def test_completion_logprobs_match_a_direct_forward_pass(transformers_lm, tiny_model_dir):
+    import torch
+
+    [values] = transformers_lm.completion_logprobs([CHATS[0]], [ANSWERS[0]])
+    prompt_ids = transformers_lm.encode([CHATS[0]], reserve=0)[0]
+    full = transformers_lm.tokenizer.apply_chat_template(
+        [*CHATS[0], {"role": "assistant", "content": ANSWERS[0]}], tokenize=False
+    )
+    ids = transformers_lm.tokenizer.encode(full, add_special_tokens=False)
+    assert ids[: len(prompt_ids)] == prompt_ids
+    with torch.no_grad():
+        logits = transformers_lm.model(torch.tensor([ids])).logits[0].float()
+    expected = torch.log_softmax(logits, -1)[torch.arange(len(prompt_ids) - 1, len(ids) - 1), ids[len(prompt_ids):]]
+    np.testing.assert_allclose(values, expected.numpy(), rtol=1e-4, atol=1e-5)
+    # batched with longer neighbours: same numbers
+    batched = transformers_lm.completion_logprobs(CHATS, ANSWERS)
+    np.testing.assert_allclose(batched[0], values, rtol=1e-4, atol=1e-5)
+
+
+def test_backends_agree_on_completion_logprobs(transformers_lm, vllm_lm):
+    for ours, theirs in zip(transformers_lm.completion_logprobs(CHATS, ANSWERS), vllm_lm.completion_logprobs(CHATS, ANSWERS)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4)
+
+
+def test_completion_logprobs_reject_or_skip_bad_pairs(lm):
+    with pytest.raises(PromptError, match="2 prompts but 1 completions"):
+        lm.completion_logprobs(CHATS[:2], ANSWERS[:1])
+    with pytest.raises(PromptError, match="completion 0 is empty"):
+        lm.completion_logprobs(CHATS[:1], [" "])
+    with pytest.raises(PromptError, match="context holds"):
+        lm.completion_logprobs(CHATS[:1], ["tide " * 2500])
+    scored = lm.completion_logprobs_where_fits(CHATS[:2], ["tide " * 2500, ANSWERS[1]])
+    assert scored[0] is None and len(scored[1]) > 0

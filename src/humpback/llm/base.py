@@ -33,7 +33,8 @@ class SamplingConfig(BaseModel):
 
 
 class LanguageModel(abc.ABC):
-    """Generate text and score fixed options; built from an :class:`LLMConfig` and a model folder."""
+    """Generate text, score fixed options and score given completions; built from an
+    :class:`LLMConfig` and a model folder."""
 
     def __init__(self, config: LLMConfig, model_path: str) -> None:
         self.config = config
@@ -62,6 +63,10 @@ class LanguageModel(abc.ABC):
     @abc.abstractmethod
     def _option_logprobs(self, prompt_ids: list[list[int]], option_ids: list[int]) -> np.ndarray: ...
 
+    @abc.abstractmethod
+    def _token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[np.ndarray]:
+        """Log-probability of each token ``sequences[i][starts[i]:]`` given the tokens before it."""
+
     def generate(self, prompts: Sequence[Prompt], sampling: SamplingConfig) -> list[str]:
         """One completion per prompt, in the order given. An empty batch returns an empty list."""
         if not prompts:
@@ -79,6 +84,44 @@ class LanguageModel(abc.ABC):
         if not prompts:
             return np.zeros((0, len(options)))
         return np.exp(self._option_logprobs(self.encode(prompts, reserve=1), option_ids))
+
+    def completion_logprobs(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[np.ndarray]:
+        """Log-probability of every token of each given completion after its prompt (teacher forcing).
+
+        The completion is scored as the model would have to write it: for a chat prompt, the
+        assistant turn as the chat template closes it (end-of-turn token included). The prompt's
+        tokens are exactly those :meth:`generate` would see.
+        """
+        encoded = self._encode_completions(prompts, completions)
+        for index, (sequence, _) in enumerate(encoded):
+            if len(sequence) > self.context_length:
+                raise PromptError(f"prompt and completion {index} have {len(sequence)} tokens; the context holds {self.context_length}")
+        if not encoded:
+            return []
+        return self._token_logprobs([sequence for sequence, _ in encoded], [start for _, start in encoded])
+
+    def completion_logprobs_where_fits(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[np.ndarray | None]:
+        """Like :meth:`completion_logprobs`; pairs too long for the context yield ``None``."""
+        encoded = self._encode_completions(prompts, completions)
+        fits = [len(sequence) <= self.context_length for sequence, _ in encoded]
+        kept = [pair for pair, ok in zip(encoded, fits) if ok]
+        scored = iter(self._token_logprobs([s for s, _ in kept], [start for _, start in kept]) if kept else [])
+        return [next(scored) if ok else None for ok in fits]
+
+    def _encode_completions(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[tuple[list[int], int]]:
+        """(prompt + completion token ids, index of the first completion token) per pair."""
+        if len(prompts) != len(completions):
+            raise PromptError(f"{len(prompts)} prompts but {len(completions)} completions")
+        encoded = []
+        for index, (prompt, completion) in enumerate(zip(prompts, completions)):
+            if _is_empty(prompt):
+                raise PromptError(f"prompt {index} is empty")
+            if not str(completion).strip():
+                raise PromptError(f"completion {index} is empty")
+            prompt_ids = chat_token_ids(self.tokenizer, prompt)
+            completion_ids = self.tokenizer.encode(_completion_text(self.tokenizer, prompt, completion), add_special_tokens=False)
+            encoded.append((prompt_ids + completion_ids, len(prompt_ids)))
+        return encoded
 
     def option_token_ids(self, options: Sequence[str]) -> list[int]:
         if not options:
@@ -147,6 +190,17 @@ def render_prompt(tokenizer: Any, prompt: Prompt, add_generation_prompt: bool = 
 def chat_token_ids(tokenizer: Any, prompt: Prompt, add_generation_prompt: bool = True) -> list[int]:
     """Token ids of a rendered prompt (the template already holds the special tokens)."""
     return tokenizer.encode(render_prompt(tokenizer, prompt, add_generation_prompt), add_special_tokens=False)
+
+
+def _completion_text(tokenizer: Any, prompt: Prompt, completion: str) -> str:
+    """The text that follows the rendered prompt when ``completion`` is the assistant's reply."""
+    if isinstance(prompt, str):
+        return completion
+    opened = render_prompt(tokenizer, prompt)
+    closed = render_prompt(tokenizer, [*prompt, {"role": "assistant", "content": completion}], add_generation_prompt=False)
+    if not closed.startswith(opened):
+        raise PromptError("this chat template renders a reply that does not extend the prompt; pass raw string prompts")
+    return closed[len(opened):]
 
 
 def _is_empty(prompt: Prompt) -> bool:

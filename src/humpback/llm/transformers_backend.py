@@ -151,6 +151,26 @@ class TransformersLanguageModel(LanguageModel):
         progress.close()
         return result
 
+    @torch.inference_mode()
+    def _token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[np.ndarray]:
+        result: list[np.ndarray] = [np.zeros(0)] * len(sequences)
+        progress = TokenProgress(len(sequences), "score text", self.config.show_progress)
+        for batch in self._batches(sequences, reserve=0):
+            width = max(len(sequences[i]) for i in batch)
+            pad = self._tokenizer.pad_token_id
+            input_ids = torch.tensor([sequences[i] + [pad] * (width - len(sequences[i])) for i in batch], device=self.device)
+            mask = torch.tensor([[1] * len(sequences[i]) + [0] * (width - len(sequences[i])) for i in batch], device=self.device)
+            logits = self.model(input_ids=input_ids, attention_mask=mask).logits
+            for row, index in enumerate(batch):
+                # position t predicts token t + 1: only the completion's rows go through the softmax
+                start, end = starts[index], len(sequences[index])
+                logprobs = torch.log_softmax(logits[row, start - 1 : end - 1].float(), dim=-1)
+                targets = input_ids[row, start:end].unsqueeze(-1)
+                result[index] = logprobs.gather(-1, targets).squeeze(-1).cpu().numpy().astype(np.float64)
+            progress.update(len(batch), int(mask.sum()))
+        progress.close()
+        return result
+
 
 def _common_prefix_length(sequences: list[list[int]]) -> int:
     """Tokens all sequences share at the start, leaving each at least one token of its own."""

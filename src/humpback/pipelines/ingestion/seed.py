@@ -42,6 +42,11 @@ def normalise_for_dedup(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def is_held_out(tree_id: str, fraction: float, seed: int) -> bool:
+    """Whether a conversation tree belongs to the fixed evaluation slice (stable across runs)."""
+    return int(stable_order_key(f"heldout:{tree_id}", seed)[:8], 16) < fraction * 16**8
+
+
 def select_seed_pairs(
     messages: pd.DataFrame,
     languages: list[str],
@@ -50,8 +55,13 @@ def select_seed_pairs(
     drop_synthetic: bool,
     max_pairs: int | None,
     sample_seed: int,
+    heldout_fraction: float = 0.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Select (root prompt, rank-``rank`` reply) pairs and the funnel of what each rule dropped."""
+    """Select (root prompt, rank-``rank`` reply) pairs and the funnel of what each rule dropped.
+
+    ``heldout_fraction`` of the conversation trees (a fixed, seed-stable slice) is kept out for
+    evaluation, before the cap, so the held-out prompts never depend on ``max_pairs``.
+    """
     require_columns(messages, REQUIRED_COLUMNS, "oasst1 messages")
     funnel = Funnel(SEED_SOURCE)
     frame = funnel.start(messages, step="messages")
@@ -97,6 +107,9 @@ def select_seed_pairs(
     dedup_key = seed["instruction"].map(normalise_for_dedup)
     seed = funnel.drop(seed, dedup_key.duplicated(keep="first"), "duplicate_instruction", step="pairs")
 
+    if heldout_fraction:
+        held_out = seed["message_tree_id"].map(lambda tree: is_held_out(tree, heldout_fraction, sample_seed))
+        seed = funnel.drop(seed, held_out, "held_out_for_evaluation", step="pairs")
     seed = seed.assign(_order=seed["prompt_message_id"].map(lambda v: stable_order_key(v, sample_seed)))
     seed = seed.sort_values("_order", kind="stable").drop(columns="_order")
     if max_pairs is not None:

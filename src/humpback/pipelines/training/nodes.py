@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle, ModelArtifacts
+from humpback.model_card import render_model_card
 from humpback.params import TrainingParams
 from humpback.pipelines.training.examples import build_examples
 from humpback.pipelines.training.sft import train_sft
@@ -22,13 +23,13 @@ def prepare_sft_examples(pairs: pd.DataFrame, params: dict) -> tuple[pd.DataFram
 
 
 def train_model(
-    examples: pd.DataFrame, base_model: CheckpointHandle, params: dict
+    examples: pd.DataFrame, base_model: CheckpointHandle, params: dict, curation_provenance: dict | None = None
 ) -> tuple[ModelArtifacts, pd.DataFrame, dict]:
     """Fine-tune the base model on the examples.
 
     Returns:
-        The checkpoint to save (metadata: training summary and hyper-parameters), the loss curve
-        and the summary as a small report.
+        The checkpoint to save (metadata: training summary, hyper-parameters, curation provenance;
+        a model card), the loss curve and the summary as a small report.
     """
     training = TrainingParams.model_validate(params)
     model, tokenizer, curve, summary = train_sft(examples, base_model.path, training)
@@ -37,5 +38,7 @@ def train_model(
         "base_model": base_model.metadata.get("model_id", base_model.path),
         "training": summary,
         "hyperparameters": training.model_dump(mode="json"),
+        "curation": curation_provenance,
     }
-    return ModelArtifacts(model, tokenizer, metadata=metadata), curve, summary
+    card = render_model_card(metadata)
+    return ModelArtifacts(model, tokenizer, metadata=metadata, files={"README.md": card}), curve, summary

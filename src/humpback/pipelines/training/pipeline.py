@@ -9,7 +9,8 @@ from kedro.pipeline import Node, Pipeline
 from humpback.pipelines.training.nodes import prepare_sft_examples, train_model
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(curated: bool = False, **kwargs) -> Pipeline:
+    """The two training nodes; ``curated`` models also record how their training pairs were curated."""
     return Pipeline(
         [
             Node(
@@ -20,7 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 train_model,
-                inputs=["sft_examples", "base_model", "params:training"],
+                inputs=["sft_examples", "base_model", "params:training"] + (["curation_provenance"] if curated else []),
                 outputs=["model", "loss_curve", "training_summary"],
                 name="train_model",
             ),
@@ -28,10 +29,10 @@ def create_pipeline(**kwargs) -> Pipeline:
     )
 
 
-def trained_model_pipeline(namespace: str, training_pairs: str) -> Pipeline:
-    """The training pipeline under ``namespace``, reading ``training_pairs`` and the base model."""
-    return Pipeline(
-        create_pipeline(),
-        namespace=namespace,
-        inputs={"training_pairs": training_pairs, "base_model": "base_model"},
-    )
+def trained_model_pipeline(namespace: str, training_pairs: str, curation_provenance: str | None = None) -> Pipeline:
+    """The training pipeline under ``namespace``, reading ``training_pairs`` and the base model
+    (and, for models trained on curated pairs, the curation's provenance)."""
+    inputs = {"training_pairs": training_pairs, "base_model": "base_model"}
+    if curation_provenance:
+        inputs["curation_provenance"] = curation_provenance
+    return Pipeline(create_pipeline(curated=bool(curation_provenance)), namespace=namespace, inputs=inputs)

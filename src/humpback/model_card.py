@@ -1,0 +1,186 @@
+"""Model cards (Hugging Face ``README.md`` format) for every checkpoint a run trains.
+
+A card is rendered from the checkpoint's own metadata (``humpback.json``: role, base model,
+training summary, hyper-parameters, curation provenance) and, once the evaluation pipeline has run,
+its evaluation figures; nothing in it is typed by hand.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+from typing import Any
+
+ROLES = {
+    "backward": ("Backward model M_yx", "predicts the instruction a response answers (response → instruction); "
+                 "it writes an instruction for every web document (self-augmentation)."),
+    "seed": ("Seed model M0", "the base model fine-tuned on the seed pairs; it rates the candidate pairs of "
+             "iteration 1 (self-curation)."),
+    "m1": ("M1", "the base model fine-tuned on the seed pairs and the candidate pairs M0 kept (iteration 1)."),
+    "m2": ("M2", "the base model fine-tuned on the seed pairs and the candidate pairs M1 kept (iteration 2)."),
+}
+FRAMEWORKS = ["humpback", "transformers", "trl", "peft", "torch", "datasets", "kedro"]
+SEED_DATASET, WEB_DATASET = "OpenAssistant/oasst1", "allenai/c4"
+
+CITATIONS = """```bibtex
+@article{li2023selfalignment,
+  title   = {Self-Alignment with Instruction Backtranslation},
+  author  = {Li, Xian and Yu, Ping and Zhou, Chunting and Schick, Timo and Levy, Omer and Zettlemoyer, Luke and Weston, Jason and Lewis, Mike},
+  journal = {arXiv preprint arXiv:2308.06259},
+  year    = {2023}
+}
+
+@article{nguyen2024better,
+  title   = {Better Alignment with Instruction Back-and-Forth Translation},
+  author  = {Nguyen, Thao and Li, Jeffrey and Oh, Sewoong and Schmidt, Ludwig and Weston, Jason and Zettlemoyer, Luke and Li, Xian},
+  journal = {arXiv preprint arXiv:2408.04614},
+  year    = {2024}
+}
+
+@misc{vonwerra2022trl,
+  title        = {{TRL: Transformer Reinforcement Learning}},
+  author       = {Leandro von Werra and Younes Belkada and Lewis Tunstall and Edward Beeching and Tristan Thrush and Nathan Lambert and Shengyi Huang and Kashif Rasul and Quentin Gallou{\\'e}dec},
+  year         = 2020,
+  journal      = {GitHub repository},
+  publisher    = {GitHub},
+  howpublished = {\\url{https://github.com/huggingface/trl}}
+}
+```"""
+
+
+def framework_versions() -> dict[str, str]:
+    versions = {}
+    for name in FRAMEWORKS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def render_model_card(metadata: dict[str, Any], evaluation: dict[str, Any] | None = None) -> str:
+    """The card of one trained checkpoint.
+
+    Args:
+        metadata: the checkpoint's ``humpback.json`` content.
+        evaluation: figures from the evaluation pipeline (``reference_nll``, ``comparisons``), if any.
+    """
+    role = metadata.get("role", "model")
+    title, purpose = ROLES.get(role, (role, "a model trained by humpback."))
+    training = metadata.get("training", {})
+    hyper = metadata.get("hyperparameters", {})
+    curation = metadata.get("curation") or {}
+    composition = training.get("composition", {})
+    datasets = [SEED_DATASET] + ([WEB_DATASET] if composition.get("augmented") or curation else [])
+    front = [
+        "---",
+        f"base_model: {metadata.get('base_model', 'unknown')}",
+        "datasets:",
+        *[f"- {name}" for name in datasets],
+        "library_name: transformers",
+        "pipeline_tag: text-generation",
+        "tags:",
+        *[f"- {tag}" for tag in ["humpback", "instruction-backtranslation", "trl", "sft", f"humpback-{role}"]],
+        "---",
+    ]
+    lines = [
+        *front,
+        "",
+        f"# {title}",
+        "",
+        f"{title}: {purpose}",
+        "",
+        "Trained with humpback: instruction backtranslation (Li et al. 2023) with optional rewriting "
+        "(Nguyen et al. 2024), run as a Kedro pipeline that keeps every intermediate dataset as Parquet.",
+        "",
+        "## Method",
+        "",
+        f"- Base model: `{metadata.get('base_model', 'unknown')}`",
+        f"- Direction: {hyper.get('direction', 'forward')} "
+        f"({'response → instruction' if hyper.get('direction') == 'backward' else 'instruction → response'})",
+        f"- System-prompt tags per source: {'yes' if hyper.get('use_tags') else 'no'}",
+    ]
+    if curation:
+        lines += [
+            f"- Curation: rated by `{curation.get('rater', 'unknown')}` with the {curation.get('scorer')} scorer "
+            f"({curation.get('few_shot')} worked examples); selection {_selection(curation)}",
+            f"- Rewriting: {curation.get('rewriting_mode', 'off')}"
+            + (f" (by `{curation['rewriting_model']}`)" if curation.get("rewriting_model") else ""),
+            f"- Candidates: {curation.get('documents', '?')} web documents → {curation.get('candidates', '?')} "
+            f"candidate pairs → {curation.get('rated', '?')} rated → {curation.get('kept', '?')} kept",
+        ]
+    lines += [
+        "",
+        "## Training data",
+        "",
+        f"- Examples: {training.get('examples', '?')} "
+        f"({', '.join(f'{source}: {count}' for source, count in composition.items()) or 'composition unknown'})",
+        f"- Over-long examples: {training.get('overlong_dropped', 0)} dropped, {training.get('overlong_truncated', 0)} truncated "
+        f"at {hyper.get('max_length', '?')} tokens",
+        "",
+        "## Training procedure",
+        "",
+        "Supervised fine-tuning with TRL's `SFTTrainer`, loss on the completion tokens only.",
+        "",
+        "| hyper-parameter | value |",
+        "|---|---|",
+        *[f"| {key} | {_cell(hyper.get(key))} |" for key in
+          ["method", "learning_rate", "end_learning_rate", "weight_decay", "warmup_ratio", "batch_size",
+           "num_train_epochs", "max_steps", "max_length", "dropout", "bf16", "seed"] if key in hyper],
+        "",
+        f"Steps: {training.get('steps', '?')}; train loss {_number(training.get('train_loss'))}; held-out loss of "
+        f"{hyper.get('eval_examples', '?')} examples {_number(training.get('eval_loss_before'))} → "
+        f"{_number(training.get('eval_loss_after'))}; {_number(training.get('train_runtime_s'))} s.",
+        "",
+        "## Evaluation",
+        "",
+        *_evaluation_lines(evaluation),
+        "",
+        "## Framework versions",
+        "",
+        *[f"- {name}: {version}" for name, version in framework_versions().items()],
+        "",
+        "## Citations",
+        "",
+        CITATIONS,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
+    if not evaluation:
+        return ["Not evaluated yet: run `kedro run --pipeline=evaluation` to add held-out figures to this card."]
+    lines = [
+        f"Held-out oasst1 first-turn prompts ({evaluation.get('prompts', '?')}, never used for training).",
+        "",
+        f"- Mean negative log-likelihood per token of the human reference answers: "
+        f"{_number(evaluation.get('reference_nll'))} (perplexity {_number(evaluation.get('reference_perplexity'))})",
+    ]
+    for comparison in evaluation.get("comparisons", []):
+        lines.append(
+            f"- Win rate vs {comparison['reference']} (judge `{comparison['judge']}`, both orders, ties half): "
+            f"{_number(comparison['win_rate'])} [{_number(comparison['ci_low'])}, {_number(comparison['ci_high'])}] "
+            f"— {comparison['wins']} wins, {comparison['ties']} ties, {comparison['losses']} losses"
+        )
+    return lines
+
+
+def _selection(curation: dict[str, Any]) -> str:
+    if curation.get("method") == "top_fraction":
+        return f"top {curation.get('top_fraction')} by expected score"
+    return f"score ≥ {curation.get('threshold')}"
+
+
+def _number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _cell(value: Any) -> str:
+    """Hyper-parameters as written (5e-05 stays 5e-05, not 0.000)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return json.dumps(value) if isinstance(value, (list, dict)) else _number(value)

@@ -1,0 +1,238 @@
+"""Evaluation: does the pipeline make a better model?
+
+For every model of a run, on held-out oasst1 first-turn prompts: the negative log-likelihood of the
+human reference answers (fast, no generation), greedy responses, and pairwise judgements of one
+model against another by a judge model, in both orders. Reports: a comparison table and plot, and
+each trained checkpoint's model card with its figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from humpback.datasets import CheckpointHandle
+from humpback.llm import LazyLanguageModel, LLMConfig
+from humpback.model_card import render_model_card
+from humpback.params import EvaluationParams, GenerationRunParams, SeedParams
+from humpback.pipelines.evaluation.judging import challenger_score, outcome, verdict, win_rate
+from humpback.pipelines.ingestion.seed import select_seed_pairs
+from humpback.prompts import JUDGE_OPTIONS, JUDGE_SYSTEM, forward_chat, judge_chat
+from humpback.records import stable_order_key, to_frame
+from humpback.shards import run_sharded
+
+logger = logging.getLogger(__name__)
+
+HELDOUT_COLUMNS = ["prompt_id", "instruction", "reference"]
+OK, PROMPT_TOO_LONG = "ok", "prompt_too_long"
+
+
+def build_heldout_pairs(raw_messages, seed_pairs: pd.DataFrame, seed_params: dict, params: dict) -> pd.DataFrame:
+    """First-turn prompts and their rank-0 reference answers that no model was trained on.
+
+    The same rules as the seed data select the pairs; every conversation tree that gave a seed pair
+    is excluded, so the evaluation split may be the seed's own sample with a held-out slice
+    (offline) or another split (validation).
+    """
+    seed = SeedParams.model_validate(seed_params)
+    settings = EvaluationParams.model_validate(params)
+    messages = to_frame(raw_messages, split=settings.split)
+    pairs, _ = select_seed_pairs(
+        messages, languages=seed.languages, rank=seed.rank, max_text_chars=seed.max_text_chars,
+        drop_synthetic=seed.drop_synthetic, max_pairs=None, sample_seed=settings.sample_seed,
+    )
+    trained_on = pairs["message_tree_id"].isin(set(seed_pairs["message_tree_id"]))
+    heldout = pairs.loc[~trained_on]
+    if settings.max_prompts is not None:
+        heldout = heldout.iloc[: settings.max_prompts]
+    logger.info(
+        "held-out prompts: %d of %d first-turn pairs (%d excluded: their tree is in the seed data)",
+        len(heldout), len(pairs), int(trained_on.sum()),
+    )
+    if heldout.empty:
+        raise ValueError(
+            "no held-out prompts: every first-turn pair of the evaluation messages is in the seed data. "
+            "Evaluate on another split, or set ingestion.seed.heldout_fraction > 0 to keep a slice out."
+        )
+    return heldout.rename(columns={"prompt_message_id": "prompt_id", "response": "reference"})[HELDOUT_COLUMNS].reset_index(drop=True)
+
+
+def _answer_prompts(heldout: pd.DataFrame, model: CheckpointHandle) -> list:
+    """The prompts a model is asked with: trained forward models answer under the assistant tag
+    they were trained with (as the paper does at inference); other models get the bare request."""
+    hyper = model.metadata.get("hyperparameters", {})
+    tag = "assistant" if hyper.get("use_tags") and hyper.get("direction") == "forward" else None
+    return [forward_chat(instruction, tag) for instruction in heldout["instruction"]]
+
+
+def score_references(heldout: pd.DataFrame, model: CheckpointHandle, llm: dict) -> pd.DataFrame:
+    """Negative log-likelihood of each reference answer under ``model`` (teacher forcing).
+
+    Returns:
+        prompt_id, reference_tokens, reference_nll (sum over tokens; NaN when prompt and answer do
+        not fit the context) and status.
+    """
+    config = LLMConfig.model_validate(llm)
+    prompts = _answer_prompts(heldout, model)
+    with LazyLanguageModel(config, model.path) as lazy:
+        scored = lazy.get().completion_logprobs_where_fits(prompts, heldout["reference"].tolist())
+    return pd.DataFrame({
+        "prompt_id": heldout["prompt_id"].to_numpy(),
+        "reference_tokens": [len(s) if s is not None else 0 for s in scored],
+        "reference_nll": [-float(s.sum()) if s is not None else math.nan for s in scored],
+        "status": [OK if s is not None else PROMPT_TOO_LONG for s in scored],
+    })
+
+
+def generate_responses(heldout: pd.DataFrame, model: CheckpointHandle, llm: dict, params: dict, generation: dict) -> pd.DataFrame:
+    """The model's answer to every held-out prompt (resumable, in shards)."""
+    settings = EvaluationParams.model_validate(params)
+    run = GenerationRunParams.model_validate(generation)
+    config = LLMConfig.model_validate(llm)
+    with LazyLanguageModel(config, model.path) as lazy:
+
+        def answer(batch: pd.DataFrame) -> pd.DataFrame:
+            return pd.DataFrame({"response": lazy.get().generate_where_fits(_answer_prompts(batch, model), settings.sampling)})
+
+        answers = run_sharded(
+            heldout, answer, stage="evaluation_responses", shard_dir=run.shard_dir, shard_size=run.shard_size,
+            settings={"model": model.path, "weights": model.metadata.get("weights_sha256"),
+                      "sampling": settings.sampling.model_dump(), "llm": config.model_dump(),
+                      "tags": model.metadata.get("hyperparameters", {}).get("use_tags")},
+            key_columns=["prompt_id", "instruction"],
+        )
+    responses = answers["response"]
+    return pd.DataFrame({
+        "prompt_id": heldout["prompt_id"].to_numpy(),
+        "instruction": heldout["instruction"].to_numpy(),
+        "response": responses.fillna("").to_numpy(),
+        "status": np.where(responses.isna(), PROMPT_TOO_LONG, OK),
+    })
+
+
+def choose_judge(base_model: CheckpointHandle, params: dict) -> CheckpointHandle:
+    """The configured judge, or the base model: the largest model of a run (every other model is
+    fine-tuned from it), and not one of the fine-tuned contestants."""
+    judge = EvaluationParams.model_validate(params).judge
+    if judge.model:
+        return CheckpointHandle(path=judge.model, metadata={"role": "judge", "model_id": judge.model})
+    return base_model
+
+
+def judge_pairs(
+    challenger: pd.DataFrame, reference: pd.DataFrame, judge: CheckpointHandle, llm: dict, params: dict, generation: dict
+) -> pd.DataFrame:
+    """The judge's verdict on each held-out prompt: challenger's answer first, then second.
+
+    Returns:
+        prompt_id, the option probabilities of both orders, their verdicts, the challenger's score
+        (1 win, 0.5 tie, 0 loss, averaged over orders) and the outcome.
+    """
+    settings = EvaluationParams.model_validate(params)
+    run = GenerationRunParams.model_validate(generation)
+    config = LLMConfig.model_validate(llm)
+    pairs = challenger[["prompt_id", "instruction", "response"]].merge(
+        reference[["prompt_id", "response"]], on="prompt_id", suffixes=("_challenger", "_reference"), validate="one_to_one"
+    )
+    orders = {"challenger_first": ("response_challenger", "response_reference")}
+    if settings.judge.both_orders:
+        orders["challenger_second"] = ("response_reference", "response_challenger")
+    columns = {}
+    with LazyLanguageModel(config, judge.path) as lazy:
+        for order, (first, second) in orders.items():
+
+            def rate(batch: pd.DataFrame, first=first, second=second) -> pd.DataFrame:
+                prompts = [judge_chat(i, a, b) for i, a, b in zip(batch["instruction"], batch[first], batch[second])]
+                return pd.DataFrame(lazy.get().score_options_where_fits(prompts, JUDGE_OPTIONS), columns=JUDGE_OPTIONS)
+
+            probabilities = run_sharded(
+                pairs, rate, stage=f"evaluation_judge_{order}", shard_dir=run.shard_dir, shard_size=run.shard_size,
+                settings={"judge": judge.path, "weights": judge.metadata.get("weights_sha256"), "llm": config.model_dump(),
+                          "prompt": JUDGE_SYSTEM},
+                key_columns=["prompt_id", first, second],
+            )
+            columns[order] = probabilities.to_numpy()
+    result = pd.DataFrame({"prompt_id": pairs["prompt_id"].to_numpy()})
+    verdicts = {}
+    for order, values in columns.items():
+        for index, option in enumerate(JUDGE_OPTIONS):
+            result[f"{order}_p_{option}"] = values[:, index]
+        verdicts[order] = [verdict(row) for row in values]
+        result[f"{order}_verdict"] = verdicts[order]
+    scores = [
+        challenger_score(a, b)
+        for a, b in zip(verdicts["challenger_first"], verdicts.get("challenger_second", [None] * len(pairs)))
+    ]
+    result["score"] = [math.nan if s is None else s for s in scores]
+    result["outcome"] = [outcome(s) for s in scores]
+    return result
+
+
+def summarise_model(label: str, model: CheckpointHandle, nll: pd.DataFrame, responses: pd.DataFrame) -> dict:
+    """One row of the comparison table: who the model is and how it fits the references."""
+    scored = nll.loc[nll["status"] == OK]
+    tokens = int(scored["reference_tokens"].sum())
+    mean_nll = float(scored["reference_nll"].sum() / tokens) if tokens else math.nan
+    training = model.metadata.get("training", {})
+    return {
+        "model": label,
+        "role": model.metadata.get("role", "unknown"),
+        "rewriting_mode": (model.metadata.get("curation") or {}).get("rewriting_mode"),
+        "training_examples": training.get("examples"),
+        "augmented_examples": training.get("composition", {}).get("augmented"),
+        "prompts": len(nll),
+        "reference_tokens": tokens,
+        "reference_nll": mean_nll,
+        "reference_perplexity": math.exp(mean_nll) if not math.isnan(mean_nll) else math.nan,
+        "not_scored": int((nll["status"] != OK).sum()),
+        "mean_response_chars": float(responses["response"].str.len().mean()) if len(responses) else math.nan,
+    }
+
+
+def summarise_comparison(challenger: str, reference: str, judgements: pd.DataFrame, judge: CheckpointHandle, params: dict) -> dict:
+    """Win rate of ``challenger`` against ``reference`` with its interval, and the judge's position bias."""
+    settings = EvaluationParams.model_validate(params)
+    scores = [None if math.isnan(s) else float(s) for s in judgements["score"]]
+    verdict_columns = [c for c in judgements.columns if c.endswith("_verdict")]
+    given = judgements[verdict_columns].stack().dropna()
+    return {
+        "challenger": challenger,
+        "reference": reference,
+        "judge": judge.metadata.get("model_id") or judge.metadata.get("role") or judge.path,
+        **win_rate(scores, settings.z),
+        # share of verdicts that preferred whichever answer came first: 0.5 means no position bias
+        "first_position_rate": float((given == "first").sum() / max(1, (given != "tie").sum())),
+    }
+
+
+def comparison_report(*summaries: dict) -> tuple[pd.DataFrame, pd.DataFrame, go.Figure]:
+    """The models table, the win-rate table and a plot of both."""
+    models = pd.DataFrame([s for s in summaries if "model" in s])
+    wins = pd.DataFrame([s for s in summaries if "challenger" in s])
+    figure = go.Figure()
+    if not wins.empty:
+        labels = [f"{c} vs {r}" for c, r in zip(wins["challenger"], wins["reference"])]
+        figure.add_bar(
+            x=labels, y=wins["win_rate"], name="win rate (ties half)", yaxis="y",
+            error_y={"type": "data", "symmetric": False, "array": wins["ci_high"] - wins["win_rate"],
+                     "arrayminus": wins["win_rate"] - wins["ci_low"]},
+        )
+    if not models.empty:
+        figure.add_bar(x=models["model"], y=models["reference_nll"], name="reference NLL per token", yaxis="y2")
+    figure.update_layout(
+        title="Held-out evaluation", barmode="group",
+        yaxis={"title": "win rate", "range": [0, 1]},
+        yaxis2={"title": "NLL per token", "overlaying": "y", "side": "right"},
+        shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0.5, "y1": 0.5, "line": {"dash": "dot"}}],
+    )
+    return models, wins, figure
+
+
+def update_model_card(model: CheckpointHandle, summary: dict, *comparisons: dict) -> str:
+    """The checkpoint's card, re-rendered with its evaluation figures."""
+    evaluation = summary | {"comparisons": [c for c in comparisons if c["challenger"] == summary["model"]]}
+    return render_model_card(model.metadata, evaluation)

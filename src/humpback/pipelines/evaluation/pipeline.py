@@ -1,0 +1,99 @@
+"""Evaluation pipelines, built from one factory.
+
+``evaluation_pipeline`` evaluates some models (reference NLL, responses, model card) and judges some
+pairs of them on the held-out prompts, then tabulates. Models evaluated by an earlier pipeline are
+read back from their saved datasets, so `evaluation_m2` and `evaluation_variants` add to
+`evaluation` without recomputing it.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from kedro.pipeline import Node, Pipeline
+
+from humpback.pipelines.evaluation.nodes import (
+    build_heldout_pairs,
+    choose_judge,
+    comparison_report,
+    generate_responses,
+    judge_pairs,
+    score_references,
+    summarise_comparison,
+    summarise_model,
+    update_model_card,
+)
+
+
+def heldout_pipeline() -> Pipeline:
+    return Pipeline([
+        Node(
+            build_heldout_pairs,
+            inputs=["oasst1_heldout_messages", "seed_pairs", "params:ingestion.seed", "params:evaluation"],
+            outputs="evaluation.heldout_pairs",
+            name="build_heldout_pairs",
+        ),
+        Node(choose_judge, ["base_model", "params:evaluation"], "evaluation.judge", name="choose_judge"),
+    ])
+
+
+def _model_nodes(label: str, checkpoint: str) -> list[Node]:
+    prefix = f"evaluation.{label}"
+    return [
+        Node(score_references, ["evaluation.heldout_pairs", checkpoint, "params:llm"], f"{prefix}.reference_nll",
+             name=f"{label}_score_references"),
+        Node(generate_responses, ["evaluation.heldout_pairs", checkpoint, "params:llm", "params:evaluation", "params:generation"],
+             f"{prefix}.responses", name=f"{label}_generate_responses"),
+        Node(partial(summarise_model, label), [checkpoint, f"{prefix}.reference_nll", f"{prefix}.responses"],
+             f"{prefix}.summary", name=f"{label}_summary"),
+    ]
+
+
+def _comparison_nodes(challenger: str, reference: str) -> list[Node]:
+    prefix = f"evaluation.{challenger}_vs_{reference}"
+    return [
+        Node(judge_pairs,
+             [f"evaluation.{challenger}.responses", f"evaluation.{reference}.responses", "evaluation.judge",
+              "params:llm", "params:evaluation", "params:generation"],
+             f"{prefix}.judgements", name=f"judge_{challenger}_vs_{reference}"),
+        Node(partial(summarise_comparison, challenger, reference), [f"{prefix}.judgements", "evaluation.judge", "params:evaluation"], f"{prefix}.summary",
+             name=f"summarise_{challenger}_vs_{reference}"),
+    ]
+
+
+def evaluation_pipeline(
+    report: str,
+    evaluate: dict[str, str],
+    compare: list[tuple[str, str]],
+    table: list[str],
+    cards: dict[str, str],
+    earlier_comparisons: tuple[tuple[str, str], ...] = (),
+) -> Pipeline:
+    """Evaluate models, judge pairs, tabulate, and refresh model cards.
+
+    Args:
+        report: name of the report datasets (``<report>.models``, ``.win_rates``, ``.plot``).
+        evaluate: label → checkpoint dataset of the models evaluated here.
+        compare: (challenger, reference) labels judged here.
+        table: labels of the models in the table (evaluated here or by an earlier pipeline).
+        cards: label → model-card dataset of the trained models evaluated here.
+        earlier_comparisons: pairs judged by an earlier pipeline, shown in the table too.
+    """
+    nodes = [node for label, checkpoint in evaluate.items() for node in _model_nodes(label, checkpoint)]
+    nodes += [node for challenger, reference in compare for node in _comparison_nodes(challenger, reference)]
+    comparison_summaries = [f"evaluation.{c}_vs_{r}.summary" for c, r in compare]
+    earlier_summaries = [f"evaluation.{c}_vs_{r}.summary" for c, r in earlier_comparisons]
+    nodes.append(Node(
+        comparison_report,
+        [f"evaluation.{label}.summary" for label in table] + earlier_summaries + comparison_summaries,
+        [f"{report}.models", f"{report}.win_rates", f"{report}.plot"],
+        name=f"{report}_report",
+    ))
+    for label, card in cards.items():
+        nodes.append(Node(
+            update_model_card,
+            [evaluate[label], f"evaluation.{label}.summary", *comparison_summaries],
+            card,
+            name=f"{label}_model_card",
+        ))
+    return heldout_pipeline() + Pipeline(nodes)
