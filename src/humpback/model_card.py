@@ -103,7 +103,8 @@ def render_model_card(metadata: dict[str, Any], evaluation: dict[str, Any] | Non
     ]
     if curation:
         lines += [
-            f"- Curation: rated by `{curation.get('rater', 'unknown')}` with the {curation.get('scorer')} scorer "
+            f"- Curation: rated by {ROLES.get(curation.get('rater'), (curation.get('rater', 'unknown'),))[0]} with the "
+            f"{curation.get('scorer')} scorer "
             f"({curation.get('few_shot')} worked examples); selection {_selection(curation)}",
             f"- Rewriting: {curation.get('rewriting_mode', 'off')}"
             + (f" (by `{curation['rewriting_model']}`)" if curation.get("rewriting_model") else ""),
@@ -129,9 +130,10 @@ def render_model_card(metadata: dict[str, Any], evaluation: dict[str, Any] | Non
           ["method", "learning_rate", "end_learning_rate", "weight_decay", "warmup_ratio", "batch_size",
            "num_train_epochs", "max_steps", "max_length", "dropout", "bf16", "seed"] if key in hyper],
         "",
-        f"Steps: {training.get('steps', '?')}; train loss {_number(training.get('train_loss'))}; held-out loss of "
-        f"{hyper.get('eval_examples', '?')} examples {_number(training.get('eval_loss_before'))} → "
-        f"{_number(training.get('eval_loss_after'))}; {_number(training.get('train_runtime_s'))} s.",
+        f"Steps: {training.get('steps', '?')} on {training.get('processes', 1)} process(es); train loss "
+        f"{_number(training.get('train_loss'))}; loss on the first {hyper.get('eval_examples', '?')} training examples "
+        f"{_number(training.get('eval_loss_before'))} → {_number(training.get('eval_loss_after'))}; "
+        f"{_number(training.get('train_runtime_s'))} s.",
         "",
         "## Evaluation",
         "",

@@ -129,6 +129,12 @@ class TrainingParams(_Block):
     logging_steps: int = Field(1, gt=0)
     #: examples scored before and after training to report the loss change (0 = skip)
     eval_examples: int = Field(16, ge=0)
+    #: in_process: train inside the Kedro node; torchrun / accelerate: a subprocess launcher with
+    #: ``nproc_per_node`` processes (GPUs, or CPU processes over gloo), same checkpoint on disk
+    launcher: Literal["in_process", "torchrun", "accelerate"] = "in_process"
+    nproc_per_node: int = Field(1, gt=0)
+    #: extra launcher options, e.g. ["--config_file", "conf/accelerate/deepspeed_zero2.yaml"]
+    launcher_args: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _batch_divides(self) -> TrainingParams:
@@ -144,9 +150,30 @@ class TrainedModelParams(_Block):
     training: TrainingParams = TrainingParams()
 
 
-class GenerationRunParams(_Block):
-    """Where resumable LLM stages keep their finished shards, and how big a shard is."""
+class RayParams(_Block):
+    """Ray Data settings of the generation stages (``generation.engine: ray``)."""
 
+    #: None: start a local cluster for the run; "auto" or "ray://host:10001": join an existing one
+    address: str | None = None
+    #: CPUs of the local cluster; None: every core
+    num_cpus: int | None = Field(None, gt=0)
+    num_actors: int = Field(2, gt=0)
+    #: keep actors below the cluster's CPUs: Ray Data's read task needs one free (else it hangs)
+    cpus_per_actor: float = Field(0.5, gt=0)
+    gpus_per_actor: float = Field(0, ge=0)
+    threads_per_actor: int = Field(1, gt=0)
+    #: wall-clock limit of one stage's Ray work, checked as results come back; finished shards are kept
+    timeout_s: float = Field(3600, gt=0)
+    #: actors the cluster cannot start within this time fail the run (Ray would otherwise wait forever)
+    actor_start_timeout_s: float = Field(600, ge=1)
+
+
+class GenerationRunParams(_Block):
+    """Where the LLM stages run, where they keep finished shards, and how big a shard is."""
+
+    #: local: this process (starts faster, less memory); ray: Ray Data actors
+    engine: Literal["local", "ray"] = "local"
+    ray: RayParams = RayParams()
     shard_dir: str | None = "data/02_intermediate/shards"
     shard_size: int = Field(64, gt=0)
 

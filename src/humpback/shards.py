@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def fingerprint(frame: pd.DataFrame, key_columns: list[str], settings: dict[str,
 
 def run_sharded(
     frame: pd.DataFrame,
-    compute: Callable[[pd.DataFrame], pd.DataFrame],
+    compute: Callable[[list[pd.DataFrame]], Iterable[pd.DataFrame]],
     *,
     stage: str,
     shard_dir: str | None,
@@ -45,32 +45,35 @@ def run_sharded(
 ) -> pd.DataFrame:
     """Apply ``compute`` to ``frame`` shard by shard, reusing the shards a previous run finished.
 
-    ``compute`` gets a slice of rows and must return one output row per input row, in order.
-    With ``shard_dir`` None everything is computed in memory (no resume).
+    ``compute`` gets the missing shards and yields one result per shard, in the order given, as
+    each is done (in this process, or from a cluster); a result has one row per input row, in
+    order. With ``shard_dir`` None everything is computed in memory (no resume).
     """
     if frame.empty:
-        return compute(frame)
+        return next(iter(compute([frame])))
     bounds = [(start, min(start + shard_size, len(frame))) for start in range(0, len(frame), shard_size)]
     folder = None
     if shard_dir is not None:
         folder = Path(shard_dir) / f"{stage}-{fingerprint(frame, key_columns, settings)}"
         folder.mkdir(parents=True, exist_ok=True)
-    parts, resumed = [], 0
-    for number, (start, stop) in enumerate(bounds):
-        path = folder / f"shard-{number:05d}.parquet" if folder else None
-        if path is not None and path.is_file():
-            part = pd.read_parquet(path)
-            resumed += 1
-        else:
-            part = compute(frame.iloc[start:stop])
-            if len(part) != stop - start:
-                raise RuntimeError(f"{stage}: shard {number} returned {len(part)} rows for {stop - start}")
-            if path is not None:
-                tmp = path.with_suffix(".partial")
-                part.to_parquet(tmp, index=False)
-                os.replace(tmp, path)  # a kill mid-write leaves no half shard behind
-        parts.append(part)
-        logger.info("%s: shard %d/%d done (%d rows)", stage, number + 1, len(bounds), stop)
-    if resumed:
-        logger.info("%s: resumed %d of %d shards from %s", stage, resumed, len(bounds), folder)
-    return pd.concat(parts, ignore_index=True)
+    paths = [folder / f"shard-{number:05d}.parquet" if folder else None for number in range(len(bounds))]
+    parts: dict[int, pd.DataFrame] = {
+        number: pd.read_parquet(path) for number, path in enumerate(paths) if path is not None and path.is_file()
+    }
+    if parts:
+        logger.info("%s: resumed %d of %d shards from %s", stage, len(parts), len(bounds), folder)
+    missing = [number for number in range(len(bounds)) if number not in parts]
+    results = compute([frame.iloc[bounds[number][0] : bounds[number][1]] for number in missing])
+    for number, part in zip(missing, results):
+        start, stop = bounds[number]
+        if len(part) != stop - start:
+            raise RuntimeError(f"{stage}: shard {number} returned {len(part)} rows for {stop - start}")
+        if paths[number] is not None:
+            tmp = paths[number].with_suffix(".partial")
+            part.to_parquet(tmp, index=False)
+            os.replace(tmp, paths[number])  # a kill mid-write leaves no half shard behind
+        parts[number] = part
+        logger.info("%s: shard %d/%d done (%d of %d rows)", stage, number + 1, len(bounds), stop, len(frame))
+    if len(parts) != len(bounds):
+        raise RuntimeError(f"{stage}: {len(bounds) - len(parts)} shards were not computed")
+    return pd.concat([parts[number] for number in range(len(bounds))], ignore_index=True)

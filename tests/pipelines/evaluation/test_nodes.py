@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from humpback import execution
 from humpback.datasets import CheckpointHandle
 from humpback.model_card import render_model_card
 from humpback.params import SeedParams
@@ -67,7 +68,7 @@ def _responses(texts):
 
 
 def test_judging_swaps_the_order_and_cancels_position_bias(monkeypatch):
-    monkeypatch.setattr(nodes, "LazyLanguageModel", PositionBiasedJudge)
+    monkeypatch.setattr(execution, "LazyLanguageModel", PositionBiasedJudge)
     challenger = _responses(["GOOD answer", "plain answer", "plain answer"])
     reference = _responses(["plain answer", "another plain one", "GOOD answer"])
     judge = CheckpointHandle(path="judge", metadata={"role": "base", "model_id": "judge-model"})

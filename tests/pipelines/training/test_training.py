@@ -140,3 +140,27 @@ def test_paper_step_schedule():
     assert steps_for_size(186, table) == 500
     assert steps_for_size(16_000, table) == 1200
     assert steps_for_size(100_000, table) == 1600
+
+
+def test_torchrun_launch_trains_on_two_processes_and_saves_the_same_kind_of_checkpoint(pairs, tiny_model_dir, tmp_path):
+    params = {**TINY, "role": "m1", "max_steps": 2, "overlong": "truncate", "launcher": "torchrun", "nproc_per_node": 2}
+    examples, _ = prepare_sft_examples(pairs, params)
+    artifacts, curve, summary = train_model(examples, CheckpointHandle(str(tiny_model_dir)), params)
+
+    assert summary["processes"] == 2 and summary["steps"] == 2 and len(curve) == 2
+    assert summary["batch_size"] == 4  # 2 processes × 2 per device × 1 accumulation step
+    dataset = ModelCheckpointDataset(path=str(tmp_path / "m1"))
+    dataset.save(artifacts)
+    assert dataset.load().metadata["hyperparameters"]["launcher"] == "torchrun"
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "m1")
+    before = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert any(not torch.equal(a, b) for a, b in zip(reloaded.parameters(), before.parameters()))
+
+
+def test_failed_launch_reports_the_processes_error(pairs, tmp_path):
+    from humpback.pipelines.training.launch import LaunchError
+
+    params = {**TINY, "launcher": "torchrun", "nproc_per_node": 2}
+    examples, _ = prepare_sft_examples(pairs.head(4), params)
+    with pytest.raises(LaunchError, match="launched training failed"):
+        train_model(examples, CheckpointHandle(str(tmp_path / "no-model-here")), params)

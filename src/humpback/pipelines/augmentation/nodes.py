@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle
-from humpback.llm import LazyLanguageModel, LLMConfig
+from humpback.execution import map_with_model
+from humpback.llm import LanguageModel, LLMConfig, SamplingConfig
 from humpback.params import AugmentationParams, GenerationRunParams
 from humpback.pipelines.augmentation.postprocess import clean_instruction
 from humpback.prompts import BACKWARD_SYSTEM, backward_chat
-from humpback.shards import run_sharded
 
 CANDIDATE_COLUMNS = ["doc_id", "url", "response", "raw_instruction", "instruction", "status"]
+
+
+def write_instructions(sampling: SamplingConfig, model: LanguageModel, documents: pd.DataFrame) -> pd.DataFrame:
+    """The backward model's raw output for each document (None: the document is too long)."""
+    prompts = [backward_chat(text) for text in documents["text"]]
+    return pd.DataFrame({"raw_instruction": model.generate_where_fits(prompts, sampling)})
 
 
 def generate_instructions(
@@ -31,27 +39,20 @@ def generate_instructions(
     settings = AugmentationParams.model_validate(params)
     run = GenerationRunParams.model_validate(generation)
     config = LLMConfig.model_validate(llm)
-    with LazyLanguageModel(config, backward_model.path) as model:
-
-        def write(batch: pd.DataFrame) -> pd.DataFrame:
-            prompts = [backward_chat(text) for text in batch["text"]]
-            return pd.DataFrame({"raw_instruction": model.get().generate_where_fits(prompts, settings.sampling)})
-
-        raw = run_sharded(
-            web_documents,
-            write,
-            stage="augmentation",
-            shard_dir=run.shard_dir,
-            shard_size=run.shard_size,
-            settings={
-                "model": backward_model.path,
-                "weights": backward_model.metadata.get("weights_sha256"),
-                "sampling": settings.sampling.model_dump(),
-                "llm": config.model_dump(),
-                "prompt": BACKWARD_SYSTEM,
-            },
-            key_columns=["doc_id"],
-        )
+    raw = map_with_model(
+        web_documents,
+        partial(write_instructions, settings.sampling),
+        llm=config,
+        model_path=backward_model.path,
+        generation=run,
+        stage="augmentation",
+        settings={
+            "weights": backward_model.metadata.get("weights_sha256"),
+            "sampling": settings.sampling.model_dump(),
+            "prompt": BACKWARD_SYSTEM,
+        },
+        key_columns=["doc_id"],
+    )
     cleaned = [
         clean_instruction(
             output, text, settings.min_instruction_chars, settings.max_instruction_chars, settings.max_copied_fraction

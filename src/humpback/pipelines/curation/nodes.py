@@ -9,20 +9,29 @@ the argmax.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle
-from humpback.llm import LazyLanguageModel, LLMConfig
+from humpback.execution import map_with_model
+from humpback.llm import LanguageModel, LLMConfig, SamplingConfig
 from humpback.params import CurationParams, GenerationRunParams, RewritingParams
 from humpback.pipelines.curation.parsing import PARSED, parse_score
 from humpback.prompts import RATING_TEMPLATE, RUBRIC, SCORE_OPTIONS, rating_chat
-from humpback.shards import run_sharded
 
 logger = logging.getLogger(__name__)
 
 PROBABILITY_COLUMNS = [f"p_{option}" for option in SCORE_OPTIONS]
+
+
+def rate_pairs(scorer: str, few_shot: int, sampling: SamplingConfig, model: LanguageModel, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The rater's raw rating of each pair: its text (generate) or the five option probabilities."""
+    prompts = [rating_chat(i, r, scorer, few_shot) for i, r in zip(pairs["instruction"], pairs["response"])]
+    if scorer == "generate":
+        return pd.DataFrame({"score_raw": model.generate_where_fits(prompts, sampling)})
+    return pd.DataFrame(model.score_options_where_fits(prompts, SCORE_OPTIONS), columns=PROBABILITY_COLUMNS)
 
 
 def score_candidates(
@@ -38,28 +47,17 @@ def score_candidates(
     settings = CurationParams.model_validate(params)
     run = GenerationRunParams.model_validate(generation)
     config = LLMConfig.model_validate(llm)
-    with LazyLanguageModel(config, rater.path) as model:
-
-        def rate(batch: pd.DataFrame) -> pd.DataFrame:
-            prompts = [
-                rating_chat(i, r, settings.scorer, settings.few_shot) for i, r in zip(batch["instruction"], batch["response"])
-            ]
-            if settings.scorer == "generate":
-                return pd.DataFrame({"score_raw": model.get().generate_where_fits(prompts, settings.sampling)})
-            probabilities = model.get().score_options_where_fits(prompts, SCORE_OPTIONS)
-            return pd.DataFrame(probabilities, columns=PROBABILITY_COLUMNS)
-
-        ratings = run_sharded(
-            rated_candidates,
-            rate,
-            stage=f"curation_{settings.scorer}",
-            shard_dir=run.shard_dir,
-            shard_size=run.shard_size,
-            settings={"model": rater.path, "weights": rater.metadata.get("weights_sha256"), "scorer": settings.scorer,
-                      "few_shot": settings.few_shot, "sampling": settings.sampling.model_dump(),
-                      "llm": config.model_dump(), "prompt": RATING_TEMPLATE + RUBRIC},
-            key_columns=["doc_id", "instruction", "response"],
-        )
+    ratings = map_with_model(
+        rated_candidates,
+        partial(rate_pairs, settings.scorer, settings.few_shot, settings.sampling),
+        llm=config,
+        model_path=rater.path,
+        generation=run,
+        stage=f"curation_{settings.scorer}",
+        settings={"weights": rater.metadata.get("weights_sha256"), "scorer": settings.scorer, "few_shot": settings.few_shot,
+                  "sampling": settings.sampling.model_dump(), "prompt": RATING_TEMPLATE + RUBRIC},
+        key_columns=["doc_id", "instruction", "response"],
+    )
     scored = rated_candidates.reset_index(drop=True).assign(scorer=settings.scorer, rater=rater.metadata.get("role", rater.path))
     if settings.scorer == "generate":
         parsed = [parse_score(text) if isinstance(text, str) else (None, "prompt_too_long") for text in ratings["score_raw"]]

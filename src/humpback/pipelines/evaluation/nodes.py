@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from humpback.datasets import CheckpointHandle
-from humpback.llm import LazyLanguageModel, LLMConfig
+from humpback.execution import map_with_model
+from humpback.llm import LanguageModel, LazyLanguageModel, LLMConfig, SamplingConfig
 from humpback.model_card import render_model_card
 from humpback.params import EvaluationParams, GenerationRunParams, SeedParams
 from humpback.pipelines.evaluation.judging import challenger_score, outcome, verdict, win_rate
 from humpback.pipelines.ingestion.seed import select_seed_pairs
 from humpback.prompts import JUDGE_OPTIONS, JUDGE_SYSTEM, forward_chat, judge_chat
 from humpback.records import stable_order_key, to_frame
-from humpback.shards import run_sharded
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +62,26 @@ def build_heldout_pairs(raw_messages, seed_pairs: pd.DataFrame, seed_params: dic
     return heldout.rename(columns={"prompt_message_id": "prompt_id", "response": "reference"})[HELDOUT_COLUMNS].reset_index(drop=True)
 
 
-def _answer_prompts(heldout: pd.DataFrame, model: CheckpointHandle) -> list:
-    """The prompts a model is asked with: trained forward models answer under the assistant tag
-    they were trained with (as the paper does at inference); other models get the bare request."""
+def _uses_assistant_tag(model: CheckpointHandle) -> bool:
+    """Trained forward models answer under the assistant tag they were trained with (as the paper
+    does at inference); other models get the bare request."""
     hyper = model.metadata.get("hyperparameters", {})
-    tag = "assistant" if hyper.get("use_tags") and hyper.get("direction") == "forward" else None
-    return [forward_chat(instruction, tag) for instruction in heldout["instruction"]]
+    return bool(hyper.get("use_tags")) and hyper.get("direction") == "forward"
+
+
+def _answer_prompts(instructions: pd.Series, tagged: bool) -> list:
+    return [forward_chat(instruction, "assistant" if tagged else None) for instruction in instructions]
+
+
+def write_answers(sampling: SamplingConfig, tagged: bool, model: LanguageModel, prompts: pd.DataFrame) -> pd.DataFrame:
+    """The model's answer to each held-out instruction (None: the prompt is too long)."""
+    return pd.DataFrame({"response": model.generate_where_fits(_answer_prompts(prompts["instruction"], tagged), sampling)})
+
+
+def judge_answers(first: str, second: str, model: LanguageModel, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The judge's probabilities of "first better", "second better", "tie" for each pair."""
+    prompts = [judge_chat(i, a, b) for i, a, b in zip(pairs["instruction"], pairs[first], pairs[second])]
+    return pd.DataFrame(model.score_options_where_fits(prompts, JUDGE_OPTIONS), columns=JUDGE_OPTIONS)
 
 
 def score_references(heldout: pd.DataFrame, model: CheckpointHandle, llm: dict) -> pd.DataFrame:
@@ -77,7 +92,7 @@ def score_references(heldout: pd.DataFrame, model: CheckpointHandle, llm: dict) 
         not fit the context) and status.
     """
     config = LLMConfig.model_validate(llm)
-    prompts = _answer_prompts(heldout, model)
+    prompts = _answer_prompts(heldout["instruction"], _uses_assistant_tag(model))
     with LazyLanguageModel(config, model.path) as lazy:
         scored = lazy.get().completion_logprobs_where_fits(prompts, heldout["reference"].tolist())
     return pd.DataFrame({
@@ -93,18 +108,17 @@ def generate_responses(heldout: pd.DataFrame, model: CheckpointHandle, llm: dict
     settings = EvaluationParams.model_validate(params)
     run = GenerationRunParams.model_validate(generation)
     config = LLMConfig.model_validate(llm)
-    with LazyLanguageModel(config, model.path) as lazy:
-
-        def answer(batch: pd.DataFrame) -> pd.DataFrame:
-            return pd.DataFrame({"response": lazy.get().generate_where_fits(_answer_prompts(batch, model), settings.sampling)})
-
-        answers = run_sharded(
-            heldout, answer, stage="evaluation_responses", shard_dir=run.shard_dir, shard_size=run.shard_size,
-            settings={"model": model.path, "weights": model.metadata.get("weights_sha256"),
-                      "sampling": settings.sampling.model_dump(), "llm": config.model_dump(),
-                      "tags": model.metadata.get("hyperparameters", {}).get("use_tags")},
-            key_columns=["prompt_id", "instruction"],
-        )
+    answers = map_with_model(
+        heldout,
+        partial(write_answers, settings.sampling, _uses_assistant_tag(model)),
+        llm=config,
+        model_path=model.path,
+        generation=run,
+        stage="evaluation_responses",
+        settings={"weights": model.metadata.get("weights_sha256"), "sampling": settings.sampling.model_dump(),
+                  "tag": _uses_assistant_tag(model)},
+        key_columns=["prompt_id", "instruction"],
+    )
     responses = answers["response"]
     return pd.DataFrame({
         "prompt_id": heldout["prompt_id"].to_numpy(),
@@ -142,20 +156,18 @@ def judge_pairs(
     if settings.judge.both_orders:
         orders["challenger_second"] = ("response_reference", "response_challenger")
     columns = {}
-    with LazyLanguageModel(config, judge.path) as lazy:
-        for order, (first, second) in orders.items():
-
-            def rate(batch: pd.DataFrame, first=first, second=second) -> pd.DataFrame:
-                prompts = [judge_chat(i, a, b) for i, a, b in zip(batch["instruction"], batch[first], batch[second])]
-                return pd.DataFrame(lazy.get().score_options_where_fits(prompts, JUDGE_OPTIONS), columns=JUDGE_OPTIONS)
-
-            probabilities = run_sharded(
-                pairs, rate, stage=f"evaluation_judge_{order}", shard_dir=run.shard_dir, shard_size=run.shard_size,
-                settings={"judge": judge.path, "weights": judge.metadata.get("weights_sha256"), "llm": config.model_dump(),
-                          "prompt": JUDGE_SYSTEM},
-                key_columns=["prompt_id", first, second],
-            )
-            columns[order] = probabilities.to_numpy()
+    for order, (first, second) in orders.items():
+        probabilities = map_with_model(
+            pairs,
+            partial(judge_answers, first, second),
+            llm=config,
+            model_path=judge.path,
+            generation=run,
+            stage=f"evaluation_judge_{order}",
+            settings={"weights": judge.metadata.get("weights_sha256"), "prompt": JUDGE_SYSTEM},
+            key_columns=["prompt_id", first, second],
+        )
+        columns[order] = probabilities.to_numpy()
     result = pd.DataFrame({"prompt_id": pairs["prompt_id"].to_numpy()})
     verdicts = {}
     for order, values in columns.items():

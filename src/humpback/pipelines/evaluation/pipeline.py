@@ -8,7 +8,7 @@ read back from their saved datasets, so `evaluation_m2` and `evaluation_variants
 
 from __future__ import annotations
 
-from functools import partial
+from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
@@ -23,6 +23,11 @@ from humpback.pipelines.evaluation.nodes import (
     summarise_model,
     update_model_card,
 )
+
+
+def _named(function: partial) -> partial:
+    """A partial that carries its function's name and docstring, for Kedro's logs and kedro-viz."""
+    return update_wrapper(function, function.func)
 
 
 def heldout_pipeline() -> Pipeline:
@@ -44,7 +49,7 @@ def _model_nodes(label: str, checkpoint: str) -> list[Node]:
              name=f"{label}_score_references"),
         Node(generate_responses, ["evaluation.heldout_pairs", checkpoint, "params:llm", "params:evaluation", "params:generation"],
              f"{prefix}.responses", name=f"{label}_generate_responses"),
-        Node(partial(summarise_model, label), [checkpoint, f"{prefix}.reference_nll", f"{prefix}.responses"],
+        Node(_named(partial(summarise_model, label)), [checkpoint, f"{prefix}.reference_nll", f"{prefix}.responses"],
              f"{prefix}.summary", name=f"{label}_summary"),
     ]
 
@@ -56,7 +61,7 @@ def _comparison_nodes(challenger: str, reference: str) -> list[Node]:
              [f"evaluation.{challenger}.responses", f"evaluation.{reference}.responses", "evaluation.judge",
               "params:llm", "params:evaluation", "params:generation"],
              f"{prefix}.judgements", name=f"judge_{challenger}_vs_{reference}"),
-        Node(partial(summarise_comparison, challenger, reference), [f"{prefix}.judgements", "evaluation.judge", "params:evaluation"], f"{prefix}.summary",
+        Node(_named(partial(summarise_comparison, challenger, reference)), [f"{prefix}.judgements", "evaluation.judge", "params:evaluation"], f"{prefix}.summary",
              name=f"summarise_{challenger}_vs_{reference}"),
     ]
 

@@ -9,14 +9,22 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle
-from humpback.llm import LazyLanguageModel, LLMConfig
+from humpback.execution import map_with_model
+from humpback.llm import LanguageModel, LLMConfig, SamplingConfig
 from humpback.params import GenerationRunParams, RewritingParams
 from humpback.pipelines.rewriting.parsing import NOT_REQUESTED, parse_rewrite
 from humpback.prompts import REWRITE_TEMPLATE, rewrite_chat
-from humpback.shards import run_sharded
+
+
+def write_rewrites(sampling: SamplingConfig, model: LanguageModel, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The rewriting model's raw output for each pair (None: the prompt is too long)."""
+    prompts = [rewrite_chat(i, r) for i, r in zip(pairs["instruction"], pairs["response"])]
+    return pd.DataFrame({"rewrite_raw": model.generate_where_fits(prompts, sampling)})
 
 
 def _rewrite(
@@ -29,22 +37,16 @@ def _rewrite(
     """
     run = GenerationRunParams.model_validate(generation)
     config = LLMConfig.model_validate(llm)
-    with LazyLanguageModel(config, model_path) as model:
-
-        def write(batch: pd.DataFrame) -> pd.DataFrame:
-            prompts = [rewrite_chat(i, r) for i, r in zip(batch["instruction"], batch["response"])]
-            return pd.DataFrame({"rewrite_raw": model.get().generate_where_fits(prompts, settings.sampling)})
-
-        raw = run_sharded(
-            pairs,
-            write,
-            stage=stage,
-            shard_dir=run.shard_dir,
-            shard_size=run.shard_size,
-            settings={"model": model_path, "weights": weights, "sampling": settings.sampling.model_dump(), "llm": config.model_dump(),
-                      "prompt": REWRITE_TEMPLATE},
-            key_columns=["doc_id", "instruction"],
-        )
+    raw = map_with_model(
+        pairs,
+        partial(write_rewrites, settings.sampling),
+        llm=config,
+        model_path=model_path,
+        generation=run,
+        stage=stage,
+        settings={"weights": weights, "sampling": settings.sampling.model_dump(), "prompt": REWRITE_TEMPLATE},
+        key_columns=["doc_id", "instruction"],
+    )
     parsed = [parse_rewrite(r, d, settings.min_chars) for r, d in zip(raw["rewrite_raw"], pairs["response"])]
     return pairs.assign(
         original_response=pairs["response"].to_numpy(),

@@ -8,6 +8,7 @@ from humpback.datasets import CheckpointHandle, ModelArtifacts
 from humpback.model_card import render_model_card
 from humpback.params import TrainingParams
 from humpback.pipelines.training.examples import build_examples
+from humpback.pipelines.training.launch import train_launched
 from humpback.pipelines.training.sft import train_sft
 
 
@@ -32,7 +33,8 @@ def train_model(
         a model card), the loss curve and the summary as a small report.
     """
     training = TrainingParams.model_validate(params)
-    model, tokenizer, curve, summary = train_sft(examples, base_model.path, training)
+    train = train_sft if training.launcher == "in_process" else train_launched
+    model, tokenizer, curve, summary = train(examples, base_model.path, training)
     metadata = {
         "role": training.role,
         "base_model": base_model.metadata.get("model_id", base_model.path),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 from typing import Any
 
@@ -76,7 +77,8 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
             f"at least {params.min_examples} needed. Raise max_length or set overlong: truncate."
         )
     batch = effective_batch_size(len(examples), params)
-    per_device = min(params.per_device_train_batch_size, batch)
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun / accelerate launch
+    per_device = min(params.per_device_train_batch_size, max(batch // processes, 1))
     max_steps = params.max_steps or (steps_for_size(len(examples), params.steps_by_size) if params.steps_by_size else -1)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16 if params.bf16 else torch.float32)
     if params.dropout is not None and hasattr(model.config, "attention_dropout"):
@@ -106,7 +108,7 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
         max_length=params.max_length,
         per_device_train_batch_size=per_device,
         per_device_eval_batch_size=per_device,
-        gradient_accumulation_steps=max(batch // per_device, 1),
+        gradient_accumulation_steps=max(batch // (per_device * processes), 1),
         num_train_epochs=params.num_train_epochs,
         max_steps=max_steps,
         learning_rate=params.learning_rate,
@@ -132,7 +134,8 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
         peft_config=peft_config,
     )
     composition = {str(k): int(v) for k, v in examples["source"].value_counts().items()} if "source" in examples else {}
-    return trainer, {"examples": len(examples), "composition": composition, "batch_size": batch, **length_counts}
+    sizes = {"examples": len(examples), "composition": composition, "batch_size": batch, "processes": processes}
+    return trainer, sizes | length_counts
 
 
 def train_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> tuple[Any, Any, pd.DataFrame, dict]:

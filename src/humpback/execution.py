@@ -1,0 +1,154 @@
+"""Where a stage's language-model work runs: in this process (``local``) or on Ray Data (``ray``).
+
+Both go through the project's shards (:mod:`humpback.shards`), the one resume mechanism: only the
+shards a previous run did not finish are computed, and each is written as soon as it is back.
+
+- ``local`` builds the backend once, lazily, and computes the missing shards one after another.
+- ``ray`` hands the missing shards to Ray Data from inside the node (Kedro has no Ray runner):
+  one block per shard, ``map_batches`` with a pool of actors that each build the project's own
+  backend once from its serialisable config. Rows carry their shard number, results come back in
+  any order and are put back in place, so the node returns the same rows, in the same order, as
+  ``local`` (each shard is computed alone in both, with the same seed).
+
+A task is a picklable callable ``(model, rows) -> result rows`` (a module-level function or a
+``functools.partial`` of one), so it can be shipped to actors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pandas as pd
+
+from humpback.llm import LanguageModel, LazyLanguageModel, LLMConfig, build_llm
+from humpback.params import GenerationRunParams, RayParams
+from humpback.shards import run_sharded
+
+logger = logging.getLogger(__name__)
+
+Task = Callable[[LanguageModel, pd.DataFrame], pd.DataFrame]
+SHARD_COLUMN = "_humpback_shard"
+
+
+class ExecutionError(RuntimeError):
+    """The configured engine cannot run the work as asked (resources, time-out)."""
+
+
+def map_with_model(
+    frame: pd.DataFrame,
+    task: Task,
+    *,
+    llm: LLMConfig,
+    model_path: str,
+    generation: GenerationRunParams,
+    stage: str,
+    settings: dict[str, Any],
+    key_columns: list[str],
+) -> pd.DataFrame:
+    """Run ``task`` over ``frame`` with the model at ``model_path``, shard by shard, resumably.
+
+    ``settings`` are what else shapes the output (sampling, prompt, weights): with the rows' keys
+    they name the shard folder, so results of another configuration are never reused. The engine
+    is not part of it: ``local`` and ``ray`` give the same rows and share finished shards.
+    """
+    settings = settings | {"model": model_path, "llm": llm.model_dump()}
+    shard_options = {"stage": stage, "shard_dir": generation.shard_dir, "shard_size": generation.shard_size,
+                     "settings": settings, "key_columns": key_columns}
+    if generation.engine == "ray":
+        return run_sharded(frame, lambda shards: _ray_map(shards, task, llm, model_path, generation.ray), **shard_options)
+    with LazyLanguageModel(llm, model_path) as lazy:
+        return run_sharded(frame, lambda shards: (task(lazy.get(), shard) for shard in shards), **shard_options)
+
+
+class _ShardWorker:
+    """A Ray actor: builds the backend once, then runs the task on each shard of a batch alone."""
+
+    def __init__(self, task: Task, llm: dict, model_path: str, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)  # Ray sets OMP_NUM_THREADS per actor; torch needs telling too
+        self.task = task
+        self.model = build_llm({**llm, "num_threads": threads}, model_path)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        parts = []
+        for shard, rows in batch.groupby(SHARD_COLUMN, sort=False):
+            result = self.task(self.model, rows.drop(columns=SHARD_COLUMN).reset_index(drop=True))
+            parts.append(result.reset_index(drop=True).assign(**{SHARD_COLUMN: shard}))
+        return pd.concat(parts, ignore_index=True)
+
+
+def _ray_map(shards: list[pd.DataFrame], task: Task, llm: LLMConfig, model_path: str, params: RayParams) -> Iterator[pd.DataFrame]:
+    """Yield each shard's result, in order, as Ray Data finishes them."""
+    import ray
+
+    if not shards:
+        return
+    _connect(params)
+    _check_resources(params)
+    blocks = [shard.reset_index(drop=True).assign(**{SHARD_COLUMN: number}) for number, shard in enumerate(shards)]
+    mapped = ray.data.from_pandas(blocks).map_batches(
+        _ShardWorker,
+        fn_constructor_kwargs={"task": task, "llm": llm.model_dump(), "model_path": model_path,
+                               "threads": params.threads_per_actor},
+        batch_size=None,  # a whole block: one shard per call, as in `local`
+        batch_format="pandas",
+        concurrency=params.num_actors,
+        num_cpus=params.cpus_per_actor,
+        num_gpus=params.gpus_per_actor or None,
+    )
+    # actors the cluster cannot start make Ray Data fail after this long instead of waiting forever
+    ray.data.DataContext.get_current().wait_for_min_actors_s = int(params.actor_start_timeout_s)
+    deadline = time.monotonic() + params.timeout_s
+    done: dict[int, list[pd.DataFrame]] = {}
+    next_shard = 0
+    try:
+        for batch in mapped.iter_batches(batch_size=None, batch_format="pandas"):
+            for shard, rows in batch.groupby(SHARD_COLUMN, sort=False):
+                done.setdefault(int(shard), []).append(rows)
+            while next_shard in done and sum(map(len, done[next_shard])) == len(shards[next_shard]):
+                yield pd.concat(done.pop(next_shard), ignore_index=True).drop(columns=SHARD_COLUMN)
+                next_shard += 1
+            if time.monotonic() > deadline:
+                raise ExecutionError(
+                    f"Ray run exceeded generation.ray.timeout_s={params.timeout_s:g} s with {next_shard} of "
+                    f"{len(shards)} shards back; finished shards are kept and a restart resumes from them"
+                )
+    except ray.exceptions.GetTimeoutError as error:
+        raise ExecutionError(
+            f"Ray could not start {params.num_actors} actors with {params.cpus_per_actor:g} CPUs and "
+            f"{params.gpus_per_actor:g} GPUs each within generation.ray.actor_start_timeout_s="
+            f"{params.actor_start_timeout_s:g} s: the cluster lacks the resources (`ray status` shows them)"
+        ) from error
+    if next_shard < len(shards):
+        raise ExecutionError(f"Ray returned {next_shard} of {len(shards)} shards")
+
+
+def _connect(params: RayParams) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if params.address is None:
+        options["num_cpus"] = params.num_cpus  # a local cluster for this run
+    ray.init(address=params.address, **options)
+    logger.info("Ray: connected to %s with %s", params.address or "a local cluster", ray.cluster_resources())
+
+
+def _check_resources(params: RayParams) -> None:
+    """Refuse what the cluster cannot give, instead of waiting for it forever."""
+    import ray
+
+    resources = ray.cluster_resources()
+    cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
+    if params.gpus_per_actor > gpus:
+        raise ExecutionError(f"generation.ray.gpus_per_actor={params.gpus_per_actor:g} but the Ray cluster has {gpus:g} GPUs")
+    if params.cpus_per_actor * params.num_actors >= cpus:
+        raise ExecutionError(
+            f"{params.num_actors} actors × {params.cpus_per_actor:g} CPUs take all {cpus:g} CPUs of the Ray cluster: "
+            "Ray Data's read task could never be scheduled and the run would hang. Lower generation.ray.cpus_per_actor."
+        )

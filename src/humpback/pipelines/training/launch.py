@@ -1,0 +1,81 @@
+"""Training in launched processes (``torchrun`` / ``accelerate launch``), for more than one device.
+
+The node writes the examples and the parameters to a work folder and starts the launcher on this
+module; every process trains its part (DDP, or DeepSpeed/FSDP through an accelerate config), rank
+0 saves the checkpoint, loss curve and summary there, and the node loads them back, so the saved
+checkpoint is the same as with ``in_process``. The launcher runs with this interpreter
+(``python -m torch.distributed.run`` is ``torchrun``), so it uses the project's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from humpback.params import TrainingParams
+
+logger = logging.getLogger(__name__)
+
+ENTRY = "humpback.pipelines.training.launch"
+
+
+class LaunchError(RuntimeError):
+    """The launched training failed; its output is in the message."""
+
+
+def launcher_command(params: TrainingParams, work: Path) -> list[str]:
+    if params.launcher == "torchrun":
+        launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(params.nproc_per_node)]
+    else:
+        launcher = ["-m", "accelerate.commands.launch", "--num_processes", str(params.nproc_per_node)]
+    return [sys.executable, *launcher, *params.launcher_args, "-m", ENTRY, str(work)]
+
+
+def train_launched(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> tuple[Any, Any, pd.DataFrame, dict]:
+    """Like :func:`~humpback.pipelines.training.sft.train_sft`, in ``params.nproc_per_node`` processes."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with tempfile.TemporaryDirectory(prefix="humpback-launch-") as folder:
+        work = Path(folder)
+        examples.to_parquet(work / "examples.parquet", index=False)
+        (work / "job.json").write_text(json.dumps({"model_path": model_path, "params": params.model_dump(mode="json")}))
+        command = launcher_command(params, work)
+        logger.info("launching training: %s", " ".join(command))
+        finished = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if finished.returncode != 0 or not (work / "model" / "config.json").is_file():
+            raise LaunchError(f"launched training failed (exit {finished.returncode}):\n{finished.stderr[-4000:]}")
+        dtype = torch.bfloat16 if params.bf16 else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(work / "model")
+        curve = pd.read_csv(work / "loss_curve.csv")
+        summary = json.loads((work / "summary.json").read_text())
+    return model, tokenizer, curve, summary
+
+
+def main(work: Path) -> None:
+    """One launched process: train; rank 0 writes the results into ``work``."""
+    from humpback.pipelines.training.sft import train_sft
+
+    job = json.loads((work / "job.json").read_text())
+    model, tokenizer, curve, summary = train_sft(
+        pd.read_parquet(work / "examples.parquet"), job["model_path"], TrainingParams.model_validate(job["params"])
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        model.save_pretrained(work / "model", safe_serialization=True)
+        tokenizer.save_pretrained(work / "model")
+        curve.to_csv(work / "loss_curve.csv", index=False)
+        (work / "summary.json").write_text(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main(Path(sys.argv[1]))
