@@ -12,6 +12,7 @@ from humpback.execution import ExecutionError, map_with_model
 from humpback.llm import LLMConfig, SamplingConfig
 from humpback.params import GenerationRunParams
 from humpback.pipelines.augmentation.nodes import generate_instructions, write_instructions
+from humpback.pipelines.curation.nodes import score_candidates
 from tests.conftest import TEST_LLM, clean_documents
 
 ray = pytest.importorskip("ray")
@@ -38,6 +39,19 @@ def test_ray_gives_the_same_rows_as_local(cluster, documents, tiny_model_dir):
     local = generate_instructions(documents, model, TEST_LLM, {"sampling": SAMPLING}, {"shard_size": 4, "shard_dir": None})
     pd.testing.assert_frame_equal(on_ray, local)
     assert on_ray["doc_id"].tolist() == documents["doc_id"].tolist()
+
+
+def test_ray_ratings_equal_local_ones_with_unrated_rows(cluster, documents, tiny_model_dir):
+    """Numbers and missing values come back from Ray as they are made locally (NumPy dtypes, NaN)."""
+    pairs = documents.rename(columns={"text": "response"}).assign(instruction="Summarise this.")
+    pairs.loc[3, "response"] = pairs.loc[3, "response"] * 20  # longer than the context: not rated
+    rater = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
+    llm = TEST_LLM | {"max_model_len": 1024}
+    curation = {"scorer": "option_probabilities", "few_shot": 0, "selection": {"method": "threshold", "threshold": 1}}
+    on_ray = score_candidates(pairs, rater, llm, curation, {**RAY, "shard_dir": None})
+    local = score_candidates(pairs, rater, llm, curation, {"shard_size": 4, "shard_dir": None})
+    pd.testing.assert_frame_equal(on_ray, local)
+    assert on_ray["score_status"].tolist().count("prompt_too_long") == 1 and on_ray["score"].notna().sum() == len(pairs) - 1
 
 
 def fail_on_marked_shard(marker: str, flag: str, sampling, model, rows: pd.DataFrame) -> pd.DataFrame:

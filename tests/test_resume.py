@@ -7,9 +7,11 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from humpback.datasets import CheckpointHandle
 from humpback.pipelines.augmentation.nodes import generate_instructions
+from humpback.shards import run_sharded
 from tests.conftest import TEST_LLM, clean_documents
 
 PARAMS = {"sampling": {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 48, "seed": 3}}
@@ -52,3 +54,28 @@ def test_killed_run_resumes_without_redoing_or_losing_rows(c4_documents, tiny_mo
     uninterrupted = generate_instructions(documents, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, PARAMS,
                                           {"shard_dir": None, "shard_size": 1})
     pd.testing.assert_frame_equal(resumed, uninterrupted)
+
+
+def test_shards_finished_out_of_order_are_kept_when_the_run_fails(tmp_path):
+    """A cluster can finish a later shard before an earlier one fails: the later one must be on disk."""
+    frame = pd.DataFrame({"key": [f"row {i}" for i in range(6)]})
+    options = {"stage": "demo", "shard_dir": str(tmp_path), "shard_size": 2, "settings": {}, "key_columns": ["key"]}
+    upper = lambda rows: rows.assign(key=rows["key"].str.upper())  # noqa: E731
+
+    def last_then_failure(shards):
+        yield 2, upper(shards[2])
+        raise RuntimeError("shard 0 failed")
+
+    with pytest.raises(RuntimeError, match="shard 0 failed"):
+        run_sharded(frame, last_then_failure, **options)
+    assert [p.name for p in tmp_path.glob("*/*.parquet")] == ["shard-00002.parquet"]
+
+    computed = []
+
+    def in_reverse(shards):
+        computed.extend(rows["key"].iloc[0] for rows in shards)
+        yield from ((n, upper(shards[n])) for n in reversed(range(len(shards))))
+
+    result = run_sharded(frame, in_reverse, **options)
+    assert computed == ["row 0", "row 2"]  # only the two missing shards
+    assert result["key"].tolist() == [f"ROW {i}" for i in range(6)]

@@ -60,7 +60,7 @@ def map_with_model(
     if generation.engine == "ray":
         return run_sharded(frame, lambda shards: _ray_map(shards, task, llm, model_path, generation.ray), **shard_options)
     with LazyLanguageModel(llm, model_path) as lazy:
-        return run_sharded(frame, lambda shards: (task(lazy.get(), shard) for shard in shards), **shard_options)
+        return run_sharded(frame, lambda shards: ((n, task(lazy.get(), shard)) for n, shard in enumerate(shards)), **shard_options)
 
 
 class _ShardWorker:
@@ -81,8 +81,10 @@ class _ShardWorker:
         return pd.concat(parts, ignore_index=True)
 
 
-def _ray_map(shards: list[pd.DataFrame], task: Task, llm: LLMConfig, model_path: str, params: RayParams) -> Iterator[pd.DataFrame]:
-    """Yield each shard's result, in order, as Ray Data finishes them."""
+def _ray_map(
+    shards: list[pd.DataFrame], task: Task, llm: LLMConfig, model_path: str, params: RayParams
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Yield ``(shard position, result)`` as Ray Data finishes each shard, in any order."""
     import ray
 
     if not shards:
@@ -103,18 +105,21 @@ def _ray_map(shards: list[pd.DataFrame], task: Task, llm: LLMConfig, model_path:
     # actors the cluster cannot start make Ray Data fail after this long instead of waiting forever
     ray.data.DataContext.get_current().wait_for_min_actors_s = int(params.actor_start_timeout_s)
     deadline = time.monotonic() + params.timeout_s
-    done: dict[int, list[pd.DataFrame]] = {}
-    next_shard = 0
+    arrived: dict[int, list[pd.DataFrame]] = {}
+    returned = 0
     try:
-        for batch in mapped.iter_batches(batch_size=None, batch_format="pandas"):
-            for shard, rows in batch.groupby(SHARD_COLUMN, sort=False):
-                done.setdefault(int(shard), []).append(rows)
-            while next_shard in done and sum(map(len, done[next_shard])) == len(shards[next_shard]):
-                yield pd.concat(done.pop(next_shard), ignore_index=True).drop(columns=SHARD_COLUMN)
-                next_shard += 1
+        # Arrow batches converted here, not Ray's pandas batches: those carry Arrow-backed dtypes
+        # (`double[pyarrow]`, nulls as NA) where `local` gives NumPy ones (NaN)
+        for batch in mapped.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for shard, rows in batch.to_pandas().groupby(SHARD_COLUMN, sort=False):
+                shard = int(shard)
+                arrived.setdefault(shard, []).append(rows)
+                if sum(map(len, arrived[shard])) == len(shards[shard]):
+                    yield shard, pd.concat(arrived.pop(shard), ignore_index=True).drop(columns=SHARD_COLUMN)
+                    returned += 1
             if time.monotonic() > deadline:
                 raise ExecutionError(
-                    f"Ray run exceeded generation.ray.timeout_s={params.timeout_s:g} s with {next_shard} of "
+                    f"Ray run exceeded generation.ray.timeout_s={params.timeout_s:g} s with {returned} of "
                     f"{len(shards)} shards back; finished shards are kept and a restart resumes from them"
                 )
     except ray.exceptions.GetTimeoutError as error:
@@ -123,8 +128,8 @@ def _ray_map(shards: list[pd.DataFrame], task: Task, llm: LLMConfig, model_path:
             f"{params.gpus_per_actor:g} GPUs each within generation.ray.actor_start_timeout_s="
             f"{params.actor_start_timeout_s:g} s: the cluster lacks the resources (`ray status` shows them)"
         ) from error
-    if next_shard < len(shards):
-        raise ExecutionError(f"Ray returned {next_shard} of {len(shards)} shards")
+    if returned < len(shards):
+        raise ExecutionError(f"Ray returned {returned} of {len(shards)} shards")
 
 
 def _connect(params: RayParams) -> None:

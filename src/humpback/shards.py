@@ -35,7 +35,7 @@ def fingerprint(frame: pd.DataFrame, key_columns: list[str], settings: dict[str,
 
 def run_sharded(
     frame: pd.DataFrame,
-    compute: Callable[[list[pd.DataFrame]], Iterable[pd.DataFrame]],
+    compute: Callable[[list[pd.DataFrame]], Iterable[tuple[int, pd.DataFrame]]],
     *,
     stage: str,
     shard_dir: str | None,
@@ -45,12 +45,13 @@ def run_sharded(
 ) -> pd.DataFrame:
     """Apply ``compute`` to ``frame`` shard by shard, reusing the shards a previous run finished.
 
-    ``compute`` gets the missing shards and yields one result per shard, in the order given, as
-    each is done (in this process, or from a cluster); a result has one row per input row, in
-    order. With ``shard_dir`` None everything is computed in memory (no resume).
+    ``compute`` gets the missing shards and yields ``(position in that list, result)`` as each is
+    done, in any order (in this process, or from a cluster, where a later shard may finish first);
+    each is written at once, so a kill loses only the shards in flight. A result has one row per
+    input row, in order. With ``shard_dir`` None everything is computed in memory (no resume).
     """
     if frame.empty:
-        return next(iter(compute([frame])))
+        return next(iter(compute([frame])))[1]
     bounds = [(start, min(start + shard_size, len(frame))) for start in range(0, len(frame), shard_size)]
     folder = None
     if shard_dir is not None:
@@ -64,7 +65,8 @@ def run_sharded(
         logger.info("%s: resumed %d of %d shards from %s", stage, len(parts), len(bounds), folder)
     missing = [number for number in range(len(bounds)) if number not in parts]
     results = compute([frame.iloc[bounds[number][0] : bounds[number][1]] for number in missing])
-    for number, part in zip(missing, results):
+    for position, part in results:
+        number = missing[position]
         start, stop = bounds[number]
         if len(part) != stop - start:
             raise RuntimeError(f"{stage}: shard {number} returned {len(part)} rows for {stop - start}")
@@ -73,7 +75,7 @@ def run_sharded(
             part.to_parquet(tmp, index=False)
             os.replace(tmp, paths[number])  # a kill mid-write leaves no half shard behind
         parts[number] = part
-        logger.info("%s: shard %d/%d done (%d of %d rows)", stage, number + 1, len(bounds), stop, len(frame))
+        logger.info("%s: shard %d/%d done (%d of %d shards)", stage, number + 1, len(bounds), len(parts), len(bounds))
     if len(parts) != len(bounds):
         raise RuntimeError(f"{stage}: {len(bounds) - len(parts)} shards were not computed")
     return pd.concat([parts[number] for number in range(len(bounds))], ignore_index=True)
