@@ -54,11 +54,14 @@ def test_ray_ratings_equal_local_ones_with_unrated_rows(cluster, documents, tiny
     assert on_ray["score_status"].tolist().count("prompt_too_long") == 1 and on_ray["score"].notna().sum() == len(pairs) - 1
 
 
-def fail_on_marked_shard(marker: str, flag: str, sampling, model, rows: pd.DataFrame) -> pd.DataFrame:
-    """write_instructions, except that it fails on the shard holding ``marker`` while ``flag`` exists
-    (after a pause, so the shards before it are back first: a failure late in a run)."""
+def fail_on_marked_shard(marker: str, flag: str, shard_dir: str, sampling, model, rows: pd.DataFrame) -> pd.DataFrame:
+    """write_instructions, except that it fails on the shard holding ``marker`` while ``flag`` exists,
+    once another shard is on disk: a failure late in a run (a fixed pause is not enough, Ray may
+    drop results it holds but has not handed over when the run fails)."""
     if marker in set(rows["doc_id"]) and Path(flag).exists():
-        time.sleep(5)
+        deadline = time.monotonic() + 120
+        while not list(Path(shard_dir).glob("*/shard-*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.1)
         raise RuntimeError("forced failure")
     return write_instructions(sampling, model, rows)
 
@@ -67,17 +70,18 @@ def test_ray_run_resumes_after_a_failure_without_redoing_shards(cluster, documen
     sampling = SamplingConfig(**SAMPLING)
     flag = tmp_path / "fail"
     flag.touch()
-    generation = GenerationRunParams.model_validate({**RAY, "shard_dir": str(tmp_path / "shards")})
+    shard_dir = str(tmp_path / "shards")
+    generation = GenerationRunParams.model_validate({**RAY, "shard_dir": shard_dir})
     run = partial(map_with_model, documents, llm=LLMConfig.model_validate(TEST_LLM), model_path=str(tiny_model_dir),
                   generation=generation, stage="augmentation", settings={"sampling": SAMPLING}, key_columns=["doc_id"])
     last = documents["doc_id"].iloc[-1]
     with pytest.raises(Exception, match="forced failure"):
-        run(partial(fail_on_marked_shard, last, str(flag), sampling))
+        run(partial(fail_on_marked_shard, last, str(flag), shard_dir, sampling))
     finished = {p: p.stat().st_mtime_ns for p in (tmp_path / "shards").glob("*/shard-*.parquet")}
     assert 0 < len(finished) < 3, "the failure must leave some shards done and some not"
 
     flag.unlink()
-    resumed = run(partial(fail_on_marked_shard, last, str(flag), sampling))
+    resumed = run(partial(fail_on_marked_shard, last, str(flag), shard_dir, sampling))
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items()), "a finished shard was computed again"
     expected = generate_instructions(documents, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, {"sampling": SAMPLING},
                                      {"shard_size": 4, "shard_dir": None})

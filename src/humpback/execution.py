@@ -91,6 +91,7 @@ def _ray_map(
         return
     _connect(params)
     _check_resources(params)
+    actors = min(params.num_actors, len(shards))  # no idle actor loading a model copy
     blocks = [shard.reset_index(drop=True).assign(**{SHARD_COLUMN: number}) for number, shard in enumerate(shards)]
     mapped = ray.data.from_pandas(blocks).map_batches(
         _ShardWorker,
@@ -98,7 +99,9 @@ def _ray_map(
                                "threads": params.threads_per_actor},
         batch_size=None,  # a whole block: one shard per call, as in `local`
         batch_format="pandas",
-        concurrency=params.num_actors,
+        # one shard at a time per actor: a shard is minutes of work, so queueing one behind another
+        # leaves an actor idle at the end, and behind a failing one it is never returned
+        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
         num_cpus=params.cpus_per_actor,
         num_gpus=params.gpus_per_actor or None,
     )
@@ -124,7 +127,7 @@ def _ray_map(
                 )
     except ray.exceptions.GetTimeoutError as error:
         raise ExecutionError(
-            f"Ray could not start {params.num_actors} actors with {params.cpus_per_actor:g} CPUs and "
+            f"Ray could not start {actors} actors with {params.cpus_per_actor:g} CPUs and "
             f"{params.gpus_per_actor:g} GPUs each within generation.ray.actor_start_timeout_s="
             f"{params.actor_start_timeout_s:g} s: the cluster lacks the resources (`ray status` shows them)"
         ) from error
