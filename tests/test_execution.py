@@ -41,6 +41,15 @@ def test_ray_gives_the_same_rows_as_local(cluster, documents, tiny_model_dir):
     assert on_ray["doc_id"].tolist() == documents["doc_id"].tolist()
 
 
+def test_empty_input_on_ray_gives_the_local_empty_result(cluster, documents, tiny_model_dir):
+    """Nothing left to rate or rewrite (e.g. curation kept nothing) must not fail the Ray run."""
+    model = CheckpointHandle(str(tiny_model_dir))
+    on_ray = generate_instructions(documents.head(0), model, TEST_LLM, {"sampling": SAMPLING}, {**RAY, "shard_dir": None})
+    local = generate_instructions(documents.head(0), model, TEST_LLM, {"sampling": SAMPLING}, {"shard_size": 4, "shard_dir": None})
+    pd.testing.assert_frame_equal(on_ray, local)
+    assert on_ray.empty
+
+
 def test_ray_ratings_equal_local_ones_with_unrated_rows(cluster, documents, tiny_model_dir):
     """Numbers and missing values come back from Ray as they are made locally (NumPy dtypes, NaN)."""
     pairs = documents.rename(columns={"text": "response"}).assign(instruction="Summarise this.")

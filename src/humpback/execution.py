@@ -57,7 +57,7 @@ def map_with_model(
     settings = settings | {"model": model_path, "llm": llm.model_dump()}
     shard_options = {"stage": stage, "shard_dir": generation.shard_dir, "shard_size": generation.shard_size,
                      "settings": settings, "key_columns": key_columns}
-    if generation.engine == "ray":
+    if generation.engine == "ray" and not frame.empty:  # no cluster for zero rows: Ray Data would return none
         return run_sharded(frame, lambda shards: _ray_map(shards, task, llm, model_path, generation.ray), **shard_options)
     with LazyLanguageModel(llm, model_path) as lazy:
         return run_sharded(frame, lambda shards: ((n, task(lazy.get(), shard)) for n, shard in enumerate(shards)), **shard_options)

@@ -120,8 +120,9 @@ def test_full_training_round_trip_lowers_loss_and_reloads(pairs, tiny_model_dir,
     assert changed
 
 
-def test_lora_saves_a_merged_plain_checkpoint(pairs, tiny_model_dir, tmp_path):
-    params = {**TINY, "method": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "learning_rate": 1e-2}
+@pytest.mark.parametrize("launch", [{}, {"launcher": "torchrun", "nproc_per_node": 2}], ids=["in_process", "torchrun"])
+def test_lora_saves_a_merged_plain_checkpoint(pairs, tiny_model_dir, tmp_path, launch):
+    params = {**TINY, "method": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "learning_rate": 1e-2, **launch}
     examples, _ = prepare_sft_examples(pairs.head(8), params)
     artifacts, _, summary = train_model(examples, CheckpointHandle(str(tiny_model_dir)), params)
 

@@ -108,15 +108,16 @@ def generate_responses(heldout: pd.DataFrame, model: CheckpointHandle, llm: dict
     settings = EvaluationParams.model_validate(params)
     run = GenerationRunParams.model_validate(generation)
     config = LLMConfig.model_validate(llm)
+    tagged = _uses_assistant_tag(model)
     answers = map_with_model(
         heldout,
-        partial(write_answers, settings.sampling, _uses_assistant_tag(model)),
+        partial(write_answers, settings.sampling, tagged),
         llm=config,
         model_path=model.path,
         generation=run,
         stage="evaluation_responses",
         settings={"weights": model.metadata.get("weights_sha256"), "sampling": settings.sampling.model_dump(),
-                  "tag": _uses_assistant_tag(model)},
+                  "tag": tagged},
         key_columns=["prompt_id", "instruction"],
     )
     responses = answers["response"]

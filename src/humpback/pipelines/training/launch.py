@@ -1,9 +1,10 @@
 """Training in launched processes (``torchrun`` / ``accelerate launch``), for more than one device.
 
 The node writes the examples and the parameters to a work folder and starts the launcher on this
-module; every process trains its part (DDP, or DeepSpeed/FSDP through an accelerate config), rank
-0 saves the checkpoint, loss curve and summary there, and the node loads them back, so the saved
-checkpoint is the same as with ``in_process``. The launcher runs with this interpreter
+module; every process trains its part (DDP, or DeepSpeed/FSDP through an accelerate config) and
+takes part in saving (FSDP and DeepSpeed gather the sharded weights collectively; the main process
+writes), rank 0 adds the loss curve and summary, and the node loads them back, LoRA adapters
+merged, so the saved checkpoint is the same as with ``in_process``. The launcher runs with this interpreter
 (``python -m torch.distributed.run`` is ``torchrun``), so it uses the project's environment.
 """
 
@@ -51,10 +52,15 @@ def train_launched(examples: pd.DataFrame, model_path: str, params: TrainingPara
         command = launcher_command(params, work)
         logger.info("launching training: %s", " ".join(command))
         finished = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        if finished.returncode != 0 or not (work / "model" / "config.json").is_file():
+        if finished.returncode != 0 or not (work / "summary.json").is_file():  # written last, by rank 0
             raise LaunchError(f"launched training failed (exit {finished.returncode}):\n{finished.stderr[-4000:]}")
         dtype = torch.bfloat16 if params.bf16 else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=dtype)
+        if params.method == "lora":
+            from peft import AutoPeftModelForCausalLM
+
+            model = AutoPeftModelForCausalLM.from_pretrained(work / "model", dtype=dtype).merge_and_unload()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(work / "model")
         curve = pd.read_csv(work / "loss_curve.csv")
         summary = json.loads((work / "summary.json").read_text())
@@ -62,16 +68,16 @@ def train_launched(examples: pd.DataFrame, model_path: str, params: TrainingPara
 
 
 def main(work: Path) -> None:
-    """One launched process: train; rank 0 writes the results into ``work``."""
-    from humpback.pipelines.training.sft import train_sft
+    """One launched process: train, save with the others (a LoRA run saves its adapter: merging a
+    sharded model is left to the node); rank 0 writes the loss curve and summary into ``work``."""
+    from humpback.pipelines.training.sft import fit_sft
 
     job = json.loads((work / "job.json").read_text())
-    model, tokenizer, curve, summary = train_sft(
+    trainer, curve, summary = fit_sft(
         pd.read_parquet(work / "examples.parquet"), job["model_path"], TrainingParams.model_validate(job["params"])
     )
+    trainer.save_model(str(work / "model"))  # on every process: only the main one writes
     if int(os.environ.get("RANK", "0")) == 0:
-        model.save_pretrained(work / "model", safe_serialization=True)
-        tokenizer.save_pretrained(work / "model")
         curve.to_csv(work / "loss_curve.csv", index=False)
         (work / "summary.json").write_text(json.dumps(summary))
 

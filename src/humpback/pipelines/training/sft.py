@@ -138,12 +138,13 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
     return trainer, sizes | length_counts
 
 
-def train_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> tuple[Any, Any, pd.DataFrame, dict]:
-    """Fine-tune the model in ``model_path`` on ``examples``.
+def fit_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> tuple[Any, pd.DataFrame, dict]:
+    """Fine-tune the model in ``model_path`` on ``examples``; the trainer stays available so a
+    launched run can save from every process (FSDP and DeepSpeed gather the weights collectively).
 
     Returns:
-        The trained model (LoRA adapters merged), its tokenizer, the loss curve (one row per
-        logging step) and a summary (sizes, steps, loss before and after, dropped examples).
+        The trainer after training, the loss curve (one row per logging step) and a summary
+        (sizes, steps, loss before and after, dropped examples).
     """
     with tempfile.TemporaryDirectory(prefix="humpback-sft-") as output_dir:
         trainer, sizes = build_trainer(examples, model_path, params, output_dir)
@@ -154,9 +155,6 @@ def train_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -
     history = pd.DataFrame(trainer.state.log_history)
     columns = ["step", "epoch", "loss", "learning_rate"]
     curve = history.loc[history["loss"].notna(), columns].reset_index(drop=True) if "loss" in history else pd.DataFrame(columns=columns)
-    trained = trainer.model
-    if params.method == "lora":
-        trained = trained.merge_and_unload()  # later stages load a plain checkpoint, no peft
     summary = {
         **sizes,
         "steps": int(result.global_step),
@@ -167,4 +165,12 @@ def train_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -
         "train_runtime_s": float(result.metrics.get("train_runtime", math.nan)),
     }
     logger.info("training done: %s", summary)
+    return trainer, curve, summary
+
+
+def train_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> tuple[Any, Any, pd.DataFrame, dict]:
+    """Fine-tune in this process: the trained model (LoRA adapters merged, so later stages load a
+    plain checkpoint, no peft), its tokenizer, the loss curve and the summary."""
+    trainer, curve, summary = fit_sft(examples, model_path, params)
+    trained = trainer.model.merge_and_unload() if params.method == "lora" else trainer.model
     return trained, trainer.processing_class, curve, summary
