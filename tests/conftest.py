@@ -47,17 +47,20 @@ def kedro_project(tmp_path, shared_data, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A randomly initialised 2-layer Llama with the embedded model's tokenizer, saved as HF folder.
+def tiny_raw_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer Llama saved as a *base* model would come: the embedded
+    SmolLM2 tokenizer with its chat template removed, like Llama-3.2-3B's or Gemma's base tokenizer.
 
-    Good for mechanics (shapes, masking, saving, batching), not for quality.
+    Good for mechanics (shapes, masking, saving, batching, stopping), not for quality.
     """
+    import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from humpback.models import locate_embedded_gguf
+    from humpback.models import embedded_model
 
-    gguf = locate_embedded_gguf()
+    gguf = embedded_model("smollm2-135m-instruct").locate()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer.chat_template = None
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
@@ -71,13 +74,25 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
-    import torch
-
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
-    path = tmp_path_factory.mktemp("tiny_llama")
+    path = tmp_path_factory.mktemp("tiny_llama_raw")
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
+    assert not AutoTokenizer.from_pretrained(path).chat_template
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_raw_model_dir, tmp_path_factory) -> Path:
+    """The tiny base model materialised as the base_model pipeline does it (the project's prompt
+    format, the answer-end token saved as the stop token): what every later stage reads."""
+    from humpback.datasets import ModelCheckpointDataset
+    from humpback.pipelines.base_model.nodes import materialise_base_model
+
+    path = tmp_path_factory.mktemp("tiny_llama") / "base_model"
+    source = {"source": "local", "name_or_path": str(tiny_raw_model_dir), "dtype": "float32"}
+    ModelCheckpointDataset(path=str(path)).save(materialise_base_model(source))
     return path
 
 

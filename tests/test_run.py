@@ -43,14 +43,18 @@ def test_parameter_typo_stops_the_run_before_any_node(kedro_project):
     assert not (kedro_project / "data/03_primary/seed_pairs.parquet").exists()
 
 
-def test_iteration1_then_iteration2_end_to_end(kedro_project, tiny_model_dir):
-    tiny_base = {"base_model": {"source": "local", "name_or_path": str(tiny_model_dir), "dtype": "float32"}}
+def test_iteration1_then_iteration2_end_to_end(kedro_project, tiny_raw_model_dir):
+    # a template-less base model, as Llama-3.2-3B or Gemma 3 come; it also stands in for the aligned judge
+    tiny = {"source": "local", "name_or_path": str(tiny_raw_model_dir), "dtype": "float32"}
+    tiny_base = {"base_model": tiny, "aligned_model": tiny}
     run(kedro_project, "iteration1", runtime_params=tiny_base)
 
     data = kedro_project / "data"
+    base = json.loads((data / "06_models/base_model/humpback.json").read_text())
+    assert base["prompt_format"] == "project" and (data / "06_models/base_model/chat_template.jinja").is_file()
     candidates = pd.read_parquet(data / "03_primary/candidates.parquet")
     web = pd.read_parquet(data / "03_primary/web_documents.parquet")
-    assert candidates["doc_id"].tolist() == web["doc_id"].tolist()
+    assert candidates["doc_id"].tolist() == web["doc_id"].tolist() and candidates["request_like"].dtype == bool
     scored = pd.read_parquet(data / "07_model_output/iteration1_scored_candidates.parquet")
     rated = pd.read_parquet(data / "03_primary/rated_candidates.parquet")
     assert len(scored) == len(rated) == (candidates["status"] == "ok").sum()
@@ -60,7 +64,7 @@ def test_iteration1_then_iteration2_end_to_end(kedro_project, tiny_model_dir):
     for model in ("base_model", "backward_model", "seed_model", "m1"):
         assert (data / "06_models" / model / "model.safetensors").is_file(), model
     summary = json.loads((data / "08_reporting/m1_training_summary.json").read_text())
-    assert summary["composition"] == {"seed": 40, "augmented": len(curated)}
+    assert summary["composition"] == {"seed": 40 - summary["heldout_examples"], "augmented": len(curated)}
     funnel = pd.read_csv(data / "08_reporting/iteration1_curation_funnel.csv").set_index("stage")
     assert funnel.loc["documents", "count"] == len(web) and funnel.loc["kept", "count"] == len(curated)
     assert (data / "08_reporting/iteration1_score_histogram.json").is_file()
@@ -71,6 +75,7 @@ def test_iteration1_then_iteration2_end_to_end(kedro_project, tiny_model_dir):
     rescored = pd.read_parquet(data / "07_model_output/iteration2_scored_candidates.parquet")
     assert rescored["doc_id"].tolist() == scored["doc_id"].tolist() and (rescored["rater"] == "m1").all()
     assert (data / "06_models/m2/model.safetensors").is_file()
+    assert (data / "03_primary/iteration2_rated_candidates.parquet").is_file()  # M1's turn to rewrite (off here)
 
     # the notebook reads every report through the catalog
     notebook = json.loads((REPO_ROOT / "notebooks/curation_report.ipynb").read_text())

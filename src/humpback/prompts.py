@@ -9,6 +9,28 @@ from __future__ import annotations
 
 from humpback.llm import Prompt
 
+# --- Prompt format of base models (no chat template of their own) -------------------------------
+# Plain-text role headers the base model can read as text, and the model's own end-of-text token to
+# end every answer: a pretrained model already knows that token, while a new special token would
+# start untrained and the model would not learn to stop. The last answer of a chat ends on that
+# token and nothing after it, so the token that ends an answer in training is the token generation
+# stops on. Set once on the base checkpoint (``base_model.chat_template``) and saved with every model.
+
+BASE_CHAT_TEMPLATE = (
+    "{{- bos_token -}}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'system' -%}"
+    "{{- message['content'] | trim + '\\n\\n' -}}"
+    "{%- elif message['role'] == 'user' -%}"
+    "{{- '### User:\\n' + message['content'] | trim + '\\n\\n' -}}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{{- '### Assistant:\\n' + message['content'] | trim + eos_token -}}"
+    "{%- if not loop.last -%}{{- '\\n\\n' -}}{%- endif -%}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '### Assistant:\\n' -}}{%- endif -%}"
+)
+
 # --- System-prompt tags (Humpback, section 2.3): which kind of data an example came from ----------
 
 #: seed (human-written) examples, and the tag used when the trained model answers users
@@ -61,19 +83,22 @@ def rewrite_chat(instruction: str, response: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": content}]
 
 
-# --- Self-curation rubric (Humpback, table 19, in this project's words) ---------------------------
+# --- Self-curation (Humpback, table 19, in this project's words) --------------------------------
+# One user turn, as the paper poses it: a framing sentence, the 5-point scale with every criterion,
+# the output format, then the pair. Worked examples (``few_shot``) sit inside the same turn.
 
-RUBRIC = """Rate how well the answer responds to the user's request, on a scale of 1 to 5:
-1: The answer is incomplete, vague, off-topic, controversial, or not what was asked. It may read like a personal blog or forum post, or contain promotion or navigation text.
-2: The answer addresses most of the request but not directly, for example it describes a way to find the solution instead of giving it.
-3: The answer is helpful and complete, but it is not written as an AI assistant would write it: it reads like an excerpt of a web page or blog.
-4: The answer is written as an AI assistant would write it: complete, clear, well organised, with small room for improvement such as being more concise or focused.
-5: A perfect assistant answer: focused on the request, expert, well written, with nothing irrelevant."""
+RATING_FRAMING = (
+    "Below are a user's request and a candidate answer. Judge whether the answer is a good example of "
+    "how an AI assistant should respond to the request, on this 5-point scale:"
+)
 
-RATING_INSTRUCTIONS = {
-    "generate": "First explain your rating in one or two sentences. Then write the score on the last line as: Score: <1-5>",
-    "option_probabilities": "Reply with the score only, a single digit from 1 to 5.",
-}
+RUBRIC = """1: The answer is incomplete, vague, off-topic or controversial, or it is not exactly what was asked. For example, content seems to be missing, a numbered list does not start at its beginning, or the first sentence repeats the user's question. Or it is written from another person's point of view with their personal experience (a blog post), or it looks like an answer from a forum. Or it contains promotional text, navigation text or other irrelevant content.
+2: The answer addresses most of what was asked but does not answer the request directly; for example, it gives a high-level method instead of the exact solution.
+3: The answer is helpful, complete and self-contained, but it is not written from an AI assistant's point of view: it reads like an excerpt of a blog post, a web page or search results, with personal experience or opinion, or mentions of a comments section or of sharing on social media.
+4: The answer is written from an AI assistant's point of view and clearly focused on the request. It is complete, clear and comprehensive, well organised and self-contained, with nothing missing or irrelevant, in a helpful tone. It has minor room for improvement, such as being more concise or more focused.
+5: A perfect answer from an AI assistant: written on purpose for this request, with no irrelevant sentence, high-quality content that shows expert knowledge, and very well written: logical, easy to follow, engaging and insightful."""
+
+RATING_INSTRUCTIONS = "First explain your rating briefly. Then write the score on the last line as: Score: <1-5>"
 
 RATING_TEMPLATE = """Request:
 {instruction}
@@ -83,7 +108,10 @@ Answer:
 
 SCORE_OPTIONS = ["1", "2", "3", "4", "5"]
 
-#: (instruction, response, reasoning, score): few-shot turns that teach small models the format
+#: the option-probability scorer opens the answer with this, so the next token is the score digit
+SCORE_PREFIX = "Score: "
+
+#: (instruction, response, reasoning, score): worked examples that teach small models the format
 RATING_EXAMPLES = [
     (
         "How do I boil an egg?",
@@ -109,15 +137,17 @@ RATING_EXAMPLES = [
 ]
 
 
-def rating_chat(instruction: str, response: str, scorer: str, few_shot: int = 0) -> Prompt:
-    """A rating request: the rubric once as the system turn, then ``few_shot`` worked examples as
-    earlier turns. Every prompt starts with the same tokens, which backends can cache."""
-    chat = [{"role": "system", "content": f"{RUBRIC}\n\n{RATING_INSTRUCTIONS[scorer]}"}]
-    for example_instruction, example_response, reasoning, score in RATING_EXAMPLES[:few_shot]:
-        chat.append({"role": "user", "content": RATING_TEMPLATE.format(instruction=example_instruction, response=example_response)})
-        answer = f"{reasoning}\nScore: {score}" if scorer == "generate" else str(score)
-        chat.append({"role": "assistant", "content": answer})
-    chat.append({"role": "user", "content": RATING_TEMPLATE.format(instruction=instruction, response=response)})
+def rating_chat(instruction: str, response: str, scorer: str, few_shot: int = 0) -> list[dict[str, str]]:
+    """A rating request as one user turn. The ``option_probabilities`` scorer also opens the
+    assistant's answer with :data:`SCORE_PREFIX`, so the score is the very next token."""
+    parts = [RATING_FRAMING, RUBRIC, RATING_INSTRUCTIONS]
+    for number, (example_instruction, example_response, reasoning, score) in enumerate(RATING_EXAMPLES[:few_shot], 1):
+        pair = RATING_TEMPLATE.format(instruction=example_instruction, response=example_response)
+        parts.append(f"Example {number}:\n{pair}\n\n{reasoning}\nScore: {score}")
+    parts.append(("Now rate this pair.\n" if few_shot else "") + RATING_TEMPLATE.format(instruction=instruction, response=response))
+    chat = [{"role": "user", "content": "\n\n".join(parts)}]
+    if scorer == "option_probabilities":
+        chat.append({"role": "assistant", "content": SCORE_PREFIX})
     return chat
 
 

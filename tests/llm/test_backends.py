@@ -60,6 +60,22 @@ def test_score_options_are_next_token_probabilities(lm):
     assert np.all(scores > 0) and np.all(scores.sum(axis=1) <= 1 + 1e-6)
 
 
+def test_backends_see_the_same_tokens_as_training(transformers_lm, vllm_lm):
+    """A template-less base model in the project's format: both backends encode every prompt
+    (a continued answer too) to the ids TRL trains on."""
+    from humpback.prompts import rating_chat
+
+    prompts = [*CHATS, rating_chat("What is a tide?", "The rise and fall of the sea.", "option_probabilities", few_shot=1)]
+    ours, theirs = transformers_lm.encode(prompts, reserve=0), vllm_lm.encode(prompts, reserve=0)
+    assert ours == theirs
+    tokenizer = transformers_lm.tokenizer
+    for chat, ids in zip(CHATS, ours):
+        assert ids == tokenizer.apply_chat_template(chat, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
+        assert ids[0] == tokenizer.bos_token_id and tokenizer.decode(ids).endswith("### Assistant:\n")
+    assert tokenizer.decode(ours[-1]).endswith("### Assistant:\nScore: ")  # the score digit comes next
+    assert transformers_lm.stop_token_ids == vllm_lm.stop_token_ids == [tokenizer.eos_token_id]
+
+
 def test_backends_agree(transformers_lm, vllm_lm):
     pytest.importorskip("vllm")
     assert transformers_lm.generate(CHATS, GREEDY) == vllm_lm.generate(CHATS, GREEDY)
@@ -127,8 +143,8 @@ def test_completion_logprobs_of_a_uniform_model_are_minus_log_vocabulary(tmp_pat
         logprobs = uniform.completion_logprobs(CHATS, ANSWERS)
     vocabulary = model.config.vocab_size
     for answer, values in zip(ANSWERS, logprobs):
-        # the answer's own tokens plus the template's end of turn ("<|im_end|>", "\n")
-        assert len(values) == len(tokenizer.encode(answer, add_special_tokens=False)) + 2
+        # the answer's own tokens plus the token that ends it (the project's format: eos)
+        assert len(values) == len(tokenizer.encode(answer.strip(), add_special_tokens=False)) + 1  # the format trims
         np.testing.assert_allclose(values, -np.log(vocabulary), rtol=1e-5)
 
 

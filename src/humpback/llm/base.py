@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Sequence
 from typing import Any, Union
 
@@ -12,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from humpback.llm.config import LLMConfig
 
 #: A chat (list of {"role", "content"} messages) rendered with the model's chat template, or a raw
-#: string given to the model as it is (for models without a chat template).
+#: string given to the model as it is. A chat that ends with an assistant message asks the model to
+#: continue that answer (e.g. "Score: ", so the next token is the score).
 Prompt = Union[str, list[dict[str, str]]]
 
 
@@ -56,6 +58,19 @@ class LanguageModel(abc.ABC):
     @property
     @abc.abstractmethod
     def context_length(self) -> int: ...
+
+    @functools.cached_property
+    def stop_token_ids(self) -> list[int]:
+        """Tokens that end an answer: the checkpoint's generation config (where materialising the
+        model put the token its chat template ends answers with), else the tokenizer's eos."""
+        from transformers import GenerationConfig
+
+        try:
+            configured = GenerationConfig.from_pretrained(self.model_path).eos_token_id
+        except OSError:  # no generation_config.json: a folder not saved by this project
+            configured = None
+        ids = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
+        return ids or ([self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else [])
 
     @abc.abstractmethod
     def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]: ...
@@ -179,11 +194,22 @@ class LanguageModel(abc.ABC):
 
 
 def render_prompt(tokenizer: Any, prompt: Prompt, add_generation_prompt: bool = True) -> str:
-    """A chat rendered with the tokenizer's chat template (raw strings pass through)."""
+    """A chat rendered with the tokenizer's chat template (raw strings pass through).
+
+    A chat ending with an assistant message is an answer to continue: the chat before it is
+    rendered with the generation prompt and the answer's opening follows verbatim (templates would
+    close the turn, or trim a trailing space that decides the next token).
+    """
     if isinstance(prompt, str):
         return prompt
     if not tokenizer.chat_template:
-        raise PromptError("this model has no chat template: pass raw string prompts")
+        raise PromptError(
+            "this model has no chat template: materialise it with the base_model pipeline, which gives "
+            "template-less models the project's prompt format (base_model.chat_template), or pass raw strings"
+        )
+    if add_generation_prompt and prompt[-1].get("role") == "assistant":
+        opened = tokenizer.apply_chat_template(prompt[:-1], tokenize=False, add_generation_prompt=True)
+        return opened + prompt[-1]["content"]
     return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 

@@ -95,6 +95,7 @@ class TransformersLanguageModel(LanguageModel):
             do_sample=sample,
             max_new_tokens=sampling.max_new_tokens,
             pad_token_id=self._tokenizer.pad_token_id,
+            eos_token_id=self.stop_token_ids,
             **({"temperature": sampling.temperature, "top_p": sampling.top_p} if sample else {}),
         )
         if not sample:  # silence generation_config sampling defaults that greedy decoding ignores
@@ -109,7 +110,7 @@ class TransformersLanguageModel(LanguageModel):
             new_tokens = output[:, input_ids.shape[1] :]
             for row, index in enumerate(batch):
                 texts[index] = self._tokenizer.decode(new_tokens[row], skip_special_tokens=True)
-            generated = int((new_tokens != self._tokenizer.pad_token_id).sum())
+            generated = int((new_tokens != self._tokenizer.pad_token_id).sum())  # pad fills after a stop
             progress.update(len(batch), int(mask.sum()) + generated)
         progress.close()
         return texts

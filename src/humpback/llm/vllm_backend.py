@@ -80,6 +80,7 @@ class VLLMLanguageModel(LanguageModel):
             top_p=1.0 if greedy else sampling.top_p,
             max_tokens=sampling.max_new_tokens,
             stop=sampling.stop or None,
+            stop_token_ids=self.stop_token_ids,
             seed=sampling.seed if sampling.seed is not None else self.config.seed,
         )
         outputs = self.llm.generate(self._token_prompts(prompt_ids), params, use_tqdm=self.config.show_progress)

@@ -2,7 +2,7 @@ import pytest
 
 from humpback.datasets import CheckpointHandle
 from humpback.pipelines.augmentation.nodes import CANDIDATE_COLUMNS, generate_instructions
-from humpback.pipelines.augmentation.postprocess import clean_instruction, strip_wrappers
+from humpback.pipelines.augmentation.postprocess import clean_instruction, looks_like_request, strip_wrappers
 from tests.conftest import TEST_LLM
 
 DOCUMENT = (
@@ -56,3 +56,24 @@ def test_every_document_becomes_a_candidate_with_raw_output_and_status(web_sampl
     ok = candidates["status"] == "ok"
     assert candidates.loc[ok, "instruction"].notna().all() and candidates.loc[~ok, "instruction"].isna().all()
     assert len(list(tmp_path.glob("augmentation-*/shard-*.parquet"))) == 3  # 12 rows in shards of 5
+
+
+@pytest.mark.parametrize(
+    "instruction, expected",
+    [
+        ("How do I smoke a brisket?", True),
+        ("Write a short poem about tides.", True),
+        ("Can you recommend a hiking trail near Missoula", True),
+        ("I need a checklist for moving house", True),
+        ("Is it safe to swim after eating? I have always wondered.", True),
+        ('"Explain the rules of cricket."', True),
+        # what an untrained backward model writes: continuations and summaries, not requests
+        ("Yes, please.", False),
+        ("Yes, please, please, please, please", False),
+        ("The article describes a BBQ class held in Missoula.", False),
+        ("Beginners BBQ Class Taking Place in Missoula!", False),
+        (None, False),
+    ],
+)
+def test_request_like_instructions(instruction, expected):
+    assert looks_like_request(instruction) is expected

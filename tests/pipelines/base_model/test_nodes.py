@@ -1,18 +1,54 @@
-from transformers import AutoModelForCausalLM
+import json
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from humpback.datasets import ModelCheckpointDataset
-from humpback.pipelines.base_model.nodes import materialise_base_model
+from humpback.models import PromptFormatError
+from humpback.pipelines.base_model.nodes import materialise_aligned_model, materialise_base_model
+from humpback.prompts import BASE_CHAT_TEMPLATE
+
+CHAT = [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]
 
 
-def test_embedded_gguf_becomes_a_dense_safetensors_checkpoint(tmp_path):
-    artifacts = materialise_base_model({"source": "embedded", "dtype": "bfloat16"})
+def test_aligned_model_keeps_its_own_template_and_stops_on_its_end_of_turn(tmp_path):
+    artifacts = materialise_aligned_model({"source": "embedded", "name_or_path": "smollm2-135m-instruct"})
 
     assert getattr(artifacts.model, "hf_quantizer", None) is None  # trainable and saveable
     assert artifacts.metadata["model_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert artifacts.tokenizer.chat_template  # ChatML template travels with the checkpoint
-    dataset = ModelCheckpointDataset(path=str(tmp_path / "base"))
+    assert artifacts.metadata["prompt_format"] == "own" and artifacts.metadata["answer_end_tokens"] == ["<|im_end|>"]
+    assert "<|im_start|>assistant" in artifacts.tokenizer.apply_chat_template(CHAT, tokenize=False)  # ChatML kept
+    dataset = ModelCheckpointDataset(path=str(tmp_path / "aligned"))
     dataset.save(artifacts)
     handle = dataset.load()
     assert 130e6 < handle.metadata["num_parameters"] < 140e6 and handle.metadata["dtype"] == "bfloat16"
-    reloaded = AutoModelForCausalLM.from_pretrained(handle.path)
-    assert reloaded.config.model_type == "llama"
+    assert AutoModelForCausalLM.from_pretrained(handle.path).config.model_type == "llama"
+
+
+def test_a_model_without_template_gets_the_project_format_and_its_eos_as_stop_token(tiny_raw_model_dir, tmp_path):
+    artifacts = materialise_base_model({"source": "local", "name_or_path": str(tiny_raw_model_dir), "dtype": "float32"})
+    assert artifacts.metadata["prompt_format"] == "project"
+    ModelCheckpointDataset(path=str(tmp_path / "base")).save(artifacts)
+
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "base")
+    assert tokenizer.chat_template == BASE_CHAT_TEMPLATE  # travels with the checkpoint
+    rendered = tokenizer.apply_chat_template(CHAT, tokenize=False)
+    assert rendered == f"{tokenizer.bos_token}### User:\nName a colour.\n\n### Assistant:\nBlue.{tokenizer.eos_token}"
+    assert GenerationConfig.from_pretrained(tmp_path / "base").eos_token_id == [tokenizer.eos_token_id]
+    assert json.loads((tmp_path / "base/humpback.json").read_text())["answer_end_tokens"] == [tokenizer.eos_token]
+
+
+def test_a_template_that_never_ends_an_answer_is_refused(tiny_raw_model_dir):
+    no_end = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    with pytest.raises(PromptFormatError, match="no special token"):
+        materialise_base_model({"source": "local", "name_or_path": str(tiny_raw_model_dir), "chat_template": no_end})
+
+
+@pytest.mark.slow
+def test_embedded_gemma_is_a_base_model_given_the_project_format(tmp_path):
+    artifacts = materialise_base_model({"source": "embedded", "name_or_path": "gemma-3-270m"})
+
+    assert artifacts.metadata["model_id"] == "google/gemma-3-270m" and "Gemma" in artifacts.metadata["licence"]
+    assert artifacts.metadata["prompt_format"] == "project"  # pretrained only: no template of its own
+    assert artifacts.metadata["answer_end_tokens"] == ["<eos>"]  # a token the base model already knows
+    assert artifacts.model.config.model_type == "gemma3_text" and 260e6 < artifacts.model.num_parameters() < 275e6

@@ -90,11 +90,14 @@ def test_judging_swaps_the_order_and_cancels_position_bias(monkeypatch):
 
 METADATA = {
     "role": "m1",
-    "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
-    "training": {"examples": 197, "composition": {"seed": 186, "augmented": 11}, "steps": 6, "train_loss": 1.92,
-                 "eval_loss_before": 2.223, "eval_loss_after": 2.219, "overlong_dropped": 1, "overlong_truncated": 74},
+    "base_model": "google/gemma-3-270m",
+    "base_model_licence": "Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
+    "prompt_format": "project",
+    "answer_end_tokens": ["<eos>"],
+    "training": {"examples": 189, "composition": {"seed": 178, "augmented": 11}, "steps": 48, "epochs": 2.0, "train_loss": 1.92,
+                 "heldout_loss_before": 2.623, "heldout_loss_after": 2.219, "heldout_examples": 8, "overlong_truncated": 74},
     "hyperparameters": {"method": "full", "learning_rate": 5e-05, "batch_size": 8, "max_length": 320, "direction": "forward",
-                        "use_tags": True, "eval_examples": 8, "weight_decay": 0.0},
+                        "use_tags": True, "heldout_examples": 8, "weight_decay": 0.0, "precision": "bf16_mixed"},
     "curation": {"rater": "seed", "scorer": "option_probabilities", "few_shot": 2, "rewriting_mode": "off",
                  "rewriting_model": None, "documents": 522, "candidates": 490, "method": "threshold", "threshold": 4,
                  "top_fraction": None, "rated": 490, "kept": 11},
@@ -105,11 +108,14 @@ def test_model_card_has_the_hub_metadata_and_the_run_facts():
     card = render_model_card(METADATA)
     _, front, body = card.split("---", 2)
     header = yaml.safe_load(front)
-    assert header["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert header["base_model"] == "google/gemma-3-270m"
     assert header["datasets"] == ["OpenAssistant/oasst1", "allenai/c4"]
     assert header["library_name"] == "transformers" and "instruction-backtranslation" in header["tags"]
     assert "# M1" in body
-    assert "197 (seed: 186, augmented: 11)" in body
+    assert "189 (seed: 178, augmented: 11)" in body
+    assert "licence: Gemma Terms of Use" in body and "`### User:` / `### Assistant:`" in body and "`<eos>`" in body
+    assert "held-out seed pairs 2.623 before → 2.219 after" in body and "(2.000 epochs)" in body
+    assert "| precision | bf16_mixed |" in body
     assert "score ≥ 4" in body and "522 web documents → 490 candidate pairs → 490 rated → 11 kept" in body
     assert "| learning_rate | 5e-05 |" in body
     assert "- transformers: " in body and "- trl: " in body

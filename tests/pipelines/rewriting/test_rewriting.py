@@ -35,8 +35,12 @@ def candidates(web_sample) -> pd.DataFrame:
     )
 
 
-def rewriting(mode: str, model: str | None = None) -> dict:
-    return {"mode": mode, "model": model, "sampling": {"temperature": 0.7, "max_new_tokens": 8, "seed": 0}}
+def rewriting(mode: str, model: str = "aligned", iteration2: str = "rewrite") -> dict:
+    return {"mode": mode, "model": model, "iteration2": iteration2,
+            "sampling": {"temperature": 0.7, "max_new_tokens": 8, "seed": 0}}
+
+
+NOWHERE = CheckpointHandle("/nonexistent")  # a model handle that fails if it is ever loaded
 
 
 GENERATION = {"shard_dir": None}
@@ -44,32 +48,46 @@ ALLOWED = {"rewritten", "no_markers", "empty", "degenerate", "prompt_too_long"}
 
 
 def test_off_keeps_usable_candidates_unchanged(candidates, tiny_model_dir):
-    rated = rewrite_candidates(candidates, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, rewriting("off"), GENERATION)
+    rated = rewrite_candidates(candidates, NOWHERE, NOWHERE, TEST_LLM, rewriting("off"), GENERATION)
     assert len(rated) == 4 and "status" not in rated
     assert (rated["response"] == rated["original_response"]).all() and (rated["rewrite_status"] == "not_requested").all()
     selected = rated.head(2)
-    assert rewrite_selected(selected, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, rewriting("off"), GENERATION) is selected
+    assert rewrite_selected(selected, NOWHERE, NOWHERE, NOWHERE, TEST_LLM, rewriting("off"), GENERATION) is selected
 
 
 def test_self_before_curation_rewrites_every_usable_candidate(candidates, tiny_model_dir):
-    rated = rewrite_candidates(
-        candidates, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, rewriting("self_before_curation"), GENERATION
-    )
+    model = CheckpointHandle(str(tiny_model_dir))
+    rated = rewrite_candidates(candidates, model, model, TEST_LLM, rewriting("self_before_curation"), GENERATION)
     assert len(rated) == 4 and set(rated["rewrite_status"]) <= ALLOWED
     assert rated["rewrite_raw"].map(lambda t: isinstance(t, str)).all()
     assert rated["original_response"].tolist() == candidates["response"].head(4).tolist()
     kept_draft = rated["rewrite_status"] != "rewritten"
     assert (rated.loc[kept_draft, "response"] == rated.loc[kept_draft, "original_response"]).all()
     # before-curation mode leaves the kept pairs alone afterwards
-    assert rewrite_selected(rated, CheckpointHandle("unused"), TEST_LLM, rewriting("self_before_curation"), GENERATION) is rated
+    assert rewrite_selected(rated, NOWHERE, NOWHERE, NOWHERE, TEST_LLM, rewriting("self_before_curation"), GENERATION) is rated
 
 
-def test_after_curation_rewrites_only_kept_pairs_with_the_configured_model(candidates, tiny_model_dir):
-    rated = rewrite_candidates(candidates, CheckpointHandle("unused"), TEST_LLM, rewriting("after_curation"), GENERATION)
+@pytest.mark.parametrize("iteration2", ["rewrite", "reuse"])
+def test_iteration2_rewrites_with_m1_unless_told_to_reuse(candidates, tiny_model_dir, iteration2):
+    """In iteration 2 the iteration's own model is M1; `reuse` keeps M0, whose shards iteration 1 left."""
+    model = CheckpointHandle(str(tiny_model_dir))
+    seed_model, m1 = (NOWHERE, model) if iteration2 == "rewrite" else (model, NOWHERE)
+    rated = rewrite_candidates(candidates, seed_model, m1, TEST_LLM, rewriting("self_before_curation", iteration2=iteration2),
+                               GENERATION)
+    assert rated["rewrite_raw"].map(lambda t: isinstance(t, str)).all()
+    with pytest.raises(OSError):  # the other handle is the one the parameter rules out
+        rewrite_candidates(candidates, m1, seed_model, TEST_LLM, rewriting("self_before_curation", iteration2=iteration2),
+                           GENERATION)
+
+
+@pytest.mark.parametrize("model", ["aligned", "folder"])
+def test_after_curation_rewrites_only_kept_pairs_with_the_configured_model(candidates, tiny_model_dir, model):
+    rated = rewrite_candidates(candidates, NOWHERE, NOWHERE, TEST_LLM, rewriting("after_curation"), GENERATION)
     assert (rated["rewrite_status"] == "not_requested").all()  # nothing rewritten before rating
     kept = rated.head(2)
-    # the seed model handle points nowhere: the configured model must be the one used
-    curated = rewrite_selected(kept, CheckpointHandle("/nonexistent"), TEST_LLM,
-                               rewriting("after_curation", model=str(tiny_model_dir)), GENERATION)
+    # every other handle points nowhere: the configured model must be the one used
+    aligned = CheckpointHandle(str(tiny_model_dir)) if model == "aligned" else NOWHERE
+    configured = "aligned" if model == "aligned" else str(tiny_model_dir)
+    curated = rewrite_selected(kept, NOWHERE, NOWHERE, aligned, TEST_LLM, rewriting("after_curation", model=configured), GENERATION)
     assert len(curated) == 2 and set(curated["rewrite_status"]) <= ALLOWED
     assert curated["original_response"].tolist() == kept["response"].tolist()

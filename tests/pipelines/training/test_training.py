@@ -1,4 +1,6 @@
-"""Training mechanics on a tiny random Llama: masking, tags, cap, LoRA merge, round trip, bad input."""
+"""Training mechanics on a tiny random base Llama (no chat template of its own, the project's prompt
+format): masking, tags, length filter before the cap, held-out loss, dropout, precision, LoRA merge,
+round trip, learning to stop, bad input."""
 
 import pandas as pd
 import pytest
@@ -10,10 +12,20 @@ from humpback.llm.base import chat_token_ids
 from humpback.params import TrainingParams
 from humpback.pipelines.training.examples import TrainingDataError, build_examples, cap_training_set
 from humpback.pipelines.training.nodes import prepare_sft_examples, train_model
-from humpback.pipelines.training.sft import build_trainer, fit_to_length, steps_for_size
+from humpback.pipelines.training.sft import build_trainer, steps_for_size
 from humpback.prompts import ASSISTANT_TAG, BACKWARD_SYSTEM, WEB_TAG
 
-TINY = dict(max_length=256, learning_rate=1e-3, batch_size=4, per_device_train_batch_size=4, max_steps=2, eval_examples=4)
+TINY = dict(max_length=256, overlong="truncate", learning_rate=1e-3, batch_size=4, per_device_train_batch_size=4,
+            max_steps=2, heldout_examples=2, precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def examples_of(pairs, tokenizer, **params):
+    return build_examples(pairs, tokenizer, TrainingParams(**{"max_length": 4096, "heldout_examples": 0, **params}))
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +39,18 @@ def pairs(oasst1_messages) -> pd.DataFrame:
     return pd.concat([seed, augmented], ignore_index=True)
 
 
-def test_tags_follow_the_source_and_can_be_switched_off(pairs):
-    examples, _ = build_examples(pairs, "forward", use_tags=True, max_examples=None, seed=0)
+def test_tags_follow_the_source_and_can_be_switched_off(pairs, tokenizer):
+    examples, _ = examples_of(pairs, tokenizer)
     systems = examples["prompt"].map(lambda chat: chat[0]["content"])
     assert set(systems[examples["source"] == "seed"]) == {ASSISTANT_TAG}
     assert set(systems[examples["source"] == "augmented"]) == {WEB_TAG}
 
-    untagged, _ = build_examples(pairs, "forward", use_tags=False, max_examples=None, seed=0)
+    untagged, _ = examples_of(pairs, tokenizer, use_tags=False)
     assert untagged["prompt"].map(lambda chat: [m["role"] for m in chat] == ["user"]).all()
 
 
-def test_backward_direction_predicts_the_instruction(pairs):
-    examples, _ = build_examples(pairs, "backward", use_tags=False, max_examples=None, seed=0)
+def test_backward_direction_predicts_the_instruction(pairs, tokenizer):
+    examples, _ = examples_of(pairs, tokenizer, direction="backward", use_tags=False)
     first = examples.iloc[0]
     assert first["prompt"][0]["content"] == BACKWARD_SYSTEM
     assert first["prompt"][1]["content"] == pairs.iloc[0]["response"].strip()
@@ -53,67 +65,121 @@ def test_cap_keeps_every_seed_pair_and_is_deterministic(pairs):
     assert sorted(capped["instruction"]) == sorted(again["instruction"])
 
 
-def test_bad_rows_are_counted_and_empty_sets_refused(pairs):
+def test_bad_rows_are_counted_and_empty_sets_refused(pairs, tokenizer):
     broken = pd.concat(
         [pairs, pd.DataFrame([{"instruction": " ", "response": "x", "source": "seed"},
                               {"instruction": "q", "response": None, "source": "seed"},
                               {"instruction": "q", "response": "a", "source": "forum"}])],
         ignore_index=True,
     )
-    examples, funnel = build_examples(broken, "forward", True, None, 0)
+    examples, funnel = examples_of(broken, tokenizer)
     assert len(examples) == len(pairs)
     assert funnel.set_index("rule").loc[["empty_text", "unknown_source"], "dropped"].tolist() == [2, 1]
     with pytest.raises(TrainingDataError, match="no usable training pairs"):
-        build_examples(pairs.iloc[:0], "forward", True, None, 0)
+        examples_of(pairs.iloc[:0], tokenizer)
 
 
-def test_overlong_examples_are_dropped_or_truncated(pairs, tiny_model_dir):
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    examples, _ = build_examples(pairs.head(6), "forward", True, None, 0)
-    long = examples.copy()
-    long.loc[0, "completion"] = [[{"role": "assistant", "content": "tide " * 400}]]
-    kept, counts = fit_to_length(long, tokenizer, TrainingParams(max_length=128, overlong="drop"))
-    assert counts["overlong_dropped"] >= 1 and len(kept) == 6 - counts["overlong_dropped"]
-    cut, counts = fit_to_length(long, tokenizer, TrainingParams(max_length=128, overlong="truncate"))
-    assert counts["overlong_truncated"] >= 1
+def test_overlong_examples_are_dropped_or_truncated_before_the_cap(pairs, tokenizer):
+    long = pairs.copy()
+    augmented = long.index[long["source"] == "augmented"]
+    long.loc[augmented[:4], "response"] = "tide " * 400  # 4 of the 8 web pairs far over the limit
+    dropped, funnel = examples_of(long, tokenizer, max_length=128, overlong="drop")
+    too_long = funnel.set_index("rule").loc["longer_than_128_tokens", "dropped"]
+    assert too_long >= 4 and len(dropped) == len(pairs) - too_long
+
+    cut, _ = examples_of(long, tokenizer, max_length=128, overlong="truncate")
+    assert cut["truncated"].sum() >= 4
     lengths = [len(chat_token_ids(tokenizer, list(p) + list(c), False)) for p, c in zip(cut["prompt"], cut["completion"])]
     assert max(lengths) <= 128 + 2  # re-tokenising decoded text may merge differently at the cut
-    with pytest.raises(TrainingDataError, match="training examples left"):
-        build_trainer(long.head(1), str(tiny_model_dir), TrainingParams(**{**TINY, "max_length": 16}), "unused")
+    ends = [tokenizer.encode(tokenizer.apply_chat_template(list(p) + list(c), tokenize=False), add_special_tokens=False)[-1]
+            for p, c in zip(cut["prompt"], cut["completion"])]
+    assert set(ends) == {tokenizer.eos_token_id}  # a cut answer still ends on the stop token
 
 
-def test_prompt_tokens_carry_no_loss(pairs, tiny_model_dir, tmp_path):
-    examples, _ = build_examples(pairs.head(4), "forward", True, None, 0)
+def test_cap_counts_usable_examples(pairs, tokenizer):
+    """The over-long filter runs first: the cap never spends a place on an example it then drops."""
+    cap = int((pairs["source"] == "seed").sum()) + 3
+    long = pairs.copy()
+    long.loc[long["source"] == "augmented", "response"] = ["tide " * 5000] * 3 + list(pairs.loc[pairs["source"] == "augmented", "response"])[3:]
+    examples, funnel = examples_of(long, tokenizer, overlong="drop", max_examples=cap)
+    rules = funnel.set_index("rule")["dropped"]
+    assert rules["longer_than_4096_tokens"] == 3 and rules["over_max_examples"] == 2
+    assert len(examples) == cap and (examples["source"] == "augmented").sum() == 3  # 5 usable web pairs, 3 places
+
+
+def test_heldout_pairs_are_seed_pairs_kept_out_of_training(pairs, tokenizer):
+    examples, funnel = examples_of(pairs, tokenizer, heldout_examples=5)
+    heldout = examples.loc[examples["split"] == "heldout"]
+    assert len(heldout) == 5 and (heldout["source"] == "seed").all()
+    assert funnel.set_index("rule").loc["held_out_for_loss", "dropped"] == 5
+    again, _ = examples_of(pairs.sample(frac=1, random_state=1), tokenizer, heldout_examples=5)
+    prompts = lambda frame: sorted(frame.loc[frame["split"] == "heldout", "prompt"].map(str))  # noqa: E731
+    assert prompts(again) == prompts(examples)  # the same pairs, whatever the row order
+
+
+def test_prompt_tokens_carry_no_loss_and_the_answer_ends_on_the_stop_token(pairs, tokenizer, tiny_model_dir, tmp_path):
+    examples, _ = examples_of(pairs.head(6), tokenizer, max_length=TINY["max_length"], overlong="truncate")
     trainer, _ = build_trainer(examples, str(tiny_model_dir), TrainingParams(**TINY), str(tmp_path))
     batch = next(iter(trainer.get_train_dataloader()))
-    tokenizer = trainer.processing_class
     for row in range(batch["input_ids"].shape[0]):
         labels, ids = batch["labels"][row], batch["input_ids"][row]
         real = batch["attention_mask"][row].bool()
         trained = (labels != -100) & real
         first = int(trained.nonzero()[0])
         # everything before the completion (system tag, user turn, assistant header) is masked
-        decoded_prompt = tokenizer.decode(ids[:first])
-        assert decoded_prompt.rstrip().endswith("assistant")
+        assert tokenizer.decode(ids[:first]).endswith("### Assistant:\n")
         assert not (labels[:first] != -100).any()
-        # and the completion is learned, up to its end-of-turn token
-        assert trained[first:][real[first:]].all()
-        assert examples["completion"].map(lambda c: c[0]["content"]).isin([tokenizer.decode(ids[first:][real[first:]], skip_special_tokens=True).strip()]).any()
+        # the completion is learned up to the token generation stops on, which it ends with
+        completion = ids[first:][real[first:]]
+        assert trained[first:][real[first:]].all() and int(completion[-1]) == tokenizer.eos_token_id
+        text = tokenizer.decode(completion, skip_special_tokens=True).strip()
+        assert text in set(examples["completion"].map(lambda c: c[0]["content"]))
 
 
-def test_full_training_round_trip_lowers_loss_and_reloads(pairs, tiny_model_dir, tmp_path):
-    params = {**TINY, "role": "seed", "max_steps": 6, "overlong": "truncate"}  # every pair kept, cut if long
-    examples, _ = prepare_sft_examples(pairs, params)
-    handle = CheckpointHandle(path=str(tiny_model_dir), metadata={"model_id": "tiny"})
+def test_dropout_is_set_where_the_model_is_built(pairs, tokenizer, tiny_model_dir, tmp_path):
+    examples, _ = examples_of(pairs.head(4), tokenizer)
+    trainer, _ = build_trainer(examples, str(tiny_model_dir), TrainingParams(**TINY, dropout=0.1), str(tmp_path))
+    attention = [module for name, module in trainer.model.named_modules() if name.endswith("self_attn")]
+    assert attention and all(module.attention_dropout == 0.1 for module in attention)
+    plain, _ = build_trainer(examples, str(tiny_model_dir), TrainingParams(**TINY), str(tmp_path))
+    assert all(m.attention_dropout == 0.0 for n, m in plain.model.named_modules() if n.endswith("self_attn"))
+
+
+@pytest.mark.parametrize(("precision", "dtype", "autocast"), [("bf16_mixed", torch.float32, True), ("bf16", torch.bfloat16, True),
+                                                              ("fp32", torch.float32, False)])
+def test_precision_keeps_fp32_weights_unless_pure_bf16_is_asked(pairs, tokenizer, tiny_model_dir, tmp_path, precision, dtype, autocast):
+    examples, _ = examples_of(pairs.head(4), tokenizer)
+    trainer, _ = build_trainer(examples, str(tiny_model_dir), TrainingParams(**{**TINY, "precision": precision}), str(tmp_path))
+    assert next(trainer.model.parameters()).dtype == dtype and trainer.args.bf16 == autocast
+
+
+def test_frozen_embeddings_are_not_trained(pairs, tokenizer, tiny_model_dir, tmp_path):
+    examples, _ = examples_of(pairs.head(4), tokenizer)
+    trainer, sizes = build_trainer(examples, str(tiny_model_dir), TrainingParams(**TINY, train_embeddings=False), str(tmp_path))
+    embedding = trainer.model.get_input_embeddings().weight
+    assert not embedding.requires_grad and trainer.model.get_output_embeddings().weight is embedding  # tied
+    assert sizes["trainable_parameters"] == trainer.model.num_parameters() - embedding.numel()
+    before = embedding.detach().clone()
+    trainer.train()
+    assert torch.equal(trainer.model.get_input_embeddings().weight, before)
+
+
+def test_full_training_round_trip_lowers_heldout_loss_and_reloads(pairs, tiny_model_dir, tmp_path):
+    params = {**TINY, "role": "seed", "max_steps": None, "num_train_epochs": 2, "heldout_examples": 4}
+    handle = CheckpointHandle(path=str(tiny_model_dir), metadata={"model_id": "tiny", "prompt_format": "project"})
+    examples, _ = prepare_sft_examples(pairs, handle, params)
     artifacts, curve, summary = train_model(examples, handle, params)
 
-    assert summary["steps"] == 6 and len(curve) == 6 and curve["loss"].notna().all()
-    assert summary["eval_loss_after"] < summary["eval_loss_before"]
-    assert summary["composition"] == {"seed": 24, "augmented": 8} and summary["examples"] == 32
+    # the budget is epochs over the data: 28 training pairs, batch 4 → 7 steps an epoch
+    assert summary["steps"] == 14 and summary["epochs"] == 2 and curve["loss"].notna().all()
+    assert summary["heldout_loss_after"] < summary["heldout_loss_before"]  # on 4 seed pairs it never saw
+    assert summary["composition"] == {"seed": 20, "augmented": 8} and summary["examples"] == 28
+    assert summary["heldout_examples"] == 4
     dataset = ModelCheckpointDataset(path=str(tmp_path / "seed_model"))
     dataset.save(artifacts)
     saved = dataset.load()
-    assert saved.metadata["role"] == "seed" and saved.metadata["hyperparameters"]["max_steps"] == 6
+    assert saved.metadata["role"] == "seed" and saved.metadata["hyperparameters"]["num_train_epochs"] == 2
+    assert saved.metadata["prompt_format"] == "project"
     reloaded = AutoModelForCausalLM.from_pretrained(saved.path)
     before = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     changed = any(not torch.equal(a, b) for a, b in zip(reloaded.parameters(), before.parameters()))
@@ -123,7 +189,7 @@ def test_full_training_round_trip_lowers_loss_and_reloads(pairs, tiny_model_dir,
 @pytest.mark.parametrize("launch", [{}, {"launcher": "torchrun", "nproc_per_node": 2}], ids=["in_process", "torchrun"])
 def test_lora_saves_a_merged_plain_checkpoint(pairs, tiny_model_dir, tmp_path, launch):
     params = {**TINY, "method": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "learning_rate": 1e-2, **launch}
-    examples, _ = prepare_sft_examples(pairs.head(8), params)
+    examples, _ = prepare_sft_examples(pairs.head(8), CheckpointHandle(str(tiny_model_dir)), params)
     artifacts, _, summary = train_model(examples, CheckpointHandle(str(tiny_model_dir)), params)
 
     assert summary["method"] == "lora"
@@ -145,7 +211,7 @@ def test_paper_step_schedule():
 
 def test_torchrun_launch_trains_on_two_processes_and_saves_the_same_kind_of_checkpoint(pairs, tiny_model_dir, tmp_path):
     params = {**TINY, "role": "m1", "max_steps": 2, "overlong": "truncate", "launcher": "torchrun", "nproc_per_node": 2}
-    examples, _ = prepare_sft_examples(pairs, params)
+    examples, _ = prepare_sft_examples(pairs, CheckpointHandle(str(tiny_model_dir)), params)
     artifacts, curve, summary = train_model(examples, CheckpointHandle(str(tiny_model_dir)), params)
 
     assert summary["processes"] == 2 and summary["steps"] == 2 and len(curve) == 2
@@ -158,10 +224,29 @@ def test_torchrun_launch_trains_on_two_processes_and_saves_the_same_kind_of_chec
     assert any(not torch.equal(a, b) for a, b in zip(reloaded.parameters(), before.parameters()))
 
 
-def test_failed_launch_reports_the_processes_error(pairs, tmp_path):
+def test_failed_launch_reports_the_processes_error(pairs, tiny_model_dir, tmp_path):
     from humpback.pipelines.training.launch import LaunchError
 
     params = {**TINY, "launcher": "torchrun", "nproc_per_node": 2}
-    examples, _ = prepare_sft_examples(pairs.head(4), params)
+    examples, _ = prepare_sft_examples(pairs.head(4), CheckpointHandle(str(tiny_model_dir)), params)
     with pytest.raises(LaunchError, match="launched training failed"):
         train_model(examples, CheckpointHandle(str(tmp_path / "no-model-here")), params)
+
+
+def test_scoring_only_label_positions_gives_the_same_loss(pairs, tokenizer, tiny_model_dir, tmp_path):
+    """On CPU the output layer sees only the positions with a label (a speed lever); same loss."""
+    import trl.trainer.utils as trl_utils
+    from trl.kernels import chunked_logprob
+
+    examples, _ = examples_of(pairs.head(8), tokenizer, direction="backward", use_tags=False)
+    trainer, _ = build_trainer(examples, str(tiny_model_dir), TrainingParams(**TINY), str(tmp_path))
+    batch = {k: v for k, v in next(iter(trainer.get_train_dataloader())).items()}
+    with torch.no_grad():
+        compact = trainer.compute_loss(trainer.model, dict(batch))
+        patched, trl_utils._use_triton = trl_utils._use_triton, chunked_logprob._use_triton  # TRL's own CPU path
+        try:
+            every_position = trainer.compute_loss(trainer.model, dict(batch))
+        finally:
+            trl_utils._use_triton = patched
+    assert patched(torch.device("cpu")) and not chunked_logprob._use_triton(torch.device("cpu"))
+    torch.testing.assert_close(compact, every_position, rtol=1e-5, atol=1e-6)

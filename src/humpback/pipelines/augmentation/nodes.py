@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 
 import pandas as pd
@@ -10,10 +11,12 @@ from humpback.datasets import CheckpointHandle
 from humpback.execution import map_with_model
 from humpback.llm import LanguageModel, LLMConfig, SamplingConfig
 from humpback.params import AugmentationParams, GenerationRunParams
-from humpback.pipelines.augmentation.postprocess import clean_instruction
+from humpback.pipelines.augmentation.postprocess import OK, clean_instruction, looks_like_request
 from humpback.prompts import BACKWARD_SYSTEM, backward_chat
 
-CANDIDATE_COLUMNS = ["doc_id", "url", "response", "raw_instruction", "instruction", "status"]
+logger = logging.getLogger(__name__)
+
+CANDIDATE_COLUMNS = ["doc_id", "url", "response", "raw_instruction", "instruction", "status", "request_like"]
 
 
 def write_instructions(sampling: SamplingConfig, model: LanguageModel, documents: pd.DataFrame) -> pd.DataFrame:
@@ -59,7 +62,7 @@ def generate_instructions(
         )
         for output, text in zip(raw["raw_instruction"], web_documents["text"])
     ]
-    return pd.DataFrame(
+    candidates = pd.DataFrame(
         {
             "doc_id": web_documents["doc_id"].to_numpy(),
             "url": web_documents["url"].to_numpy(),
@@ -67,6 +70,14 @@ def generate_instructions(
             "raw_instruction": raw["raw_instruction"].to_numpy(),
             "instruction": [instruction for instruction, _ in cleaned],
             "status": [status for _, status in cleaned],
+            "request_like": [looks_like_request(instruction) for instruction, _ in cleaned],
         },
         columns=CANDIDATE_COLUMNS,
     )
+    usable = candidates["status"] == OK
+    logger.info(
+        "augmentation: %d of %d documents got a usable instruction; %.1f%% of those read as requests "
+        "(a question, or a request or imperative opening)",
+        int(usable.sum()), len(candidates), 100 * candidates.loc[usable, "request_like"].mean() if usable.any() else 0.0,
+    )
+    return candidates

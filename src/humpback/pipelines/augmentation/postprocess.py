@@ -22,6 +22,15 @@ _WRAPPER = re.compile(
 _LABEL = re.compile(r"^\W{0,3}(?:instruction|question|request|prompt|query|task|user)\s*\**\s*[:\-]\s*\**\s*", re.IGNORECASE)
 _TRAILING_ANSWER = re.compile(r"\n\s*\W{0,3}(?:answer|response|assistant|output)\s*\**\s*:", re.IGNORECASE)
 _WORDS = re.compile(r"\w+")
+#: openings of a request: question words, polite requests, and imperative verbs users start with
+_REQUEST_OPENING = re.compile(
+    r"^(?:how|what|why|when|where|which|who|whom|whose|is|are|am|was|were|do|does|did|can|could|would|will|should|"
+    r"shall|may|might|have|has|please|i (?:want|need|would like|'d like|am looking|'m looking)|i'm (?:looking|trying)|"
+    r"help|tell|give|write|explain|describe|list|name|suggest|recommend|summari[sz]e|compare|create|make|find|show|"
+    r"provide|generate|compose|draft|outline|plan|design|translate|rewrite|define|identify|calculate|share|teach|"
+    r"let's|imagine|pretend|act as|in what|for what|on what|to what|from what)\b",
+    re.IGNORECASE,
+)
 _QUOTES = "\"'“”‘’`«»"
 
 
@@ -33,6 +42,19 @@ def strip_wrappers(text: str) -> str:
     if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
         text = text[1:-1].strip()
     return text.strip(_QUOTES + " ").strip()
+
+
+def looks_like_request(instruction: object) -> bool:
+    """Whether an instruction reads as a user's request: it asks a question (a "?" in it) or opens
+    like one (a question word, "please", "I need", or an imperative verb such as "write", "explain").
+
+    A backward model that has not learnt its task writes continuations of the document ("Yes,
+    please.", a summary); this is the count that shows it, without a model.
+    """
+    if not isinstance(instruction, str) or not instruction.strip():
+        return False
+    text = instruction.strip().lstrip(_QUOTES + "*-#> ")
+    return "?" in text or bool(_REQUEST_OPENING.match(text))
 
 
 def copied_fraction(instruction: str, document: str, n: int = 4) -> float:

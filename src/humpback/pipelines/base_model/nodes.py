@@ -1,25 +1,41 @@
-"""Materialise the configured base model as a normal Hugging Face checkpoint."""
+"""Materialise the configured models as normal Hugging Face checkpoints with their prompt format."""
 
 from __future__ import annotations
 
 from humpback.datasets import ModelArtifacts
-from humpback.models import EMBEDDED_MODEL_ID, load_model_and_tokenizer, locate_embedded_gguf
+from humpback.models import apply_prompt_format, embedded_model, load_model_and_tokenizer
 from humpback.params import ModelSourceParams
 
 
-def materialise_base_model(params: dict) -> ModelArtifacts:
-    """Load the base model from its source so every later stage reads one safetensors folder.
+def materialise_model(params: dict, role: str) -> ModelArtifacts:
+    """Load a model from its source so every later stage reads one safetensors folder.
+
+    The prompt format is settled here, once: a model without a chat template (a pretrained-only
+    base model) gets the project's, and the token that ends an answer is saved as the token
+    generation stops on. Every model trained from this checkpoint inherits both.
 
     Args:
-        params: ``base_model`` parameters (source, name_or_path, dtype, …).
+        params: a model source block (``base_model`` or ``aligned_model``).
+        role: ``base`` (the model the method fine-tunes) or ``aligned`` (judge, external rewriter).
     Returns:
         The model, tokenizer and provenance metadata for the checkpoint dataset.
     """
     source = ModelSourceParams.model_validate(params)
     model, tokenizer = load_model_and_tokenizer(source)
-    origin = (
-        {"model_id": EMBEDDED_MODEL_ID, "gguf": locate_embedded_gguf().name}
-        if source.source == "embedded"
-        else {"model_id": source.name_or_path, "revision": source.revision}
-    )
-    return ModelArtifacts(model, tokenizer, metadata={"role": "base", "source": source.source, **origin})
+    prompt_format = apply_prompt_format(model, tokenizer, source.chat_template)
+    if source.source == "embedded":
+        embedded = embedded_model(source.name_or_path)
+        origin = {"model_id": embedded.model_id, "licence": embedded.licence, "embedded_package": embedded.pip.split()[0]}
+    else:
+        origin = {"model_id": source.name_or_path, "revision": source.revision}
+    return ModelArtifacts(model, tokenizer, metadata={"role": role, "source": source.source, **origin, **prompt_format})
+
+
+def materialise_base_model(params: dict) -> ModelArtifacts:
+    """The base model every trained model of the run starts from."""
+    return materialise_model(params, "base")
+
+
+def materialise_aligned_model(params: dict) -> ModelArtifacts:
+    """The aligned helper: judge in evaluation and external rewriter, never a contestant."""
+    return materialise_model(params, "aligned")

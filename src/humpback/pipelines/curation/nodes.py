@@ -19,7 +19,7 @@ from humpback.execution import map_with_model
 from humpback.llm import LanguageModel, LLMConfig, SamplingConfig
 from humpback.params import CurationParams, GenerationRunParams, RewritingParams
 from humpback.pipelines.curation.parsing import PARSED, parse_score
-from humpback.prompts import RATING_TEMPLATE, RUBRIC, SCORE_OPTIONS, rating_chat
+from humpback.prompts import RATING_EXAMPLES, RATING_FRAMING, RATING_INSTRUCTIONS, RATING_TEMPLATE, RUBRIC, SCORE_OPTIONS, SCORE_PREFIX, rating_chat
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ def score_candidates(
         generation=run,
         stage=f"curation_{settings.scorer}",
         settings={"weights": rater.metadata.get("weights_sha256"), "scorer": settings.scorer, "few_shot": settings.few_shot,
-                  "sampling": settings.sampling.model_dump(), "prompt": RATING_TEMPLATE + RUBRIC},
+                  "sampling": settings.sampling.model_dump(),
+                  "prompt": [RATING_FRAMING, RUBRIC, RATING_INSTRUCTIONS, RATING_TEMPLATE, SCORE_PREFIX, RATING_EXAMPLES]},
         key_columns=["doc_id", "instruction", "response"],
     )
     scored = rated_candidates.reset_index(drop=True).assign(scorer=settings.scorer, rater=rater.metadata.get("role", rater.path))

@@ -12,7 +12,7 @@ from humpback.pipelines.curation.reports import curation_funnel, score_examples,
 from humpback.pipelines.rewriting.nodes import rewrite_selected
 
 SHARED_PARAMETERS = {"llm", "curation", "rewriting", "generation"}
-SHARED_INPUTS = {"rated_candidates", "candidates", "web_documents", "seed_pairs", "seed_model.model"}
+SHARED_INPUTS = {"candidates", "web_documents", "seed_pairs", "seed_model.model", "aligned_model"}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -27,7 +27,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(select_pairs, ["scored_candidates", "params:curation"], ["selected_pairs", "selection_summary"], name="select_pairs"),
             Node(
                 rewrite_selected,
-                inputs=["selected_pairs", "seed_model.model", "params:llm", "params:rewriting", "params:generation"],
+                inputs=["selected_pairs", "seed_model.model", "rater_model", "aligned_model", "params:llm", "params:rewriting",
+                        "params:generation"],
                 outputs="curated_pairs",
                 name="rewrite_selected",
             ),
@@ -50,12 +51,13 @@ def create_pipeline(**kwargs) -> Pipeline:
     )
 
 
-def curation_pipeline(iteration: str, rater_model: str) -> Pipeline:
-    """Curation of the shared candidates under namespace ``iteration``, rated by ``rater_model``."""
+def curation_pipeline(iteration: str, rater_model: str, rated_candidates: str) -> Pipeline:
+    """Curation of ``rated_candidates`` under namespace ``iteration``, rated by ``rater_model``,
+    the iteration's own model (it also rewrites in the ``self`` modes)."""
     return Pipeline(
         create_pipeline(),
         namespace=iteration,
-        inputs={**{name: name for name in SHARED_INPUTS}, "rater_model": rater_model},
+        inputs={**{name: name for name in SHARED_INPUTS}, "rater_model": rater_model, "rated_candidates": rated_candidates},
         parameters={name: name for name in SHARED_PARAMETERS} | {"curation.examples_per_score": "curation.examples_per_score"},
     )
 
@@ -69,7 +71,7 @@ def rewriting_variant_pipeline(mode: str) -> Pipeline:
     """
     from humpback.pipelines import rewriting, training
 
-    shared = {"candidates", "web_documents", "seed_pairs", "seed_model.model", "base_model"}
+    shared = {"candidates", "web_documents", "seed_pairs", "seed_model.model", "base_model", "aligned_model"}
     return Pipeline(
         rewriting.create_pipeline() + create_pipeline() + training.create_pipeline(curated=True),
         namespace=f"m1_{mode}",

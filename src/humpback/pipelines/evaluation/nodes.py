@@ -129,13 +129,13 @@ def generate_responses(heldout: pd.DataFrame, model: CheckpointHandle, llm: dict
     })
 
 
-def choose_judge(base_model: CheckpointHandle, params: dict) -> CheckpointHandle:
-    """The configured judge, or the base model: the largest model of a run (every other model is
-    fine-tuned from it), and not one of the fine-tuned contestants."""
+def choose_judge(aligned_model: CheckpointHandle, params: dict) -> CheckpointHandle:
+    """The configured judge: the aligned model (an instruction-tuned model, never one of the
+    contestants, which are all fine-tuned from the base model), or a folder / Hub id."""
     judge = EvaluationParams.model_validate(params).judge
-    if judge.model:
+    if judge.model != "aligned":
         return CheckpointHandle(path=judge.model, metadata={"role": "judge", "model_id": judge.model})
-    return base_model
+    return aligned_model
 
 
 def judge_pairs(

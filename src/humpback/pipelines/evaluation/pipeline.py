@@ -38,7 +38,7 @@ def heldout_pipeline() -> Pipeline:
             outputs="evaluation.heldout_pairs",
             name="build_heldout_pairs",
         ),
-        Node(choose_judge, ["base_model", "params:evaluation"], "evaluation.judge", name="choose_judge"),
+        Node(choose_judge, ["aligned_model", "params:evaluation"], "evaluation.judge", name="choose_judge"),
     ])
 
 

@@ -60,10 +60,19 @@ def _not_rewritten(pairs: pd.DataFrame) -> pd.DataFrame:
     return pairs.assign(original_response=pairs["response"], rewrite_raw=None, rewrite_status=NOT_REQUESTED)
 
 
+def _self_rewriter(seed_model: CheckpointHandle, own_model: CheckpointHandle, settings: RewritingParams) -> CheckpointHandle:
+    """The model that rewrites in ``self`` modes: the iteration's own model (M0, then M1), or M0
+    throughout when iteration 2 reuses iteration 1's rewrites (its finished shards are reused)."""
+    return own_model if settings.iteration2 == "rewrite" else seed_model
+
+
 def rewrite_candidates(
-    candidates: pd.DataFrame, seed_model: CheckpointHandle, llm: dict, params: dict, generation: dict
+    candidates: pd.DataFrame, seed_model: CheckpointHandle, own_model: CheckpointHandle, llm: dict, params: dict,
+    generation: dict,
 ) -> pd.DataFrame:
-    """Candidates as they will be rated: rewritten by the seed model in ``self_before_curation``.
+    """Candidates as they will be rated: in ``self_before_curation`` rewritten by the iteration's
+    own model from the web text (iteration 1: M0; iteration 2: M1, unless ``rewriting.iteration2``
+    is ``reuse``).
 
     Only candidates with a usable instruction (status ``ok``) are kept for rating; the others stay
     in the ``candidates`` dataset with the reason.
@@ -72,17 +81,24 @@ def rewrite_candidates(
     usable = candidates.loc[candidates["status"] == "ok"].drop(columns="status").reset_index(drop=True)
     if settings.mode != "self_before_curation" or usable.empty:
         return _not_rewritten(usable)
-    weights = seed_model.metadata.get("weights_sha256")
-    return _rewrite(usable, seed_model.path, weights, llm, settings, generation, stage="rewrite_before_curation")
+    rewriter = _self_rewriter(seed_model, own_model, settings)
+    return _rewrite(usable, rewriter.path, rewriter.metadata.get("weights_sha256"), llm, settings, generation,
+                    stage="rewrite_before_curation")
 
 
 def rewrite_selected(
-    selected: pd.DataFrame, seed_model: CheckpointHandle, llm: dict, params: dict, generation: dict
+    selected: pd.DataFrame, seed_model: CheckpointHandle, own_model: CheckpointHandle, aligned_model: CheckpointHandle,
+    llm: dict, params: dict, generation: dict,
 ) -> pd.DataFrame:
-    """Kept pairs, rewritten in ``after_curation`` by ``rewriting.model`` (default: the seed model)."""
+    """Kept pairs, rewritten in ``after_curation`` by ``rewriting.model``: the aligned model (as the
+    back-and-forth paper does), the iteration's own model (``self``), or a folder / Hub id."""
     settings = RewritingParams.model_validate(params)
     if settings.mode != "after_curation" or selected.empty:
         return selected
     drafts = selected.drop(columns=["original_response", "rewrite_raw", "rewrite_status"], errors="ignore")
-    model_path, weights = (settings.model, None) if settings.model else (seed_model.path, seed_model.metadata.get("weights_sha256"))
+    if settings.model in ("aligned", "self"):
+        rewriter = aligned_model if settings.model == "aligned" else _self_rewriter(seed_model, own_model, settings)
+        model_path, weights = rewriter.path, rewriter.metadata.get("weights_sha256")
+    else:
+        model_path, weights = settings.model, None
     return _rewrite(drafts, model_path, weights, llm, settings, generation, stage="rewrite_after_curation")

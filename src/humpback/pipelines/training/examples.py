@@ -1,25 +1,37 @@
 """Turn (instruction, response, source) rows into tagged prompt/completion examples for SFT.
 
 The same rows train three models: the backward model reads the response and writes the
-instruction; the seed model and M1 read the instruction and write the response. The loss falls on
+instruction; the seed model and M0 read the instruction and write the response. The loss falls on
 the completion only (TRL's prompt/completion format), so a model is never trained to write its
-own prompt.
+own prompt. Order of the rules, each counted in the funnel: unusable rows, over-long examples
+(dropped or cut, with the tokenizer the model trains with), the cap on the training set (so it
+counts usable examples), then a few seed pairs held out to measure the loss before and after.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from humpback.funnel import Funnel
+from humpback.llm.base import chat_token_ids
+from humpback.params import TrainingParams
 from humpback.prompts import backward_chat, forward_chat
 from humpback.records import require_columns, stable_order_key
 
 #: which system-prompt tag each data source trains under (paper, section 2.3)
 SOURCE_TAGS = {"seed": "assistant", "augmented": "web"}
+TRAIN, HELDOUT = "train", "heldout"
+EXAMPLE_COLUMNS = ["prompt", "completion", "source", "split", "truncated"]
 
 
 class TrainingDataError(ValueError):
     """The training set is empty or unusable; training would fail or learn nothing."""
+
+
+def _stable_keys(rows: pd.DataFrame, seed: int) -> pd.Series:
+    return (rows["instruction"] + "\x00" + rows["response"]).map(lambda v: stable_order_key(v, seed))
 
 
 def cap_training_set(pairs: pd.DataFrame, max_examples: int | None, seed: int) -> tuple[pd.DataFrame, int]:
@@ -29,49 +41,74 @@ def cap_training_set(pairs: pd.DataFrame, max_examples: int | None, seed: int) -
     is_seed = pairs["source"] == "seed"
     room = max(max_examples - int(is_seed.sum()), 0)
     others = pairs.loc[~is_seed]
-    keys = (others["instruction"] + "\x00" + others["response"]).map(lambda v: stable_order_key(v, seed))
-    kept_others = others.loc[keys.sort_values(kind="stable").index[:room]]
+    kept_others = others.loc[_stable_keys(others, seed).sort_values(kind="stable").index[:room]]
     kept = pd.concat([pairs.loc[is_seed], kept_others]).sort_index()
     return kept, len(pairs) - len(kept)
 
 
-def build_examples(
-    pairs: pd.DataFrame, direction: str, use_tags: bool, max_examples: int | None, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Prompt/completion chats for TRL, and the funnel of rows dropped on the way.
+def fit_to_length(prompt: list, completion: str, tokenizer: Any, params: TrainingParams) -> tuple[str | None, bool]:
+    """The completion that fits ``max_length`` tokens with its prompt: whole, cut (``truncate``),
+    or None (dropped). TRL would cut the end silently, and a long prompt could leave no
+    completion at all: an example that teaches nothing."""
+    answer = [{"role": "assistant", "content": completion}]
+    full = chat_token_ids(tokenizer, prompt + answer, add_generation_prompt=False)
+    if len(full) <= params.max_length:
+        return completion, False
+    completion_ids = tokenizer.encode(completion, add_special_tokens=False)
+    room = params.max_length - (len(full) - len(completion_ids))  # template tokens stay
+    if params.overlong == "truncate" and room >= 8:
+        return tokenizer.decode(completion_ids[:room]).strip(), True
+    return None, False
+
+
+def build_examples(pairs: pd.DataFrame, tokenizer: Any, params: TrainingParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Prompt/completion chats for TRL (``split``: train or heldout), and the funnel of dropped rows.
 
     Args:
         pairs: rows with instruction, response and source (``seed`` or ``augmented``).
-        direction: ``forward`` (instruction → response) or ``backward`` (response → instruction).
-        use_tags: put the source's system-prompt tag in front of forward prompts.
-        max_examples: cap on the training set; seed rows are always kept.
+        tokenizer: the tokenizer (and chat template) of the model to train.
+        params: this model's training block (direction, tags, length rule, cap, held-out pairs).
     """
     require_columns(pairs, ["instruction", "response", "source"], "training pairs")
-    funnel = Funnel(f"training_{direction}")
+    funnel = Funnel(f"training_{params.direction}")
     rows = funnel.start(pairs, step="pairs")
     usable = rows["instruction"].map(_has_text).astype(bool) & rows["response"].map(_has_text).astype(bool)
     rows = funnel.drop(rows, ~usable, "empty_text", step="pairs")
     rows = funnel.drop(rows, ~rows["source"].isin(list(SOURCE_TAGS)), "unknown_source", step="pairs")
-    capped, over = cap_training_set(rows, max_examples, seed)
-    rows = funnel.drop(rows, ~rows.index.isin(capped.index), "over_max_examples", step="pairs")
-    if rows.empty:
-        raise TrainingDataError(f"no usable training pairs ({len(pairs)} given); see the funnel rules above")
+    rows = rows.assign(instruction=rows["instruction"].str.strip(), response=rows["response"].str.strip())
 
-    if direction == "forward":
+    if params.direction == "forward":
         prompts = [
-            forward_chat(instruction.strip(), SOURCE_TAGS[source] if use_tags else None)
+            forward_chat(instruction, SOURCE_TAGS[source] if params.use_tags else None)
             for instruction, source in zip(rows["instruction"], rows["source"])
         ]
-        targets = rows["response"].str.strip()
+        targets = rows["response"]
     else:
-        prompts = [backward_chat(response.strip()) for response in rows["response"]]
-        targets = rows["instruction"].str.strip()
+        prompts = [backward_chat(response) for response in rows["response"]]
+        targets = rows["instruction"]
+    fitted = [fit_to_length(prompt, target, tokenizer, params) for prompt, target in zip(prompts, targets)]
+    rows = rows.assign(
+        _prompt=prompts, _completion=[text for text, _ in fitted], truncated=[cut for _, cut in fitted]
+    )
+    rows = funnel.drop(rows, rows["_completion"].isna(), f"longer_than_{params.max_length}_tokens", step="pairs")
+    capped, _ = cap_training_set(rows, params.max_examples, params.seed)
+    rows = funnel.drop(rows, ~rows.index.isin(capped.index), "over_max_examples", step="pairs")
+
+    seed_rows = rows.loc[rows["source"] == "seed"]
+    heldout = _stable_keys(seed_rows, params.seed).sort_values(kind="stable").index[: params.heldout_examples]
+    split = pd.Series(TRAIN, index=rows.index).where(~rows.index.isin(heldout), HELDOUT)
+    funnel.drop(rows, split == HELDOUT, "held_out_for_loss", step="pairs")
+    if not (split == TRAIN).any():
+        raise TrainingDataError(f"no usable training pairs ({len(pairs)} given); see the funnel rules above")
     examples = pd.DataFrame(
         {
-            "prompt": prompts,
-            "completion": [[{"role": "assistant", "content": text}] for text in targets],
+            "prompt": rows["_prompt"].to_numpy(),
+            "completion": [[{"role": "assistant", "content": text}] for text in rows["_completion"]],
             "source": rows["source"].to_numpy(),
-        }
+            "split": split.to_numpy(),
+            "truncated": rows["truncated"].to_numpy(dtype=bool),
+        },
+        columns=EXAMPLE_COLUMNS,
     )
     return examples, funnel.to_frame()
 

@@ -54,7 +54,7 @@ def train_launched(examples: pd.DataFrame, model_path: str, params: TrainingPara
         finished = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         if finished.returncode != 0 or not (work / "summary.json").is_file():  # written last, by rank 0
             raise LaunchError(f"launched training failed (exit {finished.returncode}):\n{finished.stderr[-4000:]}")
-        dtype = torch.bfloat16 if params.bf16 else torch.float32
+        dtype = torch.bfloat16 if params.precision == "bf16" else torch.float32
         if params.method == "lora":
             from peft import AutoPeftModelForCausalLM
 

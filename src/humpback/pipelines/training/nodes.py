@@ -12,15 +12,19 @@ from humpback.pipelines.training.launch import train_launched
 from humpback.pipelines.training.sft import train_sft
 
 
-def prepare_sft_examples(pairs: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Prompt/completion examples (tagged, capped) and the funnel of dropped rows.
+def prepare_sft_examples(pairs: pd.DataFrame, base_model: CheckpointHandle, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Prompt/completion examples (tagged, fitted to the length limit, capped, a few held out) and
+    the funnel of dropped rows.
 
     Args:
         pairs: instruction, response, source rows (seed pairs, or seed + curated pairs).
+        base_model: the checkpoint to fine-tune; its tokenizer measures the examples.
         params: this model's ``training`` block.
     """
+    from transformers import AutoTokenizer
+
     training = TrainingParams.model_validate(params)
-    return build_examples(pairs, training.direction, training.use_tags, training.max_examples, training.seed)
+    return build_examples(pairs, AutoTokenizer.from_pretrained(base_model.path), training)
 
 
 def train_model(
@@ -38,6 +42,8 @@ def train_model(
     metadata = {
         "role": training.role,
         "base_model": base_model.metadata.get("model_id", base_model.path),
+        "base_model_licence": base_model.metadata.get("licence"),
+        **{key: base_model.metadata[key] for key in ("prompt_format", "answer_end_tokens") if key in base_model.metadata},
         "training": summary,
         "hyperparameters": training.model_dump(mode="json"),
         "curation": curation_provenance,

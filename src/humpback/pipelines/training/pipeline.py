@@ -15,7 +15,7 @@ def create_pipeline(curated: bool = False, **kwargs) -> Pipeline:
         [
             Node(
                 prepare_sft_examples,
-                inputs=["training_pairs", "params:training"],
+                inputs=["training_pairs", "base_model", "params:training"],
                 outputs=["sft_examples", "sft_funnel"],
                 name="prepare_sft_examples",
             ),

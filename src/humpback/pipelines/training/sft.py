@@ -10,9 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from humpback.llm.base import chat_token_ids
 from humpback.params import TrainingParams
-from humpback.pipelines.training.examples import TrainingDataError
+from humpback.pipelines.training.examples import HELDOUT, TRAIN, TrainingDataError
 
 logger = logging.getLogger(__name__)
 
@@ -31,58 +30,78 @@ def effective_batch_size(n_examples: int, params: TrainingParams) -> int:
     return params.batch_size
 
 
-def fit_to_length(examples: pd.DataFrame, tokenizer: Any, params: TrainingParams) -> tuple[pd.DataFrame, dict]:
-    """Drop (or cut the completion of) examples longer than ``max_length`` tokens; count them.
+#: config fields that hold a dropout probability, across architectures (Llama, Gemma: attention)
+DROPOUT_FIELDS = ("attention_dropout", "hidden_dropout", "dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop",
+                  "hidden_dropout_prob", "attention_probs_dropout_prob")
 
-    TRL would cut the end of an over-long sequence silently, and a long prompt could leave no
-    completion at all: an example that teaches nothing.
+
+def score_label_positions_only() -> None:
+    """Make TRL's fused LM head project only the positions that carry a label, on CPU too.
+
+    TRL does so on CUDA/XPU only; elsewhere it scores every position, prompt and padding included,
+    to keep tile shapes fixed for compilers (Neuron). Eager CPU code compiles nothing, and with a
+    262k-token vocabulary the output layer is most of a step: the backward model, whose prompt is
+    a whole document and whose completion a short instruction, trains several times faster
+    (benchmarks/training_speed.md). The loss is the same (tests compare both).
     """
-    kept_rows, counts = [], {"overlong_dropped": 0, "overlong_truncated": 0}
-    for row in examples.itertuples(index=False):
-        prompt_len = len(chat_token_ids(tokenizer, list(row.prompt)))
-        full = chat_token_ids(tokenizer, list(row.prompt) + list(row.completion), add_generation_prompt=False)
-        if len(full) <= params.max_length:
-            kept_rows.append(row._asdict())
-            continue
-        completion_ids = tokenizer.encode(row.completion[0]["content"], add_special_tokens=False)
-        room = params.max_length - (len(full) - len(completion_ids))  # template tokens stay
-        if params.overlong == "truncate" and prompt_len < params.max_length and room >= 8:
-            ids = completion_ids[:room]
-            cut = dict(row._asdict(), completion=[{"role": "assistant", "content": tokenizer.decode(ids)}])
-            kept_rows.append(cut)
-            counts["overlong_truncated"] += 1
-        else:
-            counts["overlong_dropped"] += 1
-    return pd.DataFrame(kept_rows, columns=examples.columns), counts
+    import trl.trainer.utils as trl_utils
+
+    original = trl_utils._use_triton  # in this module it decides only that "compact" scoring
+    if getattr(original, "humpback_compact_on_cpu", False):
+        return
+
+    def compact_on_cpu(device) -> bool:
+        return device.type == "cpu" or original(device)
+
+    compact_on_cpu.humpback_compact_on_cpu = True
+    trl_utils._use_triton = compact_on_cpu
+
+
+def load_trainable_model(model_path: str, params: TrainingParams):
+    """The model to fine-tune: dropout set in the config it is built from (modules copy their
+    probability when they are built, so changing the config later has no effect), weights in
+    fp32 unless pure bf16 is asked for, embeddings frozen when asked."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_path)
+    if params.dropout is not None:
+        text_config = config.get_text_config()
+        for name in DROPOUT_FIELDS:
+            if isinstance(getattr(text_config, name, None), float):
+                setattr(text_config, name, params.dropout)
+    dtype = torch.bfloat16 if params.precision == "bf16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_path, config=config, dtype=dtype)
+    if not params.train_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)  # the output layer too where tied
+    return model
 
 
 def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParams, output_dir: str):
-    """An SFTTrainer for ``examples`` on the model in ``model_path``, and what the length filter did.
+    """An SFTTrainer for the ``train`` examples, evaluating on the ``heldout`` ones, and its sizes.
 
     The prompt/completion format with ``completion_only_loss`` puts the loss on the completion
-    tokens only (tests check the collated labels).
+    tokens only (tests check the collated labels); TRL's fused LM head computes logits only at
+    those positions.
     """
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    examples, length_counts = fit_to_length(examples, tokenizer, params)
-    if len(examples) < params.min_examples:
-        raise TrainingDataError(
-            f"{len(examples)} training examples left after the length filter (max_length={params.max_length}); "
-            f"at least {params.min_examples} needed. Raise max_length or set overlong: truncate."
-        )
-    batch = effective_batch_size(len(examples), params)
+    train = examples.loc[examples["split"] == TRAIN]
+    heldout = examples.loc[examples["split"] == HELDOUT]
+    if len(train) < params.min_examples:
+        raise TrainingDataError(f"{len(train)} training examples; at least {params.min_examples} needed")
+    batch = effective_batch_size(len(train), params)
     processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun / accelerate launch
     per_device = min(params.per_device_train_batch_size, max(batch // processes, 1))
-    max_steps = params.max_steps or (steps_for_size(len(examples), params.steps_by_size) if params.steps_by_size else -1)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16 if params.bf16 else torch.float32)
-    if params.dropout is not None and hasattr(model.config, "attention_dropout"):
-        model.config.attention_dropout = params.dropout
+    max_steps = params.max_steps or (steps_for_size(len(train), params.steps_by_size) if params.steps_by_size else -1)
+    model = load_trainable_model(model_path, params)
+    score_label_positions_only()
 
     scheduler: dict[str, Any] = {"lr_scheduler_type": "linear"}
     if params.end_learning_rate is not None:
@@ -101,8 +120,10 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
             target_modules=params.lora.target_modules,
             task_type="CAUSAL_LM",
         )
-    dataset = Dataset.from_list(examples[["prompt", "completion"]].to_dict("records"))
-    eval_dataset = dataset.select(range(min(params.eval_examples, len(dataset)))) if params.eval_examples else None
+
+    def dataset(rows: pd.DataFrame):
+        return Dataset.from_list(rows[["prompt", "completion"]].to_dict("records"))
+
     config = SFTConfig(
         output_dir=output_dir,
         max_length=params.max_length,
@@ -114,7 +135,7 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
         learning_rate=params.learning_rate,
         weight_decay=params.weight_decay,
         warmup_steps=params.warmup_ratio,  # a float below 1 is a fraction of the steps
-        bf16=params.bf16,
+        bf16=params.precision != "fp32",  # autocast; the weights' dtype was chosen when loading
         use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=False,
         completion_only_loss=True,
@@ -123,19 +144,29 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
         report_to="none",
         seed=params.seed,
         data_seed=params.seed,
+        # batches of similar lengths: less padding (documents vary from 150 to 750 tokens)
+        train_sampling_strategy="group_by_length" if params.group_by_length else "random",
         **scheduler,
     )
     trainer = SFTTrainer(
         model=model,
         args=config,
-        train_dataset=dataset,
-        eval_dataset=eval_dataset,
+        train_dataset=dataset(train),
+        eval_dataset=dataset(heldout) if len(heldout) else None,
         processing_class=tokenizer,
         peft_config=peft_config,
     )
-    composition = {str(k): int(v) for k, v in examples["source"].value_counts().items()} if "source" in examples else {}
-    sizes = {"examples": len(examples), "composition": composition, "batch_size": batch, "processes": processes}
-    return trainer, sizes | length_counts
+    composition = {str(k): int(v) for k, v in train["source"].value_counts().items()}
+    sizes = {
+        "examples": len(train),
+        "composition": composition,
+        "heldout_examples": len(heldout),
+        "overlong_truncated": int(examples["truncated"].sum()),
+        "batch_size": batch,
+        "processes": processes,
+        "trainable_parameters": int(sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)),
+    }
+    return trainer, sizes
 
 
 def fit_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> tuple[Any, pd.DataFrame, dict]:
@@ -144,7 +175,7 @@ def fit_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> 
 
     Returns:
         The trainer after training, the loss curve (one row per logging step) and a summary
-        (sizes, steps, loss before and after, dropped examples).
+        (sizes, steps, epochs, held-out loss before and after).
     """
     with tempfile.TemporaryDirectory(prefix="humpback-sft-") as output_dir:
         trainer, sizes = build_trainer(examples, model_path, params, output_dir)
@@ -159,8 +190,10 @@ def fit_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> 
         **sizes,
         "steps": int(result.global_step),
         "train_loss": float(result.training_loss),
-        "eval_loss_before": float(loss_before),
-        "eval_loss_after": float(loss_after),
+        "epochs": float(trainer.state.epoch or 0),
+        # completion loss per token on held-out seed pairs the model did not train on
+        "heldout_loss_before": float(loss_before),
+        "heldout_loss_after": float(loss_after),
         "method": params.method,
         "train_runtime_s": float(result.metrics.get("train_runtime", math.nan)),
     }
