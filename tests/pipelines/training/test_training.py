@@ -96,6 +96,18 @@ def test_overlong_examples_are_dropped_or_truncated_before_the_cap(pairs, tokeni
     assert set(ends) == {tokenizer.eos_token_id}  # a cut answer still ends on the stop token
 
 
+def test_backward_examples_are_cut_in_the_document_never_in_the_instruction(pairs, tokenizer):
+    long = pairs.head(6).copy()
+    long.loc[long.index[:3], "response"] = "The tide comes in. " * 300
+    examples, funnel = examples_of(long, tokenizer, direction="backward", use_tags=False, max_length=128, overlong="truncate")
+    assert len(examples) == 6 and examples["truncated"].sum() >= 3
+    assert examples["completion"].map(lambda c: c[0]["content"]).tolist() == long["instruction"].str.strip().tolist()
+    cut = examples.loc[examples["truncated"]]
+    assert cut["prompt"].map(lambda chat: chat[1]["content"].startswith("The tide comes in.")).all()
+    lengths = [len(chat_token_ids(tokenizer, list(p) + list(c), False)) for p, c in zip(examples["prompt"], examples["completion"])]
+    assert max(lengths) <= 128
+
+
 def test_cap_counts_usable_examples(pairs, tokenizer):
     """The over-long filter runs first: the cap never spends a place on an example it then drops."""
     cap = int((pairs["source"] == "seed").sum()) + 3

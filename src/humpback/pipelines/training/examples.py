@@ -4,12 +4,14 @@ The same rows train three models: the backward model reads the response and writ
 instruction; the seed model and M0 read the instruction and write the response. The loss falls on
 the completion only (TRL's prompt/completion format), so a model is never trained to write its
 own prompt. Order of the rules, each counted in the funnel: unusable rows, over-long examples
-(dropped or cut, with the tokenizer the model trains with), the cap on the training set (so it
+(dropped, or cut on the long side — the answer forward, the document backward — with the
+tokenizer the model trains with), the cap on the training set (so it
 counts usable examples), then a few seed pairs held out to measure the loss before and after.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -46,19 +48,34 @@ def cap_training_set(pairs: pd.DataFrame, max_examples: int | None, seed: int) -
     return kept, len(pairs) - len(kept)
 
 
-def fit_to_length(prompt: list, completion: str, tokenizer: Any, params: TrainingParams) -> tuple[str | None, bool]:
-    """The completion that fits ``max_length`` tokens with its prompt: whole, cut (``truncate``),
-    or None (dropped). TRL would cut the end silently, and a long prompt could leave no
-    completion at all: an example that teaches nothing."""
-    answer = [{"role": "assistant", "content": completion}]
-    full = chat_token_ids(tokenizer, prompt + answer, add_generation_prompt=False)
+#: tokens left free when cutting: re-encoding decoded text can merge a token or two differently, and
+#: TRL would then cut the end of the sequence, the answer-end token with it
+CUT_MARGIN = 2
+
+
+def fit_to_length(
+    source: str, target: str, chat: Any, tokenizer: Any, params: TrainingParams
+) -> tuple[str, str, bool] | None:
+    """(source, target, cut) that fit ``max_length`` tokens, or None (dropped).
+
+    ``chat(source)`` is the prompt and ``target`` the completion. Under ``truncate`` the long side is
+    cut: the answer of a forward example, the document of a backward one (its instruction must stay
+    whole: it is what the model learns to write). TRL would cut the end silently, and a long prompt
+    could leave no completion at all: an example that teaches nothing.
+    """
+    answer = [{"role": "assistant", "content": target}]
+    full = chat_token_ids(tokenizer, chat(source) + answer, add_generation_prompt=False)
     if len(full) <= params.max_length:
-        return completion, False
-    completion_ids = tokenizer.encode(completion, add_special_tokens=False)
-    room = params.max_length - (len(full) - len(completion_ids))  # template tokens stay
-    if params.overlong == "truncate" and room >= 8:
-        return tokenizer.decode(completion_ids[:room]).strip(), True
-    return None, False
+        return source, target, False
+    if params.overlong != "truncate":
+        return None
+    cut_source = params.direction == "backward"
+    ids = tokenizer.encode(source if cut_source else target, add_special_tokens=False)
+    room = params.max_length - (len(full) - len(ids)) - CUT_MARGIN  # template and the other side stay
+    if room < (32 if cut_source else 8):
+        return None
+    text = tokenizer.decode(ids[:room]).strip()
+    return (text, target, True) if cut_source else (source, text, True)
 
 
 def build_examples(pairs: pd.DataFrame, tokenizer: Any, params: TrainingParams) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -78,17 +95,16 @@ def build_examples(pairs: pd.DataFrame, tokenizer: Any, params: TrainingParams) 
     rows = rows.assign(instruction=rows["instruction"].str.strip(), response=rows["response"].str.strip())
 
     if params.direction == "forward":
-        prompts = [
-            forward_chat(instruction, SOURCE_TAGS[source] if params.use_tags else None)
-            for instruction, source in zip(rows["instruction"], rows["source"])
-        ]
-        targets = rows["response"]
+        sources, targets = rows["instruction"], rows["response"]
+        chats = [partial(forward_chat, tag=SOURCE_TAGS[source] if params.use_tags else None) for source in rows["source"]]
     else:
-        prompts = [backward_chat(response) for response in rows["response"]]
-        targets = rows["instruction"]
-    fitted = [fit_to_length(prompt, target, tokenizer, params) for prompt, target in zip(prompts, targets)]
+        sources, targets = rows["response"], rows["instruction"]
+        chats = [backward_chat] * len(rows)
+    fitted = [fit_to_length(s, t, chat, tokenizer, params) for s, t, chat in zip(sources, targets, chats)]
     rows = rows.assign(
-        _prompt=prompts, _completion=[text for text, _ in fitted], truncated=[cut for _, cut in fitted]
+        _prompt=[chat(f[0]) if f else None for chat, f in zip(chats, fitted)],
+        _completion=[f[1] if f else None for f in fitted],
+        truncated=[bool(f and f[2]) for f in fitted],
     )
     rows = funnel.drop(rows, rows["_completion"].isna(), f"longer_than_{params.max_length}_tokens", step="pairs")
     capped, _ = cap_training_set(rows, params.max_examples, params.seed)
