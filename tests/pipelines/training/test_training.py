@@ -100,10 +100,10 @@ def test_backward_examples_are_cut_in_the_document_never_in_the_instruction(pair
     long = pairs.head(6).copy()
     long.loc[long.index[:3], "response"] = "The tide comes in. " * 300
     examples, funnel = examples_of(long, tokenizer, direction="backward", use_tags=False, max_length=128, overlong="truncate")
-    assert len(examples) == 6 and examples["truncated"].sum() >= 3
+    assert len(examples) == 6 and examples["truncated"].iloc[:3].all()  # (real answers over 128 tokens are cut too)
     assert examples["completion"].map(lambda c: c[0]["content"]).tolist() == long["instruction"].str.strip().tolist()
-    cut = examples.loc[examples["truncated"]]
-    assert cut["prompt"].map(lambda chat: chat[1]["content"].startswith("The tide comes in.")).all()
+    documents = examples["prompt"].iloc[:3].map(lambda chat: chat[1]["content"])
+    assert documents.map(lambda text: text.startswith("The tide comes in.") and len(text) < len("The tide comes in. " * 300)).all()
     lengths = [len(chat_token_ids(tokenizer, list(p) + list(c), False)) for p, c in zip(examples["prompt"], examples["completion"])]
     assert max(lengths) <= 128
 
