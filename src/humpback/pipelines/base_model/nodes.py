@@ -25,7 +25,7 @@ def materialise_model(params: dict, role: str) -> ModelArtifacts:
     prompt_format = apply_prompt_format(model, tokenizer, source.chat_template)
     if source.source == "embedded":
         embedded = embedded_model(source.name_or_path)
-        origin = {"model_id": embedded.model_id, "licence": embedded.licence, "embedded_package": embedded.pip.split()[0]}
+        origin = {"model_id": embedded.model_id, "licence": embedded.licence, "embedded_package": embedded.distributions[0]}
     else:
         origin = {"model_id": source.name_or_path, "revision": source.revision}
     return ModelArtifacts(model, tokenizer, metadata={"role": role, "source": source.source, **origin, **prompt_format})
