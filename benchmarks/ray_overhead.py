@@ -14,27 +14,28 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-from humpback.execution import map_with_model
-from humpback.llm import LLMConfig, SamplingConfig
-from humpback.params import GenerationRunParams
-from humpback.pipelines.augmentation.nodes import write_instructions
+from humpback.datasets import CheckpointHandle
+from humpback.params import project_parameters
+from humpback.pipelines.augmentation.nodes import instruction_task
+from humpback.runner import run_model_task
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY = {"num_cpus": 2, "num_actors": 2, "cpus_per_actor": 0.5, "threads_per_actor": 1, "timeout_s": 600}
 
 
 def _timed_stage(documents: pd.DataFrame, engine: str, model: str) -> float:
-    llm = LLMConfig(backend="transformers", show_progress=False, num_threads=1 if engine == "ray" else None)
-    run = GenerationRunParams.model_validate({"engine": engine, "shard_dir": None, "shard_size": 64, "ray": RAY})
-    task = partial(write_instructions, SamplingConfig(temperature=0.7, top_p=0.9, max_new_tokens=48, seed=0))
+    parameters = project_parameters(conf_source=str(ROOT / "conf"))
+    llm = parameters["llm"].model_copy(
+        update={"backend": "transformers", "show_progress": False, "num_threads": 1 if engine == "ray" else None}
+    )
+    ray = parameters["generation"].ray.model_copy(update=RAY)
+    run = parameters["generation"].model_copy(update={"engine": engine, "shard_dir": None, "ray": ray})
     start = time.perf_counter()
-    map_with_model(documents, task, llm=llm, model_path=model, generation=run, stage="ray_overhead", settings={},
-                   key_columns=["doc_id"])
+    run_model_task(instruction_task(parameters["augmentation"]), documents, CheckpointHandle(model), llm, run)
     return time.perf_counter() - start
 
 

@@ -25,7 +25,7 @@ import trl.trainer.utils as trl_utils
 from transformers import AutoTokenizer, TrainerCallback
 from trl.kernels import chunked_logprob
 
-from humpback.params import TrainingParams
+from humpback.params import TrainingParams, project_parameters
 from humpback.pipelines.training.examples import build_examples
 from humpback.pipelines.training.sft import build_trainer
 
@@ -33,24 +33,45 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "data/06_models/base_model"
 STEPS = 3  # the first is a warm-up
 DIRECTIONS = ("forward", "backward")
-COMMON = dict(max_length=384, overlong="truncate", batch_size=8, per_device_train_batch_size=4, max_steps=STEPS,
-              heldout_examples=0, logging_steps=1, learning_rate=5e-5)
+COMMON = dict(
+    max_length=384,
+    overlong="truncate",
+    batch_size=8,
+    per_device_train_batch_size=4,
+    max_steps=STEPS,
+    heldout_examples=0,
+    logging_steps=1,
+    learning_rate=5e-5,
+)
 #: name -> (training parameters, whether the output layer sees only label positions)
 CONFIGS = {
-    "previous default: every position through the output layer, random batches, pure bf16, embeddings trained":
-        (dict(precision="bf16", train_embeddings=True, group_by_length=False), False),
+    "previous default: every position through the output layer, random batches, pure bf16, embeddings trained": (
+        dict(precision="bf16", train_embeddings=True, group_by_length=False),
+        False,
+    ),
     "+ label positions only": (dict(precision="bf16", train_embeddings=True, group_by_length=False), True),
     "+ length-grouped batches": (dict(precision="bf16", train_embeddings=True, group_by_length=True), True),
-    "+ fp32 weights, bf16 autocast (correct small updates)": (dict(precision="bf16_mixed", train_embeddings=True), True),
+    "+ fp32 weights, bf16 autocast (correct small updates)": (
+        dict(precision="bf16_mixed", train_embeddings=True),
+        True,
+    ),
     "+ embeddings frozen (the CPU default)": (dict(precision="bf16_mixed", train_embeddings=False), True),
-    "CPU default with one micro-batch of 8 instead of 2 × 4": (dict(precision="bf16_mixed", train_embeddings=False,
-                                                                    per_device_train_batch_size=8), True),
-    "CPU default with 4 micro-batches of 2": (dict(precision="bf16_mixed", train_embeddings=False,
-                                                   per_device_train_batch_size=2), True),
-    "CPU default with 8 micro-batches of 1": (dict(precision="bf16_mixed", train_embeddings=False,
-                                                   per_device_train_batch_size=1), True),
-    "CPU default with LoRA r=16 all-linear": (dict(precision="bf16_mixed", train_embeddings=False, method="lora",
-                                                   lora={"r": 16, "alpha": 32}), True),
+    "CPU default with one micro-batch of 8 instead of 2 × 4": (
+        dict(precision="bf16_mixed", train_embeddings=False, per_device_train_batch_size=8),
+        True,
+    ),
+    "CPU default with 4 micro-batches of 2": (
+        dict(precision="bf16_mixed", train_embeddings=False, per_device_train_batch_size=2),
+        True,
+    ),
+    "CPU default with 8 micro-batches of 1": (
+        dict(precision="bf16_mixed", train_embeddings=False, per_device_train_batch_size=1),
+        True,
+    ),
+    "CPU default with LoRA r=16 all-linear": (
+        dict(precision="bf16_mixed", train_embeddings=False, method="lora", lora={"r": 16, "alpha": 32}),
+        True,
+    ),
 }
 
 
@@ -78,9 +99,12 @@ def measure(examples: pd.DataFrame, params: TrainingParams, label_positions_only
     del trainer
     gc.collect()
     per_step = sum(timer.times[1:]) / (STEPS - 1)
-    return {"s_per_step": per_step, "tok_s": tokens / (per_step * (STEPS - 1)),
-            "trainable_M": sizes["trainable_parameters"] / 1e6,
-            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    return {
+        "s_per_step": per_step,
+        "tok_s": tokens / (per_step * (STEPS - 1)),
+        "trainable_M": sizes["trainable_parameters"] / 1e6,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
 
 
 def main() -> None:
@@ -92,7 +116,8 @@ def main() -> None:
     chosen = [cases[int(i)] for i in sys.argv[1:]] or cases  # optional case numbers, to run a few
     for direction, name in chosen:
         overrides, label_positions_only = CONFIGS[name]
-        params = TrainingParams.model_validate(COMMON | overrides | {"direction": direction})
+        shipped = project_parameters(conf_source=str(ROOT / "conf"))["seed_model"].training.model_dump()
+        params = TrainingParams.model_validate(shipped | COMMON | overrides | {"direction": direction})
         examples, _ = build_examples(pairs, tokenizer, params)
         results[f"{direction}: {name}"] = measure(examples, params, label_positions_only)
         print(f"{direction}: {name}: {results[f'{direction}: {name}']}", flush=True)
@@ -111,8 +136,10 @@ def main() -> None:
     ]
     for key, r in results.items():
         ratio = first[key.split(":")[0]]["s_per_step"] / r["s_per_step"]
-        lines.append(f"| {key} | {r['s_per_step']:.1f} | {ratio:.2f}× | {r['tok_s']:.0f} | "
-                     f"{r['trainable_M']:.0f} | {r['peak_rss_gib']:.1f} |")
+        lines.append(
+            f"| {key} | {r['s_per_step']:.1f} | {ratio:.2f}× | {r['tok_s']:.0f} | "
+            f"{r['trainable_M']:.0f} | {r['peak_rss_gib']:.1f} |"
+        )
     (ROOT / "benchmarks/training_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

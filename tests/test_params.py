@@ -1,19 +1,62 @@
-import copy
-
 import pytest
-from kedro.config import OmegaConfigLoader
+from kedro.pipeline import Pipeline
+from kedro.validation.type_extractor import TypeExtractor
+from pydantic import BaseModel
 
-from humpback import settings
-from humpback.params import ParameterError, validate_parameters
-from tests.conftest import REPO_ROOT
+from humpback.params import PARAMETER_BLOCKS, ParameterError, validate_parameters
+from humpback.pipeline_registry import register_pipelines
+from tests.conftest import REPO_ROOT, load_params
 
 ENVIRONMENTS = sorted(p.name for p in (REPO_ROOT / "conf").iterdir() if p.is_dir() and p.name not in ("base", "local"))
 
 
-def load_params(env: str) -> dict:
-    loader_args = {**settings.CONFIG_LOADER_ARGS, "default_run_env": env}
-    loader = OmegaConfigLoader(conf_source=str(REPO_ROOT / "conf"), **loader_args)
-    return copy.deepcopy(dict(loader["parameters"]))
+def _models(model: type[BaseModel]):
+    yield model
+    for field in model.model_fields.values():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _models(field.annotation)
+
+
+@pytest.mark.parametrize("block", sorted(PARAMETER_BLOCKS))
+def test_conf_base_is_the_only_home_of_defaults(block):
+    """No parameter model carries a default that could compete with conf/base."""
+    for model in _models(PARAMETER_BLOCKS[block]):
+        with_default = [name for name, field in model.model_fields.items() if not field.is_required()]
+        assert not with_default, f"{model.__name__} has defaults for {with_default}: they belong in conf/base"
+
+
+def _model_at(path: str) -> type[BaseModel] | None:
+    """The model of the parameter at a dotted path (``m1.training``); None for a plain value."""
+    head, *rest = path.split(".")
+    model = PARAMETER_BLOCKS.get(head)
+    for name in rest:
+        field = model.model_fields.get(name) if model is not None else None
+        model = field.annotation if field is not None and isinstance(field.annotation, type) else None
+        model = model if model is not None and issubclass(model, BaseModel) else None
+    return model
+
+
+def test_every_parameter_block_a_node_reads_is_typed_so_kedro_hands_it_validated():
+    """Kedro turns a typed ``params:`` input into an object of its model: every node that reads a
+    block declares the block's model, so no node receives (and re-validates) a raw dictionary."""
+    pipelines = register_pipelines()
+    typed = TypeExtractor(pipelines).extract_types_from_pipelines()
+    read = {
+        name.removeprefix("params:") for p in pipelines.values() for name in p.inputs() if name.startswith("params:")
+    }
+    blocks = {path: _model_at(path) for path in read if _model_at(path) is not None}
+    assert blocks, "no parameter blocks found"
+    assert {path: typed.get(path) for path in blocks} == blocks
+    untyped = [
+        f"{node.name}: {name}"
+        for p in pipelines.values()
+        for node in p.nodes
+        for name in node.inputs
+        if name.startswith("params:")
+        and _model_at(name.removeprefix("params:"))
+        and name.removeprefix("params:") not in TypeExtractor({"one": Pipeline([node])}).extract_types_from_pipelines()
+    ]
+    assert not untyped, f"nodes that read a parameter block without its type: {untyped}"
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -34,11 +77,18 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(ParameterError) as error:
         validate_parameters(params)
     message = str(error.value)
-    for expected in ["min_chars (5000) exceeds max_chars", "ingestion.seed.rnak", "base_model.source", "trainig: unknown"]:
+    for expected in [
+        "min_chars (5000) exceeds max_chars",
+        "ingestion.seed.rnak",
+        "base_model.source",
+        "trainig: unknown",
+    ]:
         assert expected in message
 
 
-@pytest.mark.parametrize(("env", "rewriting"), [("nothumpback_m1", "off"), ("nothumpback_m1_rw_f_8b", "self_before_curation")])
+@pytest.mark.parametrize(
+    ("env", "rewriting"), [("nothumpback_m1", "off"), ("nothumpback_m1_rw_f_8b", "self_before_curation")]
+)
 def test_seed_model_environments_render_prompts_for_a_base_model(env, rewriting, tiny_raw_model_dir, tmp_path):
     """The two seed models' settings, with the tiny template-less model standing in for the Llama
     base model (no Hub here): the project's prompt format, the eos as stop token, the paper's values."""
@@ -50,19 +100,32 @@ def test_seed_model_environments_render_prompts_for_a_base_model(env, rewriting,
     from humpback.prompts import forward_chat, rating_chat
 
     validated = validate_parameters(load_params(env))
-    assert validated["base_model"].name_or_path.startswith("meta-llama/Llama-3.") and validated["base_model"].source == "hub"
+    assert (
+        validated["base_model"].name_or_path.startswith("meta-llama/Llama-3.")
+        and validated["base_model"].source == "hub"
+    )
     assert validated["rewriting"].mode == rewriting and validated["ingestion"].web.max_documents == 502_000
     training = validated["seed_model"].training
-    assert (training.learning_rate, training.end_learning_rate, training.weight_decay, training.dropout) == (1e-5, 9e-6, 0.1, 0.1)
+    assert (training.learning_rate, training.end_learning_rate, training.weight_decay, training.dropout) == (
+        1e-5,
+        9e-6,
+        0.1,
+        0.1,
+    )
     assert training.max_examples == 16_000 and training.steps_by_size and training.precision == "bf16_mixed"
     assert validated["llm"].backend == "vllm" and validated["curation"].selection.threshold == 5
 
-    stand_in = validated["base_model"].model_copy(update={"source": "local", "name_or_path": str(tiny_raw_model_dir), "dtype": "float32"})
-    artifacts = materialise_base_model(stand_in.model_dump())
+    stand_in = validated["base_model"].model_copy(
+        update={"source": "local", "name_or_path": str(tiny_raw_model_dir), "dtype": "float32"}
+    )
+    artifacts = materialise_base_model(stand_in)
     ModelCheckpointDataset(path=str(tmp_path / "base")).save(artifacts)
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "base")
     text = tokenizer.decode(chat_token_ids(tokenizer, forward_chat("Name a tide.", "assistant")))
-    assert text == f"{tokenizer.bos_token}Respond in the style of an AI assistant.\n\n### User:\nName a tide.\n\n### Assistant:\n"
+    assert (
+        text
+        == f"{tokenizer.bos_token}Respond in the style of an AI assistant.\n\n### User:\nName a tide.\n\n### Assistant:\n"
+    )
     rating = tokenizer.decode(chat_token_ids(tokenizer, rating_chat("Q?", "A.", validated["curation"].scorer)))
     assert rating.startswith(f"{tokenizer.bos_token}### User:\n") and rating.endswith("### Assistant:\n")
     assert artifacts.model.generation_config.eos_token_id == [tokenizer.eos_token_id]

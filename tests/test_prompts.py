@@ -6,14 +6,36 @@ from humpback.prompts import RATING_EXAMPLES, SCORE_PREFIX, rating_chat
 
 #: a phrase for every criterion of the paper's 5-point scale (../shared/METHOD.md)
 CRITERIA = [
-    "incomplete", "vague", "off-topic", "controversial", "not exactly what was asked", "content seems to be missing",
-    "numbered list does not start", "repeats the user's question", "personal experience", "blog post", "forum",
-    "promotional text", "navigation text", "irrelevant content",
-    "not answer the request directly", "high-level method instead of the exact solution",
-    "helpful, complete and self-contained", "not written from an AI assistant's point of view", "search results",
-    "comments section", "social media",
-    "clearly focused", "comprehensive", "well organised", "helpful tone", "more concise", "more focused",
-    "no irrelevant sentence", "expert knowledge", "logical, easy to follow, engaging and insightful",
+    "incomplete",
+    "vague",
+    "off-topic",
+    "controversial",
+    "not exactly what was asked",
+    "content seems to be missing",
+    "numbered list does not start",
+    "repeats the user's question",
+    "personal experience",
+    "blog post",
+    "forum",
+    "promotional text",
+    "navigation text",
+    "irrelevant content",
+    "not answer the request directly",
+    "high-level method instead of the exact solution",
+    "helpful, complete and self-contained",
+    "not written from an AI assistant's point of view",
+    "search results",
+    "comments section",
+    "social media",
+    "clearly focused",
+    "comprehensive",
+    "well organised",
+    "helpful tone",
+    "more concise",
+    "more focused",
+    "no irrelevant sentence",
+    "expert knowledge",
+    "logical, easy to follow, engaging and insightful",
 ]
 
 
@@ -25,7 +47,12 @@ def test_rating_prompt_is_one_user_turn_with_every_criterion(scorer):
     for criterion in CRITERIA:
         assert criterion in text, criterion
     # framing first, then the scale, the output format, and the pair last
-    assert text.index("AI assistant should respond") < text.index("1: ") < text.index("Score: <1-5>") < text.index("How do tides work?")
+    assert (
+        text.index("AI assistant should respond")
+        < text.index("1: ")
+        < text.index("Score: <1-5>")
+        < text.index("How do tides work?")
+    )
     assert text.rstrip().endswith("The Moon pulls the oceans.")
     if scorer == "generate":
         assert len(chat) == 1  # the model reasons first, then writes Score: N

@@ -10,8 +10,9 @@ shards a previous run did not finish are computed, and each is written as soon a
   any order and are put back in place, so the node returns the same rows, in the same order, as
   ``local`` (each shard is computed alone in both, with the same seed).
 
-A task is a picklable callable ``(model, rows) -> result rows`` (a module-level function or a
-``functools.partial`` of one), so it can be shipped to actors.
+Work is a picklable callable ``(model, rows) -> result rows`` (a module-level function or a
+``functools.partial`` of one), so it can be shipped to actors. Pipelines do not call this module:
+they describe a :class:`~humpback.runner.ModelTask` and the runner calls it.
 """
 
 from __future__ import annotations
@@ -45,22 +46,30 @@ def map_with_model(
     model_path: str,
     generation: GenerationRunParams,
     stage: str,
-    settings: dict[str, Any],
-    key_columns: list[str],
+    settings_key: str,
+    row_keys: list[str],
 ) -> pd.DataFrame:
     """Run ``task`` over ``frame`` with the model at ``model_path``, shard by shard, resumably.
 
-    ``settings`` are what else shapes the output (sampling, prompt, weights): with the rows' keys
-    they name the shard folder, so results of another configuration are never reused. The engine
-    is not part of it: ``local`` and ``ray`` give the same rows and share finished shards.
+    ``settings_key`` and ``row_keys`` (one per row) name each shard (:func:`humpback.shards.shard_key`),
+    so results of another configuration are never reused. The engine is not part of them: ``local``
+    and ``ray`` give the same rows and share finished shards.
     """
-    settings = settings | {"model": model_path, "llm": llm.model_dump()}
-    shard_options = {"stage": stage, "shard_dir": generation.shard_dir, "shard_size": generation.shard_size,
-                     "settings": settings, "key_columns": key_columns}
-    if generation.engine == "ray" and not frame.empty:  # no cluster for zero rows: Ray Data would return none
-        return run_sharded(frame, lambda shards: _ray_map(shards, task, llm, model_path, generation.ray), **shard_options)
+    shard_options = {
+        "stage": stage,
+        "shard_dir": generation.shard_dir,
+        "shard_size": generation.shard_size,
+        "settings_key": settings_key,
+        "row_keys": row_keys,
+    }
+    if generation.engine == "ray":
+        return run_sharded(
+            frame, lambda shards: _ray_map(shards, task, llm, model_path, generation.ray), **shard_options
+        )
     with LazyLanguageModel(llm, model_path) as lazy:
-        return run_sharded(frame, lambda shards: ((n, task(lazy.get(), shard)) for n, shard in enumerate(shards)), **shard_options)
+        return run_sharded(
+            frame, lambda shards: ((n, task(lazy.get(), shard)) for n, shard in enumerate(shards)), **shard_options
+        )
 
 
 class _ShardWorker:
@@ -95,8 +104,12 @@ def _ray_map(
     blocks = [shard.reset_index(drop=True).assign(**{SHARD_COLUMN: number}) for number, shard in enumerate(shards)]
     mapped = ray.data.from_pandas(blocks).map_batches(
         _ShardWorker,
-        fn_constructor_kwargs={"task": task, "llm": llm.model_dump(), "model_path": model_path,
-                               "threads": params.threads_per_actor},
+        fn_constructor_kwargs={
+            "task": task,
+            "llm": llm.model_dump(),
+            "model_path": model_path,
+            "threads": params.threads_per_actor,
+        },
         batch_size=None,  # a whole block: one shard per call, as in `local`
         batch_format="pandas",
         # one shard at a time per actor: a shard is minutes of work, so queueing one behind another
@@ -154,7 +167,9 @@ def _check_resources(params: RayParams) -> None:
     resources = ray.cluster_resources()
     cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
     if params.gpus_per_actor > gpus:
-        raise ExecutionError(f"generation.ray.gpus_per_actor={params.gpus_per_actor:g} but the Ray cluster has {gpus:g} GPUs")
+        raise ExecutionError(
+            f"generation.ray.gpus_per_actor={params.gpus_per_actor:g} but the Ray cluster has {gpus:g} GPUs"
+        )
     if params.cpus_per_actor * params.num_actors >= cpus:
         raise ExecutionError(
             f"{params.num_actors} actors × {params.cpus_per_actor:g} CPUs take all {cpus:g} CPUs of the Ray cluster: "

@@ -23,9 +23,7 @@ class Funnel:
         self._rows: list[dict] = []
 
     def start(self, frame: pd.DataFrame, step: str = "input") -> pd.DataFrame:
-        self._rows.append(
-            {"source": self.source, "step": step, "rule": "input", "dropped": 0, "remaining": len(frame)}
-        )
+        self._rows.append({"source": self.source, "step": step, "rule": "input", "dropped": 0, "remaining": len(frame)})
         return frame
 
     def drop(self, frame: pd.DataFrame, mask, rule: str, step: str = "records") -> pd.DataFrame:

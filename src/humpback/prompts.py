@@ -7,8 +7,6 @@ two papers (see ``../shared/METHOD.md`` in the development workspace, and the RE
 
 from __future__ import annotations
 
-from humpback.llm import Prompt
-
 # --- Prompt format of base models (no chat template of their own) -------------------------------
 # Plain-text role headers the base model can read as text, and the model's own end-of-text token to
 # end every answer: a pretrained model already knows that token, while a new special token would
@@ -144,7 +142,10 @@ def rating_chat(instruction: str, response: str, scorer: str, few_shot: int = 0)
     for number, (example_instruction, example_response, reasoning, score) in enumerate(RATING_EXAMPLES[:few_shot], 1):
         pair = RATING_TEMPLATE.format(instruction=example_instruction, response=example_response)
         parts.append(f"Example {number}:\n{pair}\n\n{reasoning}\nScore: {score}")
-    parts.append(("Now rate this pair.\n" if few_shot else "") + RATING_TEMPLATE.format(instruction=instruction, response=response))
+    parts.append(
+        ("Now rate this pair.\n" if few_shot else "")
+        + RATING_TEMPLATE.format(instruction=instruction, response=response)
+    )
     chat = [{"role": "user", "content": "\n\n".join(parts)}]
     if scorer == "option_probabilities":
         chat.append({"role": "assistant", "content": SCORE_PREFIX})

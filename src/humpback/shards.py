@@ -1,10 +1,11 @@
 """Resumable LLM stages: results are written in shards as they are made.
 
 A stage's input rows are cut into fixed shards in a stable order. Each finished shard is written
-as Parquet under ``<shard_dir>/<stage>-<fingerprint>/``; a run that was killed and started again
-reads the finished shards and computes only the missing ones, so no row is generated twice, lost
-or duplicated. The fingerprint covers the input rows and every setting that changes the output,
-so shards of another configuration are never reused.
+as Parquet to ``<shard_dir>/<stage>/<key>.parquet``, where the key hashes the settings that shape
+the output and the keys of the shard's rows (what the model sees: see :mod:`humpback.runner`). A
+run that was killed and started again reads the finished shards and computes only the missing
+ones, so no row is generated twice, lost or duplicated; a shard whose rows or settings changed has
+another key and is computed again.
 
 This folder is a work cache, like a trainer's checkpoint folder; the stage's real output is the
 DataFrame the node returns, saved by the catalog.
@@ -13,24 +14,22 @@ DataFrame the node returns, saved by the catalog.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 logger = logging.getLogger(__name__)
 
 
-def fingerprint(frame: pd.DataFrame, key_columns: list[str], settings: dict[str, Any]) -> str:
-    """A short hash of the rows' keys and the settings that shape the output."""
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for values in frame[key_columns].astype(str).itertuples(index=False):
-        digest.update("\x1f".join(values).encode() + b"\x1e")
-    return digest.hexdigest()[:12]
+def shard_key(settings_key: str, row_keys: list[str]) -> str:
+    """A shard's name: the settings and its rows, in order."""
+    digest = hashlib.sha256(settings_key.encode())
+    for key in row_keys:
+        digest.update(key.encode())
+    return digest.hexdigest()[:16]
 
 
 def run_sharded(
@@ -40,8 +39,8 @@ def run_sharded(
     stage: str,
     shard_dir: str | None,
     shard_size: int,
-    settings: dict[str, Any],
-    key_columns: list[str],
+    settings_key: str,
+    row_keys: list[str],
 ) -> pd.DataFrame:
     """Apply ``compute`` to ``frame`` shard by shard, reusing the shards a previous run finished.
 
@@ -49,15 +48,19 @@ def run_sharded(
     done, in any order (in this process, or from a cluster, where a later shard may finish first);
     each is written at once, so a kill loses only the shards in flight. A result has one row per
     input row, in order. With ``shard_dir`` None everything is computed in memory (no resume).
+    ``frame`` must not be empty (the runner answers empty inputs without a model).
     """
-    if frame.empty:
-        return next(iter(compute([frame])))[1]
+    if len(row_keys) != len(frame) or frame.empty:
+        raise ValueError(f"{stage}: {len(row_keys)} row keys for {len(frame)} rows (at least one)")
     bounds = [(start, min(start + shard_size, len(frame))) for start in range(0, len(frame), shard_size)]
     folder = None
     if shard_dir is not None:
-        folder = Path(shard_dir) / f"{stage}-{fingerprint(frame, key_columns, settings)}"
+        folder = Path(shard_dir) / stage
         folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"shard-{number:05d}.parquet" if folder else None for number in range(len(bounds))]
+    paths = [
+        folder / f"{shard_key(settings_key, row_keys[start:stop])}.parquet" if folder else None
+        for start, stop in bounds
+    ]
     parts: dict[int, pd.DataFrame] = {
         number: pd.read_parquet(path) for number, path in enumerate(paths) if path is not None and path.is_file()
     }

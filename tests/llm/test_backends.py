@@ -3,29 +3,29 @@
 import numpy as np
 import pytest
 
-from humpback.llm import LLMConfig, PromptError, SamplingConfig, build_llm
+from humpback.llm import PromptError, SamplingConfig, build_llm
 from humpback.llm.transformers_backend import length_sorted_batches
+from tests.conftest import params
 
 CHATS = [
     [{"role": "user", "content": "Write one sentence about tides."}],
     [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Why is the sea salty? " * 6}],
     [{"role": "user", "content": "Name a colour."}],
 ]
-GREEDY = SamplingConfig(temperature=0, max_new_tokens=12)
+GREEDY = SamplingConfig(temperature=0, top_p=1.0, max_new_tokens=12, stop=[], seed=None)
 OPTIONS = ["1", "2", "3", "4", "5"]
 
 
 @pytest.fixture(scope="module")
 def transformers_lm(tiny_model_dir):
-    with build_llm({"backend": "transformers", "dtype": "float32", "batch_token_budget": 256}, str(tiny_model_dir)) as lm:
+    with build_llm(params("llm", batch_token_budget=256), str(tiny_model_dir)) as lm:
         yield lm
 
 
 @pytest.fixture(scope="module")
 def vllm_lm(tiny_model_dir):
     pytest.importorskip("vllm")
-    config = {"backend": "vllm", "dtype": "float32", "enforce_eager": True, "max_model_len": 512, "show_progress": False}
-    with build_llm(config, str(tiny_model_dir)) as lm:
+    with build_llm(params("llm", backend="vllm", enforce_eager=True, max_model_len=512), str(tiny_model_dir)) as lm:
         yield lm
 
 
@@ -42,16 +42,17 @@ def test_generate_returns_one_text_per_prompt_in_order(lm):
 
 
 def test_seeded_sampling_is_repeatable(lm):
-    sampling = SamplingConfig(temperature=1.0, top_p=0.9, max_new_tokens=10, seed=7)
+    sampling = SamplingConfig(temperature=1.0, top_p=0.9, max_new_tokens=10, stop=[], seed=7)
     assert lm.generate(CHATS, sampling) == lm.generate(CHATS, sampling)
 
 
 def test_raw_prompts_and_stop_strings(lm):
     [full] = lm.generate(["The tide comes in and"], GREEDY)
-    stop = full[3:6]
-    if stop.strip():
-        [cut] = lm.generate(["The tide comes in and"], GREEDY.model_copy(update={"stop": [stop]}))
-        assert stop not in cut and full.startswith(cut)
+    words = full.split()
+    assert len(words) >= 3, f"the tiny model wrote too little to test stopping: {full!r}"
+    stop = words[2]  # a word the greedy output contains: generation must end just before it
+    [cut] = lm.generate(["The tide comes in and"], GREEDY.model_copy(update={"stop": [stop]}))
+    assert cut == full[: full.index(stop)]
 
 
 def test_score_options_are_next_token_probabilities(lm):
@@ -65,12 +66,20 @@ def test_backends_see_the_same_tokens_as_training(transformers_lm, vllm_lm):
     (a continued answer too) to the ids TRL trains on."""
     from humpback.prompts import rating_chat
 
-    prompts = [*CHATS, rating_chat("What is a tide?", "The rise and fall of the sea.", "option_probabilities", few_shot=1)]
+    prompts = [
+        *CHATS,
+        rating_chat("What is a tide?", "The rise and fall of the sea.", "option_probabilities", few_shot=1),
+    ]
     ours, theirs = transformers_lm.encode(prompts, reserve=0), vllm_lm.encode(prompts, reserve=0)
     assert ours == theirs
     tokenizer = transformers_lm.tokenizer
     for chat, ids in zip(CHATS, ours):
-        assert ids == tokenizer.apply_chat_template(chat, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
+        assert (
+            ids
+            == tokenizer.apply_chat_template(chat, tokenize=True, add_generation_prompt=True, return_dict=True)[
+                "input_ids"
+            ]
+        )
         assert ids[0] == tokenizer.bos_token_id and tokenizer.decode(ids).endswith("### Assistant:\n")
     assert tokenizer.decode(ours[-1]).endswith("### Assistant:\nScore: ")  # the score digit comes next
     assert transformers_lm.stop_token_ids == vllm_lm.stop_token_ids == [tokenizer.eos_token_id]
@@ -114,8 +123,14 @@ def test_batches_are_length_sorted_and_within_budget():
 def test_shared_prefix_cache_gives_the_same_scores(transformers_lm):
     from humpback.prompts import rating_chat
 
-    prompts = [rating_chat(q, a, "option_probabilities", few_shot=2) for q, a in
-               [("What is a tide?", "The rise and fall of the sea."), ("Name a colour.", "Blue " * 40), ("Hi", "Hello")]]
+    prompts = [
+        rating_chat(q, a, "option_probabilities", few_shot=2)
+        for q, a in [
+            ("What is a tide?", "The rise and fall of the sea."),
+            ("Name a colour.", "Blue " * 40),
+            ("Hi", "Hello"),
+        ]
+    ]
     cached = transformers_lm.score_options(prompts, OPTIONS)
     transformers_lm.MIN_SHARED_PREFIX = 10**9  # instance override: no prefix cache
     try:
@@ -139,7 +154,7 @@ def test_completion_logprobs_of_a_uniform_model_are_minus_log_vocabulary(tmp_pat
     model.save_pretrained(tmp_path, safe_serialization=True)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     tokenizer.save_pretrained(tmp_path)
-    with build_llm({"backend": "transformers", "dtype": "float32", "show_progress": False}, str(tmp_path)) as uniform:
+    with build_llm(params("llm"), str(tmp_path)) as uniform:
         logprobs = uniform.completion_logprobs(CHATS, ANSWERS)
     vocabulary = model.config.vocab_size
     for answer, values in zip(ANSWERS, logprobs):
@@ -160,7 +175,7 @@ def test_completion_logprobs_match_a_direct_forward_pass(transformers_lm, tiny_m
     assert ids[: len(prompt_ids)] == prompt_ids
     with torch.no_grad():
         logits = transformers_lm.model(torch.tensor([ids])).logits[0].float()
-    expected = torch.log_softmax(logits, -1)[torch.arange(len(prompt_ids) - 1, len(ids) - 1), ids[len(prompt_ids):]]
+    expected = torch.log_softmax(logits, -1)[torch.arange(len(prompt_ids) - 1, len(ids) - 1), ids[len(prompt_ids) :]]
     np.testing.assert_allclose(values, expected.numpy(), rtol=1e-4, atol=1e-5)
     # batched with longer neighbours: same numbers
     batched = transformers_lm.completion_logprobs(CHATS, ANSWERS)
@@ -168,7 +183,9 @@ def test_completion_logprobs_match_a_direct_forward_pass(transformers_lm, tiny_m
 
 
 def test_backends_agree_on_completion_logprobs(transformers_lm, vllm_lm):
-    for ours, theirs in zip(transformers_lm.completion_logprobs(CHATS, ANSWERS), vllm_lm.completion_logprobs(CHATS, ANSWERS)):
+    for ours, theirs in zip(
+        transformers_lm.completion_logprobs(CHATS, ANSWERS), vllm_lm.completion_logprobs(CHATS, ANSWERS)
+    ):
         np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4)
 
 
@@ -179,5 +196,17 @@ def test_completion_logprobs_reject_or_skip_bad_pairs(lm):
         lm.completion_logprobs(CHATS[:1], [" "])
     with pytest.raises(PromptError, match="context holds"):
         lm.completion_logprobs(CHATS[:1], ["tide " * 2500])
-    scored = lm.completion_logprobs_where_fits(CHATS[:2], ["tide " * 2500, ANSWERS[1]])
-    assert scored[0] is None and len(scored[1]) > 0
+
+
+def test_requests_too_long_for_the_context_are_answered_with_none(lm):
+    """The id-level requests the runner uses: a row that does not fit is None/NaN, the others are answered."""
+    prompt_ids = lm.encode([CHATS[0], CHATS[2]], reserve=0)
+    too_long = prompt_ids[0] * 200
+    assert lm.generate_ids([too_long, prompt_ids[1]], GREEDY) == [None, lm.generate([CHATS[2]], GREEDY)[0]]
+    options = lm.option_probabilities_ids([prompt_ids[0], too_long], OPTIONS)
+    assert np.isnan(options[1]).all()
+    np.testing.assert_allclose(options[0], lm.score_options([CHATS[0]], OPTIONS)[0], rtol=1e-5)
+    scored = lm.completion_logprobs_ids(
+        [too_long, prompt_ids[1] + prompt_ids[1]], [len(too_long) - 2, len(prompt_ids[1])]
+    )
+    assert scored[0] is None and len(scored[1]) == len(prompt_ids[1])

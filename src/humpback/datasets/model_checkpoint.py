@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -86,7 +86,7 @@ class ModelCheckpointDataset(AbstractDataset[ModelArtifacts, CheckpointHandle]):
         for name, text in data.files.items():
             (staging / PurePosixPath(name).name).write_text(text)
         metadata = {
-            "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "weights_sha256": weights_digest(staging),
             "num_parameters": int(sum(p.numel() for p in data.model.parameters())),
             "dtype": str(next(data.model.parameters()).dtype).removeprefix("torch."),

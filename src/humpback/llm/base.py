@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import functools
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +15,7 @@ from humpback.llm.config import LLMConfig
 #: A chat (list of {"role", "content"} messages) rendered with the model's chat template, or a raw
 #: string given to the model as it is. A chat that ends with an assistant message asks the model to
 #: continue that answer (e.g. "Score: ", so the next token is the score).
-Prompt = Union[str, list[dict[str, str]]]
+Prompt = str | list[dict[str, str]]
 
 
 class PromptError(ValueError):
@@ -27,11 +27,13 @@ class SamplingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    temperature: float = Field(0.7, ge=0)
-    top_p: float = Field(0.9, gt=0, le=1)
-    max_new_tokens: int = Field(256, gt=0)
-    stop: list[str] = Field(default_factory=list)
-    seed: int | None = None
+    temperature: float = Field(ge=0)
+    top_p: float = Field(gt=0, le=1)
+    max_new_tokens: int = Field(gt=0)
+    #: strings that end the output (returned without them); the model's stop tokens always apply
+    stop: list[str]
+    #: None: the backend's seed (``llm.seed``)
+    seed: int | None
 
 
 class LanguageModel(abc.ABC):
@@ -42,7 +44,7 @@ class LanguageModel(abc.ABC):
         self.config = config
         self.model_path = model_path
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: backends without an engine have nothing to release
         """Release the engine (processes, memory); the object is unusable afterwards."""
 
     def __enter__(self) -> LanguageModel:
@@ -61,16 +63,7 @@ class LanguageModel(abc.ABC):
 
     @functools.cached_property
     def stop_token_ids(self) -> list[int]:
-        """Tokens that end an answer: the checkpoint's generation config (where materialising the
-        model put the token its chat template ends answers with), else the tokenizer's eos."""
-        from transformers import GenerationConfig
-
-        try:
-            configured = GenerationConfig.from_pretrained(self.model_path).eos_token_id
-        except OSError:  # no generation_config.json: a folder not saved by this project
-            configured = None
-        ids = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
-        return ids or ([self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else [])
+        return stop_token_ids(self.model_path, self.tokenizer)
 
     @abc.abstractmethod
     def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]: ...
@@ -86,8 +79,7 @@ class LanguageModel(abc.ABC):
         """One completion per prompt, in the order given. An empty batch returns an empty list."""
         if not prompts:
             return []
-        prompt_ids = self.encode(prompts, reserve=sampling.max_new_tokens)
-        return [_cut_at_stop(text, sampling.stop) for text in self._generate(prompt_ids, sampling)]
+        return self._generate_checked(self.encode(prompts, reserve=sampling.max_new_tokens), sampling)
 
     def score_options(self, prompts: Sequence[Prompt], options: Sequence[str]) -> np.ndarray:
         """Probability of each option as the very next token: shape (len(prompts), len(options)).
@@ -107,36 +99,47 @@ class LanguageModel(abc.ABC):
         assistant turn as the chat template closes it (end-of-turn token included). The prompt's
         tokens are exactly those :meth:`generate` would see.
         """
-        encoded = self._encode_completions(prompts, completions)
+        if len(prompts) != len(completions):
+            raise PromptError(f"{len(prompts)} prompts but {len(completions)} completions")
+        encoded = [
+            encode_completion(self.tokenizer, p, c, index) for index, (p, c) in enumerate(zip(prompts, completions))
+        ]
         for index, (sequence, _) in enumerate(encoded):
             if len(sequence) > self.context_length:
-                raise PromptError(f"prompt and completion {index} have {len(sequence)} tokens; the context holds {self.context_length}")
+                raise PromptError(
+                    f"prompt and completion {index} have {len(sequence)} tokens; the context holds {self.context_length}"
+                )
         if not encoded:
             return []
         return self._token_logprobs([sequence for sequence, _ in encoded], [start for _, start in encoded])
 
-    def completion_logprobs_where_fits(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[np.ndarray | None]:
-        """Like :meth:`completion_logprobs`; pairs too long for the context yield ``None``."""
-        encoded = self._encode_completions(prompts, completions)
-        fits = [len(sequence) <= self.context_length for sequence, _ in encoded]
-        kept = [pair for pair, ok in zip(encoded, fits) if ok]
+    # --- Requests already encoded (the runner renders and fingerprints prompts once) -------------
+    # A request too long for the context is not an error here: its answer is None (NaN for
+    # options), so a stage records the row with a status and goes on.
+
+    def generate_ids(self, prompt_ids: Sequence[list[int]], sampling: SamplingConfig) -> list[str | None]:
+        fits = [len(ids) <= self.context_length - sampling.max_new_tokens for ids in prompt_ids]
+        texts = iter(self._generate_checked([ids for ids, ok in zip(prompt_ids, fits) if ok], sampling))
+        return [next(texts) if ok else None for ok in fits]
+
+    def option_probabilities_ids(self, prompt_ids: Sequence[list[int]], options: Sequence[str]) -> np.ndarray:
+        option_ids = self.option_token_ids(options)
+        fits = np.array([len(ids) <= self.context_length - 1 for ids in prompt_ids], dtype=bool)
+        scores = np.full((len(prompt_ids), len(options)), np.nan)
+        if fits.any():
+            scores[fits] = np.exp(self._option_logprobs([ids for ids, ok in zip(prompt_ids, fits) if ok], option_ids))
+        return scores
+
+    def completion_logprobs_ids(self, sequences: Sequence[list[int]], starts: Sequence[int]) -> list[np.ndarray | None]:
+        fits = [len(sequence) <= self.context_length for sequence in sequences]
+        kept = [(sequence, start) for sequence, start, ok in zip(sequences, starts, fits) if ok]
         scored = iter(self._token_logprobs([s for s, _ in kept], [start for _, start in kept]) if kept else [])
         return [next(scored) if ok else None for ok in fits]
 
-    def _encode_completions(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[tuple[list[int], int]]:
-        """(prompt + completion token ids, index of the first completion token) per pair."""
-        if len(prompts) != len(completions):
-            raise PromptError(f"{len(prompts)} prompts but {len(completions)} completions")
-        encoded = []
-        for index, (prompt, completion) in enumerate(zip(prompts, completions)):
-            if _is_empty(prompt):
-                raise PromptError(f"prompt {index} is empty")
-            if not str(completion).strip():
-                raise PromptError(f"completion {index} is empty")
-            prompt_ids = chat_token_ids(self.tokenizer, prompt)
-            completion_ids = self.tokenizer.encode(_completion_text(self.tokenizer, prompt, completion), add_special_tokens=False)
-            encoded.append((prompt_ids + completion_ids, len(prompt_ids)))
-        return encoded
+    def _generate_checked(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]:
+        if not prompt_ids:
+            return []
+        return [_cut_at_stop(text, sampling.stop) for text in self._generate(prompt_ids, sampling)]
 
     def option_token_ids(self, options: Sequence[str]) -> list[int]:
         if not options:
@@ -145,7 +148,9 @@ class LanguageModel(abc.ABC):
         for option in options:
             encoded = self.tokenizer.encode(option, add_special_tokens=False)
             if len(encoded) != 1:
-                raise PromptError(f"option {option!r} is {len(encoded)} tokens for this tokenizer; options must be one token")
+                raise PromptError(
+                    f"option {option!r} is {len(encoded)} tokens for this tokenizer; options must be one token"
+                )
             ids.append(encoded[0])
         if len(set(ids)) != len(ids):
             raise PromptError(f"options {list(options)} map to repeated tokens")
@@ -160,9 +165,7 @@ class LanguageModel(abc.ABC):
         limit = self.context_length - reserve
         encoded = []
         for index, prompt in enumerate(prompts):
-            if _is_empty(prompt):
-                raise PromptError(f"prompt {index} is empty")
-            ids = chat_token_ids(self.tokenizer, prompt)
+            ids = encode_prompt(self.tokenizer, prompt, index)
             if len(ids) > limit:
                 raise PromptError(
                     f"prompt {index} has {len(ids)} tokens; the context of {self.context_length} leaves "
@@ -171,26 +174,34 @@ class LanguageModel(abc.ABC):
             encoded.append(ids)
         return encoded
 
-    def generate_where_fits(self, prompts: Sequence[Prompt], sampling: SamplingConfig) -> list[str | None]:
-        """Like :meth:`generate`, but a prompt too long for the context yields ``None`` instead of
-        failing the batch: pipeline stages record such rows with a status and go on."""
-        fits = self._fits(prompts, sampling.max_new_tokens)
-        texts = iter(self.generate([p for p, ok in zip(prompts, fits) if ok], sampling))
-        return [next(texts) if ok else None for ok in fits]
 
-    def score_options_where_fits(self, prompts: Sequence[Prompt], options: Sequence[str]) -> np.ndarray:
-        """Like :meth:`score_options`; rows of prompts too long for the context are NaN."""
-        fits = np.array(self._fits(prompts, 1), dtype=bool)
-        scores = np.full((len(prompts), len(options)), np.nan)
-        scores[fits] = self.score_options([p for p, ok in zip(prompts, fits) if ok], options)
-        return scores
+def encode_prompt(tokenizer: Any, prompt: Prompt, index: int = 0) -> list[int]:
+    """Token ids of a prompt as the model sees it; an empty prompt is refused."""
+    if _is_empty(prompt):
+        raise PromptError(f"prompt {index} is empty")
+    return chat_token_ids(tokenizer, prompt)
 
-    def _fits(self, prompts: Sequence[Prompt], reserve: int) -> list[bool]:
-        return [n <= self.context_length - reserve for n in self.count_tokens(prompts)]
 
-    def count_tokens(self, prompts: Sequence[Prompt]) -> list[int]:
-        """Rendered length of each prompt, so callers can filter rows before a batch fails."""
-        return [len(chat_token_ids(self.tokenizer, p)) for p in prompts]
+def encode_completion(tokenizer: Any, prompt: Prompt, completion: str, index: int = 0) -> tuple[list[int], int]:
+    """(prompt + completion token ids, index of the first completion token) of a scored pair."""
+    if not str(completion).strip():
+        raise PromptError(f"completion {index} is empty")
+    prompt_ids = encode_prompt(tokenizer, prompt, index)
+    completion_ids = tokenizer.encode(_completion_text(tokenizer, prompt, completion), add_special_tokens=False)
+    return prompt_ids + completion_ids, len(prompt_ids)
+
+
+def stop_token_ids(model_path: str, tokenizer: Any) -> list[int]:
+    """Tokens that end an answer: the checkpoint's generation config (where materialising the
+    model put the token its chat template ends answers with), else the tokenizer's eos."""
+    from transformers import GenerationConfig
+
+    try:
+        configured = GenerationConfig.from_pretrained(model_path).eos_token_id
+    except OSError:  # no generation_config.json: a folder not saved by this project, or a Hub id offline
+        configured = None
+    ids = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
+    return ids or ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
 
 
 def render_prompt(tokenizer: Any, prompt: Prompt, add_generation_prompt: bool = True) -> str:
@@ -223,16 +234,19 @@ def _completion_text(tokenizer: Any, prompt: Prompt, completion: str) -> str:
     if isinstance(prompt, str):
         return completion
     opened = render_prompt(tokenizer, prompt)
-    closed = render_prompt(tokenizer, [*prompt, {"role": "assistant", "content": completion}], add_generation_prompt=False)
+    closed = render_prompt(
+        tokenizer, [*prompt, {"role": "assistant", "content": completion}], add_generation_prompt=False
+    )
     if not closed.startswith(opened):
         raise PromptError("this chat template renders a reply that does not extend the prompt; pass raw string prompts")
-    return closed[len(opened):]
+    return closed[len(opened) :]
 
 
 def _is_empty(prompt: Prompt) -> bool:
     if isinstance(prompt, str):
         return not prompt.strip()
-    return not prompt or not any(str(message.get("content", "")).strip() for message in prompt)
+    # a system prompt alone asks nothing: a chat is empty when no user or assistant turn has text
+    return not any(str(m.get("content", "")).strip() for m in prompt if m.get("role") != "system")
 
 
 def _cut_at_stop(text: str, stop: list[str]) -> str:
@@ -265,6 +279,10 @@ class LazyLanguageModel:
 def build_llm(config: LLMConfig | dict, model_path: str) -> LanguageModel:
     """Build the configured backend for the model in ``model_path`` (imports it only now)."""
     config = LLMConfig.model_validate(config)
+    if config.backend == "scripted":
+        from humpback.llm.scripted import ScriptedLanguageModel
+
+        return ScriptedLanguageModel(config, model_path)
     if config.backend == "vllm":
         from humpback.llm.vllm_backend import VLLMLanguageModel
 

@@ -1,10 +1,18 @@
-"""Serialisable settings of a language-model backend (one block per environment)."""
+"""Serialisable settings of a language-model backend (one block per environment).
+
+The values live in ``conf/base/parameters.yml`` (``llm``); this model describes and checks them.
+Fields marked :data:`RUNTIME_ONLY` change how fast or how visibly a backend works, never what it
+answers: the cache of finished shards ignores them, every other field is part of its key.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+#: marks a setting that cannot change a model's outputs (speed, memory, progress display)
+RUNTIME_ONLY = {"runtime_only": True}
 
 
 class LLMConfig(BaseModel):
@@ -12,21 +20,30 @@ class LLMConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["transformers", "vllm"] = "transformers"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "bfloat16"
-    seed: int = 0
-    trust_remote_code: bool = False
+    #: scripted: answers come from a rule (``script``), for tests and dry runs of a pipeline
+    backend: Literal["transformers", "vllm", "scripted"]
+    dtype: Literal["auto", "float32", "bfloat16", "float16"]
+    seed: int
+    trust_remote_code: bool
     #: longest prompt + generation the backend accepts; None = the model's own limit
-    max_model_len: int | None = Field(None, gt=0)
-    show_progress: bool = True
+    max_model_len: int | None = Field(gt=0)
+    show_progress: bool = Field(json_schema_extra=RUNTIME_ONLY)
     # transformers backend
     #: padded tokens (prompt + new) per batch: batches of short prompts are large, long ones small
-    batch_token_budget: int = Field(4_096, gt=0)
-    max_batch_size: int = Field(64, gt=0)
+    batch_token_budget: int = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
+    max_batch_size: int = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
     #: torch intra-op threads; None = every core this process may use
-    num_threads: int | None = Field(None, gt=0)
+    num_threads: int | None = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
     # vLLM backend
-    tensor_parallel_size: int = Field(1, gt=0)
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
-    enforce_eager: bool = False
-    vllm_kwargs: dict = Field(default_factory=dict)
+    tensor_parallel_size: int = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
+    gpu_memory_utilization: float = Field(gt=0, le=1, json_schema_extra=RUNTIME_ONLY)
+    enforce_eager: bool = Field(json_schema_extra=RUNTIME_ONLY)
+    vllm_kwargs: dict
+    # scripted backend
+    #: "module:attribute" of an object answering requests by rule (see ``humpback.llm.scripted``)
+    script: str | None
+
+    def output_settings(self) -> dict[str, Any]:
+        """The settings that can change what the model answers: part of every cache key."""
+        runtime = {name for name, field in type(self).model_fields.items() if field.json_schema_extra == RUNTIME_ONLY}
+        return self.model_dump(exclude=runtime)

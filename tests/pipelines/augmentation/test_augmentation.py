@@ -3,7 +3,8 @@ import pytest
 from humpback.datasets import CheckpointHandle
 from humpback.pipelines.augmentation.nodes import CANDIDATE_COLUMNS, generate_instructions
 from humpback.pipelines.augmentation.postprocess import clean_instruction, looks_like_request, strip_wrappers
-from tests.conftest import TEST_LLM
+from tests.conftest import params
+from tests.scripts import scripted
 
 DOCUMENT = (
     "Beginners BBQ Class Taking Place in Missoula! Do you want to get better at making delicious BBQ? "
@@ -46,16 +47,24 @@ def test_unusable_outputs_get_a_reason(raw, status):
 
 
 def test_every_document_becomes_a_candidate_with_raw_output_and_status(web_sample, tiny_model_dir, tmp_path):
-    params = {"sampling": {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 12, "seed": 0}}
-    generation = {"shard_dir": str(tmp_path), "shard_size": 5}
-    candidates = generate_instructions(web_sample, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, params, generation)
+    """A backward model with known answers: a request (wrapped) for three documents, echoes of
+    the document for the others."""
+    documents = web_sample.copy()
+    documents.loc[:2, "text"] = documents.loc[:2, "text"] + " We smoke brisket every weekend."
+    generation = params("generation", shard_dir=str(tmp_path), shard_size=5)
+    candidates = generate_instructions(
+        documents, CheckpointHandle(str(tiny_model_dir)), scripted("BackwardModel"), params("augmentation"), generation
+    )
 
     assert list(candidates.columns) == CANDIDATE_COLUMNS
-    assert candidates["doc_id"].tolist() == web_sample["doc_id"].tolist()
-    assert candidates["raw_instruction"].map(lambda t: isinstance(t, str)).all()
-    ok = candidates["status"] == "ok"
-    assert candidates.loc[ok, "instruction"].notna().all() and candidates.loc[~ok, "instruction"].isna().all()
-    assert len(list(tmp_path.glob("augmentation-*/shard-*.parquet"))) == 3  # 12 rows in shards of 5
+    assert candidates["doc_id"].tolist() == documents["doc_id"].tolist()
+    assert candidates["response"].tolist() == documents["text"].tolist()
+    assert candidates["raw_instruction"].head(3).eq("Sure! You can ask: How do I smoke a brisket?").all()
+    assert candidates["instruction"].head(3).eq("How do I smoke a brisket?").all()  # the wrapper is stripped
+    assert candidates["status"].tolist() == ["ok"] * 3 + ["echo"] * 9
+    assert candidates["instruction"].iloc[3:].isna().all()
+    assert candidates["request_like"].tolist() == [True] * 3 + [False] * 9
+    assert len(list((tmp_path / "augmentation").glob("*.parquet"))) == 3  # 12 rows in shards of 5
 
 
 @pytest.mark.parametrize(

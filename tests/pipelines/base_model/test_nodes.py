@@ -7,12 +7,14 @@ from humpback.datasets import ModelCheckpointDataset
 from humpback.models import PromptFormatError
 from humpback.pipelines.base_model.nodes import materialise_aligned_model, materialise_base_model
 from humpback.prompts import BASE_CHAT_TEMPLATE
+from tests.conftest import params
 
 CHAT = [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]
 
 
+@pytest.mark.slow
 def test_aligned_model_keeps_its_own_template_and_stops_on_its_end_of_turn(tmp_path):
-    artifacts = materialise_aligned_model({"source": "embedded", "name_or_path": "smollm2-135m-instruct"})
+    artifacts = materialise_aligned_model(params("aligned_model"))
 
     assert getattr(artifacts.model, "hf_quantizer", None) is None  # trainable and saveable
     assert artifacts.metadata["model_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -26,7 +28,9 @@ def test_aligned_model_keeps_its_own_template_and_stops_on_its_end_of_turn(tmp_p
 
 
 def test_a_model_without_template_gets_the_project_format_and_its_eos_as_stop_token(tiny_raw_model_dir, tmp_path):
-    artifacts = materialise_base_model({"source": "local", "name_or_path": str(tiny_raw_model_dir), "dtype": "float32"})
+    artifacts = materialise_base_model(
+        params("base_model", source="local", name_or_path=str(tiny_raw_model_dir), dtype="float32")
+    )
     assert artifacts.metadata["prompt_format"] == "project"
     ModelCheckpointDataset(path=str(tmp_path / "base")).save(artifacts)
 
@@ -41,12 +45,14 @@ def test_a_model_without_template_gets_the_project_format_and_its_eos_as_stop_to
 def test_a_template_that_never_ends_an_answer_is_refused(tiny_raw_model_dir):
     no_end = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     with pytest.raises(PromptFormatError, match="no special token"):
-        materialise_base_model({"source": "local", "name_or_path": str(tiny_raw_model_dir), "chat_template": no_end})
+        materialise_base_model(
+            params("base_model", source="local", name_or_path=str(tiny_raw_model_dir), chat_template=no_end)
+        )
 
 
 @pytest.mark.slow
 def test_embedded_gemma_is_a_base_model_given_the_project_format(tmp_path):
-    artifacts = materialise_base_model({"source": "embedded", "name_or_path": "gemma-3-270m"})
+    artifacts = materialise_base_model(params("base_model"))
 
     assert artifacts.metadata["model_id"] == "google/gemma-3-270m" and "Gemma" in artifacts.metadata["licence"]
     assert artifacts.metadata["prompt_format"] == "project"  # pretrained only: no template of its own

@@ -3,10 +3,11 @@ import pandas as pd
 import pytest
 
 from humpback.datasets import CheckpointHandle
-from humpback.pipelines.curation.nodes import PROBABILITY_COLUMNS, build_training_pairs, score_candidates, select_pairs
+from humpback.pipelines.curation.nodes import build_training_pairs, score_candidates, select_pairs
 from humpback.pipelines.curation.parsing import parse_score
 from humpback.pipelines.curation.reports import curation_funnel, score_examples, score_histogram
-from tests.conftest import TEST_LLM
+from tests.conftest import NO_SHARDS, params
+from tests.scripts import scripted
 
 
 @pytest.mark.parametrize(
@@ -33,46 +34,85 @@ def test_score_parser_on_messy_outputs(text, expected):
 
 @pytest.fixture
 def rated(web_sample) -> pd.DataFrame:
+    """Candidates as curation reads them; every third answer is a GOOD one (the scripted rater's rule)."""
+    responses = [text + (" GOOD" if i % 3 == 0 else "") for i, text in enumerate(web_sample["text"])]
     return pd.DataFrame(
-        {"doc_id": web_sample["doc_id"], "url": web_sample["url"], "response": web_sample["text"],
-         "raw_instruction": "x", "instruction": [f"Tell me about item {i}." for i in range(len(web_sample))]}
+        {
+            "doc_id": web_sample["doc_id"],
+            "url": web_sample["url"],
+            "response": responses,
+            "raw_instruction": "x",
+            "instruction": [f"Tell me about item {i}." for i in range(len(web_sample))],
+        }
     ).assign(original_response=lambda f: f["response"], rewrite_raw=None, rewrite_status="not_requested")
 
 
-def curation(scorer: str, **selection) -> dict:
-    return {"scorer": scorer, "few_shot": 1, "sampling": {"temperature": 0, "max_new_tokens": 8},
-            "selection": selection or {"method": "threshold", "threshold": 1}}
+def curation(scorer: str, **selection):
+    return params("curation", scorer=scorer, selection=selection or {"method": "threshold", "threshold": 5})
 
 
-def test_option_probability_scorer(rated, tiny_model_dir, tmp_path):
+GOOD_ROWS = [i % 3 == 0 for i in range(12)]
+
+
+def test_option_probability_scorer_keeps_what_the_rater_scores_5(rated, tiny_model_dir, tmp_path):
     handle = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
-    scored = score_candidates(rated, handle, TEST_LLM, curation("option_probabilities"), {"shard_dir": str(tmp_path)})
+    generation = params("generation", shard_dir=str(tmp_path))
+    scored = score_candidates(rated, handle, scripted("Rater"), curation("option_probabilities"), generation)
 
-    assert len(scored) == len(rated) and (scored["scorer"] == "option_probabilities").all()
-    probabilities = scored[PROBABILITY_COLUMNS].to_numpy()
-    np.testing.assert_allclose(probabilities.sum(axis=1), scored["option_mass"])
-    assert scored["expected_score"].between(1, 5).all()
-    argmax = probabilities.argmax(axis=1) + 1
-    assert scored["score"].tolist() == argmax.tolist() and (scored["score_status"] == "parsed").all()
-    assert (scored["rater"] == "seed").all()
+    assert scored["doc_id"].tolist() == rated["doc_id"].tolist() and (scored["scorer"] == "option_probabilities").all()
+    assert scored["score"].tolist() == [5 if good else 1 for good in GOOD_ROWS]
+    np.testing.assert_allclose(scored["option_mass"], 0.9 + 4 * 0.025)
+    np.testing.assert_allclose(scored["p_5"], np.where(GOOD_ROWS, 0.9, 0.025))
+    # expected score over the options (mass 1.0): 5·0.9 + (1+2+3+4)·0.025 = 4.75; 1·0.9 + (2+3+4+5)·0.025 = 1.25
+    np.testing.assert_allclose(scored["expected_score"], np.where(GOOD_ROWS, 4.75, 1.25))
+    assert (scored["score_status"] == "parsed").all() and (scored["rater"] == "seed").all()
+    kept, summary = select_pairs(scored, curation("option_probabilities"))
+    assert kept["doc_id"].tolist() == rated.loc[GOOD_ROWS, "doc_id"].tolist() and summary["kept"] == 4
 
 
-def test_generate_scorer_records_raw_text_and_parse_status(rated, tiny_model_dir, tmp_path):
-    scored = score_candidates(rated, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, curation("generate"), {"shard_dir": None})
+def test_generate_scorer_records_raw_text_and_parse_status(rated, tiny_model_dir):
+    rated.loc[1, "response"] += " UNSURE"
+    scored = score_candidates(
+        rated, CheckpointHandle(str(tiny_model_dir)), scripted("Rater"), curation("generate"), NO_SHARDS
+    )
 
-    assert scored["score_raw"].map(lambda t: isinstance(t, str)).all()
-    for raw, score, status in zip(scored["score_raw"], scored["score"], scored["score_status"]):
-        assert (None if pd.isna(score) else score, status) == parse_score(raw)  # random model: mostly unparsed
+    assert scored["score_raw"].iloc[0] == "The answer is direct and complete.\nScore: 5"
+    assert scored["score"].iloc[[0, 2, 3]].tolist() == [5, 1, 5]
+    assert (scored.loc[1, "score_status"], pd.isna(scored.loc[1, "score"])) == ("unparsed", True)
+    kept, summary = select_pairs(scored, curation("generate"))
+    assert summary["rated"] == 11 and kept["doc_id"].tolist() == rated.loc[GOOD_ROWS, "doc_id"].tolist()
+
+
+def test_a_pair_too_long_for_the_context_is_counted_not_fatal(rated, tiny_model_dir):
+    rated.loc[2, "response"] = rated.loc[2, "response"] * 30
+    scored = score_candidates(
+        rated,
+        CheckpointHandle(str(tiny_model_dir)),
+        scripted("Rater", max_model_len=1024),
+        curation("option_probabilities"),
+        NO_SHARDS,
+    )
+    assert scored["score_status"].tolist().count("prompt_too_long") == 1 and pd.isna(scored.loc[2, "score"])
+    assert scored["score"].notna().sum() == len(rated) - 1
 
 
 def scored_frame(scores, expected=None):
-    frame = pd.DataFrame({"instruction": [f"q{i}" for i in range(len(scores))], "response": "a", "scorer": "x",
-                          "score": pd.array(scores, dtype="Int64"), "score_status": "parsed"})
+    frame = pd.DataFrame(
+        {
+            "instruction": [f"q{i}" for i in range(len(scores))],
+            "response": "a",
+            "scorer": "x",
+            "score": pd.array(scores, dtype="Int64"),
+            "score_status": "parsed",
+        }
+    )
     return frame.assign(expected_score=expected) if expected is not None else frame
 
 
 def test_threshold_selection_and_nothing_selected(caplog):
-    kept, summary = select_pairs(scored_frame([5, 4, None, 3, 5]), curation("generate", method="threshold", threshold=5))
+    kept, summary = select_pairs(
+        scored_frame([5, 4, None, 3, 5]), curation("generate", method="threshold", threshold=5)
+    )
     assert kept["instruction"].tolist() == ["q0", "q4"] and summary["kept"] == 2 and summary["rated"] == 4
 
     kept, summary = select_pairs(scored_frame([3, 2, None]), curation("generate", method="threshold", threshold=4))

@@ -18,14 +18,14 @@ def test_verdict_is_the_most_probable_option_or_none():
 @pytest.mark.parametrize(
     ("shown_first", "shown_second", "score", "result"),
     [
-        (FIRST, SECOND, 1.0, "win"),     # preferred in both positions
+        (FIRST, SECOND, 1.0, "win"),  # preferred in both positions
         (SECOND, FIRST, 0.0, "loss"),
-        (FIRST, FIRST, 0.5, "tie"),      # the judge always picks the first answer: position bias, a tie
+        (FIRST, FIRST, 0.5, "tie"),  # the judge always picks the first answer: position bias, a tie
         (SECOND, SECOND, 0.5, "tie"),
         (FIRST, TIE, 0.75, "win"),
         (TIE, FIRST, 0.25, "loss"),
         (TIE, TIE, 0.5, "tie"),
-        (FIRST, None, 1.0, "win"),       # one order only
+        (FIRST, None, 1.0, "win"),  # one order only
         (None, None, None, "not_judged"),
     ],
 )

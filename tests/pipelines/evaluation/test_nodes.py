@@ -6,20 +6,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from transformers import AutoTokenizer
 
-from humpback import execution
 from humpback.datasets import CheckpointHandle
 from humpback.model_card import render_model_card
-from humpback.params import SeedParams
 from humpback.pipelines.evaluation import nodes
 from humpback.pipelines.ingestion.nodes import build_seed_pairs
+from tests.conftest import NO_SHARDS, params
+from tests.scripts import scripted
 
 
 def test_heldout_pairs_never_share_a_tree_with_the_seed(oasst1_messages):
     messages = oasst1_messages
-    seed_params = SeedParams(heldout_fraction=0.2).model_dump()
+    seed_params = params("ingestion.seed", max_pairs=None, heldout_fraction=0.2)
     seed, funnel = build_seed_pairs(messages, seed_params)
-    heldout = nodes.build_heldout_pairs(messages, seed, seed_params, {"max_prompts": None})
+    heldout = nodes.build_heldout_pairs(
+        messages, seed, seed_params, params("evaluation", max_prompts=None, split="train")
+    )
 
     held_out_count = funnel.loc[funnel["rule"] == "held_out_for_evaluation", "dropped"].sum()
     assert held_out_count == len(heldout) > 0  # the slice kept out of the seed is exactly the held-out set
@@ -27,65 +30,88 @@ def test_heldout_pairs_never_share_a_tree_with_the_seed(oasst1_messages):
     assert not set(heldout["prompt_id"]) & set(seed["prompt_message_id"])
     assert heldout.columns.tolist() == ["prompt_id", "instruction", "reference"]
     assert heldout["reference"].str.len().min() > 0
-    capped = nodes.build_heldout_pairs(messages, seed, seed_params, {"max_prompts": 5})
+    capped = nodes.build_heldout_pairs(messages, seed, seed_params, params("evaluation", max_prompts=5, split="train"))
     assert capped["prompt_id"].tolist() == heldout["prompt_id"].tolist()[:5]
 
 
 def test_heldout_pairs_refuse_an_evaluation_set_that_is_all_seed(oasst1_messages):
     messages = oasst1_messages
-    seed, _ = build_seed_pairs(messages, SeedParams().model_dump())
+    seed_params = params("ingestion.seed", max_pairs=None, heldout_fraction=0.0)
+    seed, _ = build_seed_pairs(messages, seed_params)
     with pytest.raises(ValueError, match="heldout_fraction"):
-        nodes.build_heldout_pairs(messages, seed, SeedParams().model_dump(), {})
-
-
-class PositionBiasedJudge:
-    """Prefers an answer containing GOOD wherever it is shown; otherwise always the first answer."""
-
-    def __init__(self, config, path):
-        self.prompts = []
-
-    def get(self):
-        return self
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        pass
-
-    def score_options_where_fits(self, prompts, options):
-        assert options == ["1", "2", "0"]
-        rows = []
-        for chat in prompts:
-            self.prompts.append(chat)
-            first, second = chat[-1]["content"].split("Second answer:")
-            rows.append([0.8, 0.1, 0.1] if "GOOD" in first else [0.1, 0.8, 0.1] if "GOOD" in second else [0.6, 0.3, 0.1])
-        return np.array(rows)
+        nodes.build_heldout_pairs(messages, seed, seed_params, params("evaluation", split="train"))
 
 
 def _responses(texts):
-    return pd.DataFrame({"prompt_id": ["p1", "p2", "p3"], "instruction": ["Q1", "Q2", "Q3"], "response": texts, "status": "ok"})
+    return pd.DataFrame(
+        {"prompt_id": ["p1", "p2", "p3"], "instruction": ["Q1", "Q2", "Q3"], "response": texts, "status": "ok"}
+    )
 
 
-def test_judging_swaps_the_order_and_cancels_position_bias(monkeypatch):
-    monkeypatch.setattr(execution, "LazyLanguageModel", PositionBiasedJudge)
-    challenger = _responses(["GOOD answer", "plain answer", "plain answer"])
-    reference = _responses(["plain answer", "another plain one", "GOOD answer"])
-    judge = CheckpointHandle(path="judge", metadata={"role": "base", "model_id": "judge-model"})
-    params = {"judge": {"both_orders": True}}
-    generation = {"shard_dir": None}
-    judgements = nodes.judge_pairs(challenger, reference, judge, {}, params, generation)
+CHALLENGER = _responses(["GOOD answer", "plain answer", "plain answer"])
+REFERENCE = _responses(["plain answer", "another plain one", "GOOD answer"])
 
-    assert judgements["challenger_first_verdict"].tolist() == ["first", "first", "second"]
-    assert judgements["challenger_second_verdict"].tolist() == ["second", "first", "first"]
+
+@pytest.fixture
+def judge(tiny_model_dir) -> CheckpointHandle:
+    return CheckpointHandle(path=str(tiny_model_dir), metadata={"role": "aligned", "model_id": "judge-model"})
+
+
+def test_a_judges_preference_shows_in_the_win_rate(judge):
+    """A judge that prefers GOOD answers wherever they are shown: one win, one tie, one loss."""
+    judgements = nodes.judge_pairs(CHALLENGER, REFERENCE, judge, scripted("Judge"), params("evaluation"), NO_SHARDS)
+
+    assert judgements["prompt_id"].tolist() == ["p1", "p2", "p3"]
+    assert judgements["challenger_first_verdict"].tolist() == ["first", "tie", "second"]
+    assert judgements["challenger_second_verdict"].tolist() == ["second", "tie", "first"]
     assert judgements["outcome"].tolist() == ["win", "tie", "loss"]
-    summary = nodes.summarise_comparison("m1", "m0", judgements, judge, params)
+    np.testing.assert_allclose(judgements["challenger_first_p_1"], [0.8, 0.1, 0.1])
+    summary = nodes.summarise_comparison("m1", "m0", judgements, judge, params("evaluation"))
     assert (summary["wins"], summary["ties"], summary["losses"], summary["win_rate"]) == (1, 1, 1, 0.5)
-    assert summary["first_position_rate"] == pytest.approx(4 / 6) and summary["judge"] == "judge-model"
+    assert summary["first_position_rate"] == pytest.approx(0.5) and summary["judge"] == "judge-model"
 
-    one_order = nodes.judge_pairs(challenger, reference, judge, {}, {"judge": {"both_orders": False}}, generation)
+    all_good = nodes.judge_pairs(
+        _responses(["GOOD"] * 3),
+        REFERENCE.assign(response="plain"),
+        judge,
+        scripted("Judge"),
+        params("evaluation"),
+        NO_SHARDS,
+    )
+    assert nodes.summarise_comparison("m1", "m0", all_good, judge, params("evaluation"))["win_rate"] == 1.0
+
+
+def test_swapping_the_order_cancels_position_bias(judge):
+    """A judge that always picks the first answer: every prompt is a tie in both orders, a win in one."""
+    both = nodes.judge_pairs(
+        CHALLENGER, REFERENCE, judge, scripted("FirstAnswerJudge"), params("evaluation"), NO_SHARDS
+    )
+    assert both["outcome"].tolist() == ["tie"] * 3
+    assert nodes.summarise_comparison("m1", "m0", both, judge, params("evaluation"))["first_position_rate"] == 1.0
+
+    one_order = nodes.judge_pairs(
+        CHALLENGER,
+        REFERENCE,
+        judge,
+        scripted("FirstAnswerJudge"),
+        params("evaluation", judge={"both_orders": False}),
+        NO_SHARDS,
+    )
     assert "challenger_second_verdict" not in one_order
-    assert one_order["outcome"].tolist() == ["win", "win", "loss"]  # the bias is no longer cancelled
+    assert one_order["outcome"].tolist() == ["win"] * 3  # the bias is no longer cancelled
+
+
+def test_reference_nll_is_the_teacher_forced_sum(tiny_model_dir):
+    """-1 nat per token for GOOD references, -3 otherwise (the scripted rule), over every answer token."""
+    heldout = pd.DataFrame(
+        {"prompt_id": ["a", "b"], "instruction": ["Q1", "Q2"], "reference": ["GOOD answer.", "Bad."]}
+    )
+    model = CheckpointHandle(str(tiny_model_dir), {"hyperparameters": {"use_tags": True, "direction": "forward"}})
+    nll = nodes.score_references(heldout, model, scripted("ReferenceScorer"), NO_SHARDS)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokens = [len(tokenizer.encode(text, add_special_tokens=False)) + 1 for text in heldout["reference"]]  # + the eos
+    assert nll["reference_tokens"].tolist() == tokens and (nll["status"] == "ok").all()
+    assert nll["reference_nll"].tolist() == pytest.approx([1.0 * tokens[0], 3.0 * tokens[1]])
 
 
 METADATA = {
@@ -94,13 +120,42 @@ METADATA = {
     "base_model_licence": "Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
     "prompt_format": "project",
     "answer_end_tokens": ["<eos>"],
-    "training": {"examples": 189, "composition": {"seed": 178, "augmented": 11}, "steps": 48, "epochs": 2.0, "train_loss": 1.92,
-                 "heldout_loss_before": 2.623, "heldout_loss_after": 2.219, "heldout_examples": 8, "overlong_truncated": 74},
-    "hyperparameters": {"method": "full", "learning_rate": 5e-05, "batch_size": 8, "max_length": 320, "direction": "forward",
-                        "use_tags": True, "heldout_examples": 8, "weight_decay": 0.0, "precision": "bf16_mixed"},
-    "curation": {"rater": "seed", "scorer": "option_probabilities", "few_shot": 2, "rewriting_mode": "off",
-                 "rewriting_model": None, "documents": 522, "candidates": 490, "method": "threshold", "threshold": 4,
-                 "top_fraction": None, "rated": 490, "kept": 11},
+    "training": {
+        "examples": 189,
+        "composition": {"seed": 178, "augmented": 11},
+        "steps": 48,
+        "epochs": 2.0,
+        "train_loss": 1.92,
+        "heldout_loss_before": 2.623,
+        "heldout_loss_after": 2.219,
+        "heldout_examples": 8,
+        "overlong_truncated": 74,
+    },
+    "hyperparameters": {
+        "method": "full",
+        "learning_rate": 5e-05,
+        "batch_size": 8,
+        "max_length": 320,
+        "direction": "forward",
+        "use_tags": True,
+        "heldout_examples": 8,
+        "weight_decay": 0.0,
+        "precision": "bf16_mixed",
+    },
+    "curation": {
+        "rater": "seed",
+        "scorer": "option_probabilities",
+        "few_shot": 2,
+        "rewriting_mode": "off",
+        "rewriting_model": None,
+        "documents": 522,
+        "candidates": 490,
+        "method": "threshold",
+        "threshold": 4,
+        "top_fraction": None,
+        "rated": 490,
+        "kept": 11,
+    },
 }
 
 
@@ -127,10 +182,28 @@ def test_model_card_has_the_hub_metadata_and_the_run_facts():
 def test_model_card_shows_evaluation_figures():
     summary = {"model": "m1", "prompts": 32, "reference_nll": 2.1234, "reference_perplexity": 8.36}
     comparisons = [
-        {"challenger": "m1", "reference": "m0", "judge": "base", "win_rate": 0.55, "ci_low": 0.4, "ci_high": 0.7,
-         "wins": 10, "ties": 12, "losses": 10},
-        {"challenger": "m2", "reference": "m1", "judge": "base", "win_rate": 0.5, "ci_low": 0.3, "ci_high": 0.7,
-         "wins": 1, "ties": 1, "losses": 1},
+        {
+            "challenger": "m1",
+            "reference": "m0",
+            "judge": "base",
+            "win_rate": 0.55,
+            "ci_low": 0.4,
+            "ci_high": 0.7,
+            "wins": 10,
+            "ties": 12,
+            "losses": 10,
+        },
+        {
+            "challenger": "m2",
+            "reference": "m1",
+            "judge": "base",
+            "win_rate": 0.5,
+            "ci_low": 0.3,
+            "ci_high": 0.7,
+            "wins": 1,
+            "ties": 1,
+            "losses": 1,
+        },
     ]
     card = nodes.update_model_card(CheckpointHandle(path="m1", metadata=METADATA), summary, *comparisons)
     assert "held-out" in card.lower() and "2.123" in card and "(perplexity 8.360)" in card
@@ -139,8 +212,14 @@ def test_model_card_shows_evaluation_figures():
 
 
 def test_model_summary_is_token_weighted():
-    nll = pd.DataFrame({"prompt_id": ["a", "b", "c"], "reference_tokens": [10, 30, 0],
-                        "reference_nll": [20.0, 30.0, math.nan], "status": ["ok", "ok", "prompt_too_long"]})
+    nll = pd.DataFrame(
+        {
+            "prompt_id": ["a", "b", "c"],
+            "reference_tokens": [10, 30, 0],
+            "reference_nll": [20.0, 30.0, math.nan],
+            "status": ["ok", "ok", "prompt_too_long"],
+        }
+    )
     responses = _responses(["x" * 10, "y" * 20, ""])
     summary = nodes.summarise_model("m0", CheckpointHandle(path="m0", metadata={"role": "seed"}), nll, responses)
     assert summary["reference_nll"] == pytest.approx(50 / 40) and summary["reference_tokens"] == 40

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from humpback.pipelines.ingestion.seed import SEED_COLUMNS, select_seed_pairs
+from humpback.oasst import SEED_COLUMNS, select_seed_pairs
 from humpback.records import RawDataError
 
 DEFAULTS = dict(languages=["en"], rank=0, max_text_chars=20_000, drop_synthetic=True, max_pairs=None, sample_seed=42)
@@ -43,10 +43,30 @@ def test_cap_is_deterministic_and_a_subset(oasst1_messages):
 
 
 def _tree(tree: str, prompt_text="What is a tide?", reply_text="Tides are caused by the moon.", **reply):
-    prompt = dict(message_id=f"{tree}-p", parent_id=None, message_tree_id=tree, text=prompt_text, role="prompter",
-                  lang="en", rank=None, deleted=False, review_result=True, synthetic=False)
-    answer = dict(message_id=f"{tree}-a", parent_id=f"{tree}-p", message_tree_id=tree, text=reply_text,
-                  role="assistant", lang="en", rank=0, deleted=False, review_result=True, synthetic=False)
+    prompt = dict(
+        message_id=f"{tree}-p",
+        parent_id=None,
+        message_tree_id=tree,
+        text=prompt_text,
+        role="prompter",
+        lang="en",
+        rank=None,
+        deleted=False,
+        review_result=True,
+        synthetic=False,
+    )
+    answer = dict(
+        message_id=f"{tree}-a",
+        parent_id=f"{tree}-p",
+        message_tree_id=tree,
+        text=reply_text,
+        role="assistant",
+        lang="en",
+        rank=0,
+        deleted=False,
+        review_result=True,
+        synthetic=False,
+    )
     answer.update(reply)
     return [prompt, answer]
 

@@ -64,7 +64,10 @@ def test_near_duplicates_keep_the_first_document(c4_documents):
         ("Too short to be an answer.", "shorter_than_min_chars"),
         ("Die Gezeiten sind das periodische Steigen und Fallen des Meeresspiegels. " * 12, "not_english_prose"),
         ("Buy cheap tickets now for the best seats in town today! " * 14, "repeated_sentences"),
-        ("QUICK LINKS\nHome\nNewsletter\nAdvertisement\nShop\nAbout\nMenu\n" + ARTICLE.replace(". ", ".\n", 2), "boilerplate_lines"),
+        (
+            "QUICK LINKS\nHome\nNewsletter\nAdvertisement\nShop\nAbout\nMenu\n" + ARTICLE.replace(". ", ".\n", 2),
+            "boilerplate_lines",
+        ),
     ],
 )
 def test_bad_documents_are_dropped_and_counted(text, rule):

@@ -4,7 +4,8 @@ import pytest
 from humpback.datasets import CheckpointHandle
 from humpback.pipelines.rewriting.nodes import rewrite_candidates, rewrite_selected
 from humpback.pipelines.rewriting.parsing import parse_rewrite
-from tests.conftest import TEST_LLM
+from tests.conftest import NO_SHARDS, params
+from tests.scripts import Rewriter, scripted
 
 DRAFT = "Our shop sells BBQ sauce. Click here! Smoke brisket low and slow at 110 °C for ten hours."
 GOOD = "Smoke the brisket low and slow, at about 110 °C, for around ten hours until it is tender."
@@ -29,42 +30,53 @@ def test_rewrites_are_read_between_markers_or_the_draft_is_kept(raw, expected):
 
 @pytest.fixture
 def candidates(web_sample) -> pd.DataFrame:
+    """Six candidates, four usable; the first two are about BBQ (the scripted rewriter rewrites those)."""
+    responses = web_sample["text"].head(6).tolist()
+    responses[:2] = [DRAFT, DRAFT + " Brisket needs patience."]
     return pd.DataFrame(
-        {"doc_id": web_sample["doc_id"].head(6), "url": "u", "response": web_sample["text"].head(6), "raw_instruction": "r",
-         "instruction": [f"Question {i}?" for i in range(6)], "status": ["ok", "ok", "ok", "ok", "echo", "empty"]}
+        {
+            "doc_id": web_sample["doc_id"].head(6),
+            "url": "u",
+            "response": responses,
+            "raw_instruction": "r",
+            "instruction": [f"Question {i}?" for i in range(6)],
+            "status": ["ok", "ok", "ok", "ok", "echo", "empty"],
+        }
     )
 
 
-def rewriting(mode: str, model: str = "aligned", iteration2: str = "rewrite") -> dict:
-    return {"mode": mode, "model": model, "iteration2": iteration2,
-            "sampling": {"temperature": 0.7, "max_new_tokens": 8, "seed": 0}}
+def rewriting(mode: str, model: str = "aligned", iteration2: str = "rewrite"):
+    return params("rewriting", mode=mode, model=model, iteration2=iteration2)
 
 
 NOWHERE = CheckpointHandle("/nonexistent")  # a model handle that fails if it is ever loaded
+REWRITER = scripted("Rewriter")
 
 
-GENERATION = {"shard_dir": None}
-ALLOWED = {"rewritten", "no_markers", "empty", "degenerate", "prompt_too_long"}
-
-
-def test_off_keeps_usable_candidates_unchanged(candidates, tiny_model_dir):
-    rated = rewrite_candidates(candidates, NOWHERE, NOWHERE, TEST_LLM, rewriting("off"), GENERATION)
+def test_off_keeps_usable_candidates_unchanged(candidates):
+    rated = rewrite_candidates(candidates, NOWHERE, NOWHERE, REWRITER, rewriting("off"), NO_SHARDS)
     assert len(rated) == 4 and "status" not in rated
-    assert (rated["response"] == rated["original_response"]).all() and (rated["rewrite_status"] == "not_requested").all()
+    assert (rated["response"] == rated["original_response"]).all() and (
+        rated["rewrite_status"] == "not_requested"
+    ).all()
     selected = rated.head(2)
-    assert rewrite_selected(selected, NOWHERE, NOWHERE, NOWHERE, TEST_LLM, rewriting("off"), GENERATION) is selected
+    assert rewrite_selected(selected, NOWHERE, NOWHERE, NOWHERE, REWRITER, rewriting("off"), NO_SHARDS) is selected
 
 
 def test_self_before_curation_rewrites_every_usable_candidate(candidates, tiny_model_dir):
     model = CheckpointHandle(str(tiny_model_dir))
-    rated = rewrite_candidates(candidates, model, model, TEST_LLM, rewriting("self_before_curation"), GENERATION)
-    assert len(rated) == 4 and set(rated["rewrite_status"]) <= ALLOWED
-    assert rated["rewrite_raw"].map(lambda t: isinstance(t, str)).all()
+    rated = rewrite_candidates(candidates, model, model, REWRITER, rewriting("self_before_curation"), NO_SHARDS)
+    assert rated["doc_id"].tolist() == candidates["doc_id"].head(4).tolist()
+    assert rated["rewrite_status"].tolist() == ["rewritten", "rewritten", "no_markers", "no_markers"]
+    assert rated["response"].head(2).eq(Rewriter.REWRITE).all()  # the rewrite replaces the draft
     assert rated["original_response"].tolist() == candidates["response"].head(4).tolist()
-    kept_draft = rated["rewrite_status"] != "rewritten"
-    assert (rated.loc[kept_draft, "response"] == rated.loc[kept_draft, "original_response"]).all()
+    assert rated["response"].iloc[2:].tolist() == candidates["response"].iloc[2:4].tolist()  # the draft stays
+    assert rated["rewrite_raw"].iloc[2:].eq("I cannot rewrite this.").all()
     # before-curation mode leaves the kept pairs alone afterwards
-    assert rewrite_selected(rated, NOWHERE, NOWHERE, NOWHERE, TEST_LLM, rewriting("self_before_curation"), GENERATION) is rated
+    assert (
+        rewrite_selected(rated, NOWHERE, NOWHERE, NOWHERE, REWRITER, rewriting("self_before_curation"), NO_SHARDS)
+        is rated
+    )
 
 
 @pytest.mark.parametrize("iteration2", ["rewrite", "reuse"])
@@ -72,22 +84,24 @@ def test_iteration2_rewrites_with_m1_unless_told_to_reuse(candidates, tiny_model
     """In iteration 2 the iteration's own model is M1; `reuse` keeps M0, whose shards iteration 1 left."""
     model = CheckpointHandle(str(tiny_model_dir))
     seed_model, m1 = (NOWHERE, model) if iteration2 == "rewrite" else (model, NOWHERE)
-    rated = rewrite_candidates(candidates, seed_model, m1, TEST_LLM, rewriting("self_before_curation", iteration2=iteration2),
-                               GENERATION)
-    assert rated["rewrite_raw"].map(lambda t: isinstance(t, str)).all()
+    settings = rewriting("self_before_curation", iteration2=iteration2)
+    rated = rewrite_candidates(candidates, seed_model, m1, REWRITER, settings, NO_SHARDS)
+    assert rated["rewrite_status"].eq("rewritten").sum() == 2
     with pytest.raises(OSError):  # the other handle is the one the parameter rules out
-        rewrite_candidates(candidates, m1, seed_model, TEST_LLM, rewriting("self_before_curation", iteration2=iteration2),
-                           GENERATION)
+        rewrite_candidates(candidates, m1, seed_model, REWRITER, settings, NO_SHARDS)
 
 
 @pytest.mark.parametrize("model", ["aligned", "folder"])
 def test_after_curation_rewrites_only_kept_pairs_with_the_configured_model(candidates, tiny_model_dir, model):
-    rated = rewrite_candidates(candidates, NOWHERE, NOWHERE, TEST_LLM, rewriting("after_curation"), GENERATION)
+    rated = rewrite_candidates(candidates, NOWHERE, NOWHERE, REWRITER, rewriting("after_curation"), NO_SHARDS)
     assert (rated["rewrite_status"] == "not_requested").all()  # nothing rewritten before rating
-    kept = rated.head(2)
+    kept = rated.iloc[[1, 2]]
     # every other handle points nowhere: the configured model must be the one used
     aligned = CheckpointHandle(str(tiny_model_dir)) if model == "aligned" else NOWHERE
     configured = "aligned" if model == "aligned" else str(tiny_model_dir)
-    curated = rewrite_selected(kept, NOWHERE, NOWHERE, aligned, TEST_LLM, rewriting("after_curation", model=configured), GENERATION)
-    assert len(curated) == 2 and set(curated["rewrite_status"]) <= ALLOWED
+    curated = rewrite_selected(
+        kept, NOWHERE, NOWHERE, aligned, REWRITER, rewriting("after_curation", model=configured), NO_SHARDS
+    )
+    assert curated["rewrite_status"].tolist() == ["rewritten", "no_markers"]
+    assert curated["response"].tolist() == [Rewriter.REWRITE, kept["response"].iloc[1]]
     assert curated["original_response"].tolist() == kept["response"].tolist()

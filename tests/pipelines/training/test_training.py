@@ -9,14 +9,27 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from humpback.datasets import CheckpointHandle, ModelCheckpointDataset
 from humpback.llm.base import chat_token_ids
-from humpback.params import TrainingParams
 from humpback.pipelines.training.examples import TrainingDataError, build_examples, cap_training_set
 from humpback.pipelines.training.nodes import prepare_sft_examples, train_model
 from humpback.pipelines.training.sft import build_trainer, steps_for_size
 from humpback.prompts import ASSISTANT_TAG, BACKWARD_SYSTEM, WEB_TAG
+from tests.conftest import params as shipped
 
-TINY = dict(max_length=256, overlong="truncate", learning_rate=1e-3, batch_size=4, per_device_train_batch_size=4,
-            max_steps=2, heldout_examples=2, precision="fp32")
+TINY = dict(
+    max_length=256,
+    overlong="truncate",
+    learning_rate=1e-3,
+    batch_size=4,
+    per_device_train_batch_size=4,
+    max_steps=2,
+    heldout_examples=2,
+    precision="fp32",
+)
+
+
+def training(**changes):
+    """M0's training block as the test environment ships it, with ``changes``."""
+    return shipped("seed_model.training", **changes)
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +38,18 @@ def tokenizer(tiny_model_dir):
 
 
 def examples_of(pairs, tokenizer, **params):
-    return build_examples(pairs, tokenizer, TrainingParams(**{"max_length": 4096, "heldout_examples": 0, **params}))
+    return build_examples(pairs, tokenizer, training(**{"max_length": 4096, "heldout_examples": 0, **params}))
 
 
 @pytest.fixture(scope="module")
 def pairs(oasst1_messages) -> pd.DataFrame:
-    from humpback.pipelines.ingestion.seed import select_seed_pairs
+    from humpback.oasst import select_seed_pairs
 
     seed, _ = select_seed_pairs(oasst1_messages, ["en"], 0, 20_000, True, 24, 42)
     augmented = seed.head(8).assign(
-        source="augmented", instruction=lambda f: "Web: " + f["instruction"], response=lambda f: f["response"] + " (web)"
+        source="augmented",
+        instruction=lambda f: "Web: " + f["instruction"],
+        response=lambda f: f["response"] + " (web)",
     )
     return pd.concat([seed, augmented], ignore_index=True)
 
@@ -67,9 +82,16 @@ def test_cap_keeps_every_seed_pair_and_is_deterministic(pairs):
 
 def test_bad_rows_are_counted_and_empty_sets_refused(pairs, tokenizer):
     broken = pd.concat(
-        [pairs, pd.DataFrame([{"instruction": " ", "response": "x", "source": "seed"},
-                              {"instruction": "q", "response": None, "source": "seed"},
-                              {"instruction": "q", "response": "a", "source": "forum"}])],
+        [
+            pairs,
+            pd.DataFrame(
+                [
+                    {"instruction": " ", "response": "x", "source": "seed"},
+                    {"instruction": "q", "response": None, "source": "seed"},
+                    {"instruction": "q", "response": "a", "source": "forum"},
+                ]
+            ),
+        ],
         ignore_index=True,
     )
     examples, funnel = examples_of(broken, tokenizer)
@@ -89,22 +111,33 @@ def test_overlong_examples_are_dropped_or_truncated_before_the_cap(pairs, tokeni
 
     cut, _ = examples_of(long, tokenizer, max_length=128, overlong="truncate")
     assert cut["truncated"].sum() >= 4
-    lengths = [len(chat_token_ids(tokenizer, list(p) + list(c), False)) for p, c in zip(cut["prompt"], cut["completion"])]
+    lengths = [
+        len(chat_token_ids(tokenizer, list(p) + list(c), False)) for p, c in zip(cut["prompt"], cut["completion"])
+    ]
     assert max(lengths) <= 128 + 2  # re-tokenising decoded text may merge differently at the cut
-    ends = [tokenizer.encode(tokenizer.apply_chat_template(list(p) + list(c), tokenize=False), add_special_tokens=False)[-1]
-            for p, c in zip(cut["prompt"], cut["completion"])]
+    ends = [
+        tokenizer.encode(tokenizer.apply_chat_template(list(p) + list(c), tokenize=False), add_special_tokens=False)[-1]
+        for p, c in zip(cut["prompt"], cut["completion"])
+    ]
     assert set(ends) == {tokenizer.eos_token_id}  # a cut answer still ends on the stop token
 
 
 def test_backward_examples_are_cut_in_the_document_never_in_the_instruction(pairs, tokenizer):
     long = pairs.head(6).copy()
     long.loc[long.index[:3], "response"] = "The tide comes in. " * 300
-    examples, funnel = examples_of(long, tokenizer, direction="backward", use_tags=False, max_length=128, overlong="truncate")
+    examples, funnel = examples_of(
+        long, tokenizer, direction="backward", use_tags=False, max_length=128, overlong="truncate"
+    )
     assert len(examples) == 6 and examples["truncated"].iloc[:3].all()  # (real answers over 128 tokens are cut too)
     assert examples["completion"].map(lambda c: c[0]["content"]).tolist() == long["instruction"].str.strip().tolist()
     documents = examples["prompt"].iloc[:3].map(lambda chat: chat[1]["content"])
-    assert documents.map(lambda text: text.startswith("The tide comes in.") and len(text) < len("The tide comes in. " * 300)).all()
-    lengths = [len(chat_token_ids(tokenizer, list(p) + list(c), False)) for p, c in zip(examples["prompt"], examples["completion"])]
+    assert documents.map(
+        lambda text: text.startswith("The tide comes in.") and len(text) < len("The tide comes in. " * 300)
+    ).all()
+    lengths = [
+        len(chat_token_ids(tokenizer, list(p) + list(c), False))
+        for p, c in zip(examples["prompt"], examples["completion"])
+    ]
     assert max(lengths) <= 128
 
 
@@ -112,7 +145,9 @@ def test_cap_counts_usable_examples(pairs, tokenizer):
     """The over-long filter runs first: the cap never spends a place on an example it then drops."""
     cap = int((pairs["source"] == "seed").sum()) + 3
     long = pairs.copy()
-    long.loc[long["source"] == "augmented", "response"] = ["tide " * 5000] * 3 + list(pairs.loc[pairs["source"] == "augmented", "response"])[3:]
+    long.loc[long["source"] == "augmented", "response"] = ["tide " * 5000] * 3 + list(
+        pairs.loc[pairs["source"] == "augmented", "response"]
+    )[3:]
     examples, funnel = examples_of(long, tokenizer, overlong="drop", max_examples=cap)
     rules = funnel.set_index("rule")["dropped"]
     assert rules["longer_than_4096_tokens"] == 3 and rules["over_max_examples"] == 2
@@ -131,7 +166,7 @@ def test_heldout_pairs_are_seed_pairs_kept_out_of_training(pairs, tokenizer):
 
 def test_prompt_tokens_carry_no_loss_and_the_answer_ends_on_the_stop_token(pairs, tokenizer, tiny_model_dir, tmp_path):
     examples, _ = examples_of(pairs.head(6), tokenizer, max_length=TINY["max_length"], overlong="truncate")
-    trainer, _ = build_trainer(examples, str(tiny_model_dir), TrainingParams(**TINY), str(tmp_path))
+    trainer, _ = build_trainer(examples, str(tiny_model_dir), training(**TINY), str(tmp_path))
     batch = next(iter(trainer.get_train_dataloader()))
     for row in range(batch["input_ids"].shape[0]):
         labels, ids = batch["labels"][row], batch["input_ids"][row]
@@ -150,24 +185,32 @@ def test_prompt_tokens_carry_no_loss_and_the_answer_ends_on_the_stop_token(pairs
 
 def test_dropout_is_set_where_the_model_is_built(pairs, tokenizer, tiny_model_dir, tmp_path):
     examples, _ = examples_of(pairs.head(4), tokenizer)
-    trainer, _ = build_trainer(examples, str(tiny_model_dir), TrainingParams(**TINY, dropout=0.1), str(tmp_path))
+    trainer, _ = build_trainer(examples, str(tiny_model_dir), training(**TINY, dropout=0.1), str(tmp_path))
     attention = [module for name, module in trainer.model.named_modules() if name.endswith("self_attn")]
     assert attention and all(module.attention_dropout == 0.1 for module in attention)
-    plain, _ = build_trainer(examples, str(tiny_model_dir), TrainingParams(**TINY), str(tmp_path))
+    plain, _ = build_trainer(examples, str(tiny_model_dir), training(**TINY), str(tmp_path))
     assert all(m.attention_dropout == 0.0 for n, m in plain.model.named_modules() if n.endswith("self_attn"))
 
 
-@pytest.mark.parametrize(("precision", "dtype", "autocast"), [("bf16_mixed", torch.float32, True), ("bf16", torch.bfloat16, True),
-                                                              ("fp32", torch.float32, False)])
-def test_precision_keeps_fp32_weights_unless_pure_bf16_is_asked(pairs, tokenizer, tiny_model_dir, tmp_path, precision, dtype, autocast):
+@pytest.mark.parametrize(
+    ("precision", "dtype", "autocast"),
+    [("bf16_mixed", torch.float32, True), ("bf16", torch.bfloat16, True), ("fp32", torch.float32, False)],
+)
+def test_precision_keeps_fp32_weights_unless_pure_bf16_is_asked(
+    pairs, tokenizer, tiny_model_dir, tmp_path, precision, dtype, autocast
+):
     examples, _ = examples_of(pairs.head(4), tokenizer)
-    trainer, _ = build_trainer(examples, str(tiny_model_dir), TrainingParams(**{**TINY, "precision": precision}), str(tmp_path))
+    trainer, _ = build_trainer(
+        examples, str(tiny_model_dir), training(**{**TINY, "precision": precision}), str(tmp_path)
+    )
     assert next(trainer.model.parameters()).dtype == dtype and trainer.args.bf16 == autocast
 
 
 def test_frozen_embeddings_are_not_trained(pairs, tokenizer, tiny_model_dir, tmp_path):
     examples, _ = examples_of(pairs.head(4), tokenizer)
-    trainer, sizes = build_trainer(examples, str(tiny_model_dir), TrainingParams(**TINY, train_embeddings=False), str(tmp_path))
+    trainer, sizes = build_trainer(
+        examples, str(tiny_model_dir), training(**TINY, train_embeddings=False), str(tmp_path)
+    )
     embedding = trainer.model.get_input_embeddings().weight
     assert not embedding.requires_grad and trainer.model.get_output_embeddings().weight is embedding  # tied
     assert sizes["trainable_parameters"] == trainer.model.num_parameters() - embedding.numel()
@@ -177,7 +220,7 @@ def test_frozen_embeddings_are_not_trained(pairs, tokenizer, tiny_model_dir, tmp
 
 
 def test_full_training_round_trip_lowers_heldout_loss_and_reloads(pairs, tiny_model_dir, tmp_path):
-    params = {**TINY, "role": "seed", "max_steps": None, "num_train_epochs": 2, "heldout_examples": 4}
+    params = training(**{**TINY, "role": "seed", "max_steps": None, "num_train_epochs": 2, "heldout_examples": 4})
     handle = CheckpointHandle(path=str(tiny_model_dir), metadata={"model_id": "tiny", "prompt_format": "project"})
     examples, _ = prepare_sft_examples(pairs, handle, params)
     artifacts, curve, summary = train_model(examples, handle, params)
@@ -200,7 +243,9 @@ def test_full_training_round_trip_lowers_heldout_loss_and_reloads(pairs, tiny_mo
 
 @pytest.mark.parametrize("launch", [{}, {"launcher": "torchrun", "nproc_per_node": 2}], ids=["in_process", "torchrun"])
 def test_lora_saves_a_merged_plain_checkpoint(pairs, tiny_model_dir, tmp_path, launch):
-    params = {**TINY, "method": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "learning_rate": 1e-2, **launch}
+    params = training(
+        **{**TINY, "method": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "learning_rate": 1e-2, **launch}
+    )
     examples, _ = prepare_sft_examples(pairs.head(8), CheckpointHandle(str(tiny_model_dir)), params)
     artifacts, _, summary = train_model(examples, CheckpointHandle(str(tiny_model_dir)), params)
 
@@ -222,7 +267,9 @@ def test_paper_step_schedule():
 
 
 def test_torchrun_launch_trains_on_two_processes_and_saves_the_same_kind_of_checkpoint(pairs, tiny_model_dir, tmp_path):
-    params = {**TINY, "role": "m1", "max_steps": 2, "overlong": "truncate", "launcher": "torchrun", "nproc_per_node": 2}
+    params = training(
+        **{**TINY, "role": "m1", "max_steps": 2, "overlong": "truncate", "launcher": "torchrun", "nproc_per_node": 2}
+    )
     examples, _ = prepare_sft_examples(pairs, CheckpointHandle(str(tiny_model_dir)), params)
     artifacts, curve, summary = train_model(examples, CheckpointHandle(str(tiny_model_dir)), params)
 
@@ -239,7 +286,7 @@ def test_torchrun_launch_trains_on_two_processes_and_saves_the_same_kind_of_chec
 def test_failed_launch_reports_the_processes_error(pairs, tiny_model_dir, tmp_path):
     from humpback.pipelines.training.launch import LaunchError
 
-    params = {**TINY, "launcher": "torchrun", "nproc_per_node": 2}
+    params = training(**{**TINY, "launcher": "torchrun", "nproc_per_node": 2})
     examples, _ = prepare_sft_examples(pairs.head(4), CheckpointHandle(str(tiny_model_dir)), params)
     with pytest.raises(LaunchError, match="launched training failed"):
         train_model(examples, CheckpointHandle(str(tmp_path / "no-model-here")), params)
@@ -251,7 +298,7 @@ def test_scoring_only_label_positions_gives_the_same_loss(pairs, tokenizer, tiny
     from trl.kernels import chunked_logprob
 
     examples, _ = examples_of(pairs.head(8), tokenizer, direction="backward", use_tags=False)
-    trainer, _ = build_trainer(examples, str(tiny_model_dir), TrainingParams(**TINY), str(tmp_path))
+    trainer, _ = build_trainer(examples, str(tiny_model_dir), training(**TINY), str(tmp_path))
     batch = {k: v for k, v in next(iter(trainer.get_train_dataloader())).items()}
     with torch.no_grad():
         compact = trainer.compute_loss(trainer.model, dict(batch))

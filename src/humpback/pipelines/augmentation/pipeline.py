@@ -10,7 +10,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 generate_instructions,
-                inputs=["web_documents", "backward_model.model", "params:llm", "params:augmentation", "params:generation"],
+                inputs=[
+                    "web_documents",
+                    "backward_model.model",
+                    "params:llm",
+                    "params:augmentation",
+                    "params:generation",
+                ],
                 outputs="candidates",
                 name="generate_instructions",
             )

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import re
 
-OK, EMPTY, TOO_SHORT, TOO_LONG, ECHO, PROMPT_TOO_LONG = "ok", "empty", "too_short", "too_long", "echo", "prompt_too_long"
+OK, EMPTY, TOO_SHORT, TOO_LONG, ECHO, PROMPT_TOO_LONG = (
+    "ok",
+    "empty",
+    "too_short",
+    "too_long",
+    "echo",
+    "prompt_too_long",
+)
 
 _WRAPPER = re.compile(
     r"^(?:(?:sure|okay|ok)[,!.]?\s+)?"
@@ -19,7 +26,9 @@ _WRAPPER = re.compile(
     r"|(?:a )?user (?:might|could|may) (?:ask|say))\s*[:,-]?\s*",
     re.IGNORECASE,
 )
-_LABEL = re.compile(r"^\W{0,3}(?:instruction|question|request|prompt|query|task|user)\s*\**\s*[:\-]\s*\**\s*", re.IGNORECASE)
+_LABEL = re.compile(
+    r"^\W{0,3}(?:instruction|question|request|prompt|query|task|user)\s*\**\s*[:\-]\s*\**\s*", re.IGNORECASE
+)
 _TRAILING_ANSWER = re.compile(r"\n\s*\W{0,3}(?:answer|response|assistant|output)\s*\**\s*:", re.IGNORECASE)
 _WORDS = re.compile(r"\w+")
 #: openings of a request: question words, polite requests, and imperative verbs users start with

@@ -7,7 +7,7 @@ from humpback.models import apply_prompt_format, embedded_model, load_model_and_
 from humpback.params import ModelSourceParams
 
 
-def materialise_model(params: dict, role: str) -> ModelArtifacts:
+def materialise_model(source: ModelSourceParams, role: str) -> ModelArtifacts:
     """Load a model from its source so every later stage reads one safetensors folder.
 
     The prompt format is settled here, once: a model without a chat template (a pretrained-only
@@ -15,27 +15,30 @@ def materialise_model(params: dict, role: str) -> ModelArtifacts:
     generation stops on. Every model trained from this checkpoint inherits both.
 
     Args:
-        params: a model source block (``base_model`` or ``aligned_model``).
+        source: a model source block (``base_model`` or ``aligned_model``).
         role: ``base`` (the model the method fine-tunes) or ``aligned`` (judge, external rewriter).
     Returns:
         The model, tokenizer and provenance metadata for the checkpoint dataset.
     """
-    source = ModelSourceParams.model_validate(params)
     model, tokenizer = load_model_and_tokenizer(source)
     prompt_format = apply_prompt_format(model, tokenizer, source.chat_template)
     if source.source == "embedded":
         embedded = embedded_model(source.name_or_path)
-        origin = {"model_id": embedded.model_id, "licence": embedded.licence, "embedded_package": embedded.distributions[0]}
+        origin = {
+            "model_id": embedded.model_id,
+            "licence": embedded.licence,
+            "embedded_package": embedded.distributions[0],
+        }
     else:
         origin = {"model_id": source.name_or_path, "revision": source.revision}
     return ModelArtifacts(model, tokenizer, metadata={"role": role, "source": source.source, **origin, **prompt_format})
 
 
-def materialise_base_model(params: dict) -> ModelArtifacts:
+def materialise_base_model(source: ModelSourceParams) -> ModelArtifacts:
     """The base model every trained model of the run starts from."""
-    return materialise_model(params, "base")
+    return materialise_model(source, "base")
 
 
-def materialise_aligned_model(params: dict) -> ModelArtifacts:
+def materialise_aligned_model(source: ModelSourceParams) -> ModelArtifacts:
     """The aligned helper: judge in evaluation and external rewriter, never a contestant."""
-    return materialise_model(params, "aligned")
+    return materialise_model(source, "aligned")

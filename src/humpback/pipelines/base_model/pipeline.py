@@ -8,7 +8,9 @@ from humpback.pipelines.base_model.nodes import materialise_aligned_model, mater
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(materialise_base_model, inputs="params:base_model", outputs="base_model", name="materialise_base_model"),
+            Node(
+                materialise_base_model, inputs="params:base_model", outputs="base_model", name="materialise_base_model"
+            ),
             Node(
                 materialise_aligned_model,
                 inputs="params:aligned_model",

@@ -39,12 +39,11 @@ def curation_funnel(
 
 def score_histogram(scored: pd.DataFrame) -> go.Figure:
     """How many candidates got each score, per scorer; the expected score too when present."""
-    counts = (
-        scored.loc[scored["score"].notna()]
-        .groupby(["scorer", "score"]).size().rename("candidates").reset_index()
-    )
+    counts = scored.loc[scored["score"].notna()].groupby(["scorer", "score"]).size().rename("candidates").reset_index()
     counts["score"] = counts["score"].astype(int)
-    figure = px.bar(counts, x="score", y="candidates", color="scorer", barmode="group", title="Scores of candidate pairs")
+    figure = px.bar(
+        counts, x="score", y="candidates", color="scorer", barmode="group", title="Scores of candidate pairs"
+    )
     figure.update_xaxes(dtick=1, range=[0.5, 5.5])
     return figure
 

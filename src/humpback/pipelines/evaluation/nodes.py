@@ -11,20 +11,21 @@ from __future__ import annotations
 import logging
 import math
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from humpback.datasets import CheckpointHandle
-from humpback.execution import map_with_model
-from humpback.llm import LanguageModel, LazyLanguageModel, LLMConfig, SamplingConfig
+from humpback.llm import LLMConfig
 from humpback.model_card import render_model_card
+from humpback.oasst import select_seed_pairs
 from humpback.params import EvaluationParams, GenerationRunParams, SeedParams
 from humpback.pipelines.evaluation.judging import challenger_score, outcome, verdict, win_rate
-from humpback.pipelines.ingestion.seed import select_seed_pairs
-from humpback.prompts import JUDGE_OPTIONS, JUDGE_SYSTEM, forward_chat, judge_chat
-from humpback.records import stable_order_key, to_frame
+from humpback.prompts import JUDGE_OPTIONS, forward_chat, judge_chat
+from humpback.records import to_frame
+from humpback.runner import CompletionLogprobs, Generate, ModelTask, OptionProbabilities, run_model_task
 
 logger = logging.getLogger(__name__)
 
@@ -32,34 +33,43 @@ HELDOUT_COLUMNS = ["prompt_id", "instruction", "reference"]
 OK, PROMPT_TOO_LONG = "ok", "prompt_too_long"
 
 
-def build_heldout_pairs(raw_messages, seed_pairs: pd.DataFrame, seed_params: dict, params: dict) -> pd.DataFrame:
+def build_heldout_pairs(
+    raw_messages, seed_pairs: pd.DataFrame, seed: SeedParams, params: EvaluationParams
+) -> pd.DataFrame:
     """First-turn prompts and their rank-0 reference answers that no model was trained on.
 
     The same rules as the seed data select the pairs; every conversation tree that gave a seed pair
     is excluded, so the evaluation split may be the seed's own sample with a held-out slice
     (offline) or another split (validation).
     """
-    seed = SeedParams.model_validate(seed_params)
-    settings = EvaluationParams.model_validate(params)
-    messages = to_frame(raw_messages, split=settings.split)
+    messages = to_frame(raw_messages, split=params.split)
     pairs, _ = select_seed_pairs(
-        messages, languages=seed.languages, rank=seed.rank, max_text_chars=seed.max_text_chars,
-        drop_synthetic=seed.drop_synthetic, max_pairs=None, sample_seed=settings.sample_seed,
+        messages,
+        languages=seed.languages,
+        rank=seed.rank,
+        max_text_chars=seed.max_text_chars,
+        drop_synthetic=seed.drop_synthetic,
+        max_pairs=None,
+        sample_seed=params.sample_seed,
     )
     trained_on = pairs["message_tree_id"].isin(set(seed_pairs["message_tree_id"]))
     heldout = pairs.loc[~trained_on]
-    if settings.max_prompts is not None:
-        heldout = heldout.iloc[: settings.max_prompts]
+    if params.max_prompts is not None:
+        heldout = heldout.iloc[: params.max_prompts]
     logger.info(
         "held-out prompts: %d of %d first-turn pairs (%d excluded: their tree is in the seed data)",
-        len(heldout), len(pairs), int(trained_on.sum()),
+        len(heldout),
+        len(pairs),
+        int(trained_on.sum()),
     )
     if heldout.empty:
         raise ValueError(
             "no held-out prompts: every first-turn pair of the evaluation messages is in the seed data. "
             "Evaluate on another split, or set ingestion.seed.heldout_fraction > 0 to keep a slice out."
         )
-    return heldout.rename(columns={"prompt_message_id": "prompt_id", "response": "reference"})[HELDOUT_COLUMNS].reset_index(drop=True)
+    return heldout.rename(columns={"prompt_message_id": "prompt_id", "response": "reference"})[
+        HELDOUT_COLUMNS
+    ].reset_index(drop=True)
 
 
 def _uses_assistant_tag(model: CheckpointHandle) -> bool:
@@ -69,77 +79,120 @@ def _uses_assistant_tag(model: CheckpointHandle) -> bool:
     return bool(hyper.get("use_tags")) and hyper.get("direction") == "forward"
 
 
-def _answer_prompts(instructions: pd.Series, tagged: bool) -> list:
-    return [forward_chat(instruction, "assistant" if tagged else None) for instruction in instructions]
+def _answer_prompt(tagged: bool, row: dict[str, Any]):
+    return forward_chat(row["instruction"], "assistant" if tagged else None)
 
 
-def write_answers(sampling: SamplingConfig, tagged: bool, model: LanguageModel, prompts: pd.DataFrame) -> pd.DataFrame:
-    """The model's answer to each held-out instruction (None: the prompt is too long)."""
-    return pd.DataFrame({"response": model.generate_where_fits(_answer_prompts(prompts["instruction"], tagged), sampling)})
+def parse_reference_logprobs(prompts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    scored = raw["token_logprobs"]
+    return pd.DataFrame(
+        {
+            "reference_tokens": [len(s) if s is not None else 0 for s in scored],
+            "reference_nll": [-float(np.sum(s)) if s is not None else math.nan for s in scored],
+            "status": [OK if s is not None else PROMPT_TOO_LONG for s in scored],
+        }
+    )
 
 
-def judge_answers(first: str, second: str, model: LanguageModel, pairs: pd.DataFrame) -> pd.DataFrame:
-    """The judge's probabilities of "first better", "second better", "tie" for each pair."""
-    prompts = [judge_chat(i, a, b) for i, a, b in zip(pairs["instruction"], pairs[first], pairs[second])]
-    return pd.DataFrame(model.score_options_where_fits(prompts, JUDGE_OPTIONS), columns=JUDGE_OPTIONS)
+def parse_answers(prompts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "response": raw["output"].fillna("").to_numpy(),
+            "status": np.where(raw["output"].isna(), PROMPT_TOO_LONG, OK),
+        }
+    )
 
 
-def score_references(heldout: pd.DataFrame, model: CheckpointHandle, llm: dict) -> pd.DataFrame:
+def score_references(
+    heldout: pd.DataFrame, model: CheckpointHandle, llm: LLMConfig, generation: GenerationRunParams
+) -> pd.DataFrame:
     """Negative log-likelihood of each reference answer under ``model`` (teacher forcing).
 
     Returns:
         prompt_id, reference_tokens, reference_nll (sum over tokens; NaN when prompt and answer do
         not fit the context) and status.
     """
-    config = LLMConfig.model_validate(llm)
-    prompts = _answer_prompts(heldout["instruction"], _uses_assistant_tag(model))
-    with LazyLanguageModel(config, model.path) as lazy:
-        scored = lazy.get().completion_logprobs_where_fits(prompts, heldout["reference"].tolist())
-    return pd.DataFrame({
-        "prompt_id": heldout["prompt_id"].to_numpy(),
-        "reference_tokens": [len(s) if s is not None else 0 for s in scored],
-        "reference_nll": [-float(s.sum()) if s is not None else math.nan for s in scored],
-        "status": [OK if s is not None else PROMPT_TOO_LONG for s in scored],
-    })
-
-
-def generate_responses(heldout: pd.DataFrame, model: CheckpointHandle, llm: dict, params: dict, generation: dict) -> pd.DataFrame:
-    """The model's answer to every held-out prompt (resumable, in shards)."""
-    settings = EvaluationParams.model_validate(params)
-    run = GenerationRunParams.model_validate(generation)
-    config = LLMConfig.model_validate(llm)
-    tagged = _uses_assistant_tag(model)
-    answers = map_with_model(
-        heldout,
-        partial(write_answers, settings.sampling, tagged),
-        llm=config,
-        model_path=model.path,
-        generation=run,
-        stage="evaluation_responses",
-        settings={"weights": model.metadata.get("weights_sha256"), "sampling": settings.sampling.model_dump(),
-                  "tag": tagged},
-        key_columns=["prompt_id", "instruction"],
+    task = ModelTask(
+        name="evaluation_reference_nll",
+        reads=("instruction",),
+        prompt=partial(_answer_prompt, _uses_assistant_tag(model)),
+        request=CompletionLogprobs("reference"),
+        parse=parse_reference_logprobs,
+        status="status",
     )
-    responses = answers["response"]
-    return pd.DataFrame({
-        "prompt_id": heldout["prompt_id"].to_numpy(),
-        "instruction": heldout["instruction"].to_numpy(),
-        "response": responses.fillna("").to_numpy(),
-        "status": np.where(responses.isna(), PROMPT_TOO_LONG, OK),
-    })
+    scored = run_model_task(task, heldout, model, llm, generation)
+    return scored[["prompt_id", "reference_tokens", "reference_nll", "status"]]
 
 
-def choose_judge(aligned_model: CheckpointHandle, params: dict) -> CheckpointHandle:
+def generate_responses(
+    heldout: pd.DataFrame,
+    model: CheckpointHandle,
+    llm: LLMConfig,
+    params: EvaluationParams,
+    generation: GenerationRunParams,
+) -> pd.DataFrame:
+    """The model's answer to every held-out prompt (resumable, in shards)."""
+    task = ModelTask(
+        name="evaluation_responses",
+        reads=("instruction",),
+        prompt=partial(_answer_prompt, _uses_assistant_tag(model)),
+        request=Generate(params.sampling),
+        parse=parse_answers,
+        status="status",
+    )
+    answers = run_model_task(task, heldout, model, llm, generation)
+    return answers[["prompt_id", "instruction", "response", "status"]]
+
+
+def choose_judge(aligned_model: CheckpointHandle, params: EvaluationParams) -> CheckpointHandle:
     """The configured judge: the aligned model (an instruction-tuned model, never one of the
     contestants, which are all fine-tuned from the base model), or a folder / Hub id."""
-    judge = EvaluationParams.model_validate(params).judge
-    if judge.model != "aligned":
-        return CheckpointHandle(path=judge.model, metadata={"role": "judge", "model_id": judge.model})
+    if params.judge.model != "aligned":
+        return CheckpointHandle(path=params.judge.model, metadata={"role": "judge", "model_id": params.judge.model})
     return aligned_model
 
 
+#: judge orders: the column shown first, the column shown second
+ORDERS = {
+    "challenger_first": ("response_challenger", "response_reference"),
+    "challenger_second": ("response_reference", "response_challenger"),
+}
+
+
+def _judge_prompt(first: str, second: str, row: dict[str, Any]):
+    return judge_chat(row["instruction"], row[first], row[second])
+
+
+def parse_judgements(order: str, pairs: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    """The judge's option probabilities in this order, and its verdict (None: not judged)."""
+    values = raw[JUDGE_OPTIONS].to_numpy(dtype=float)
+    return pd.DataFrame(
+        {
+            **{f"{order}_p_{option}": values[:, index] for index, option in enumerate(JUDGE_OPTIONS)},
+            f"{order}_verdict": [verdict(row) for row in values],
+        }
+    )
+
+
+def judgement_task(order: str) -> ModelTask:
+    first, second = ORDERS[order]
+    return ModelTask(
+        name=f"evaluation_judge_{order}",
+        reads=("instruction", first, second),
+        prompt=partial(_judge_prompt, first, second),
+        request=OptionProbabilities(tuple(JUDGE_OPTIONS)),
+        parse=partial(parse_judgements, order),
+        status=f"{order}_verdict",
+    )
+
+
 def judge_pairs(
-    challenger: pd.DataFrame, reference: pd.DataFrame, judge: CheckpointHandle, llm: dict, params: dict, generation: dict
+    challenger: pd.DataFrame,
+    reference: pd.DataFrame,
+    judge: CheckpointHandle,
+    llm: LLMConfig,
+    params: EvaluationParams,
+    generation: GenerationRunParams,
 ) -> pd.DataFrame:
     """The judge's verdict on each held-out prompt: challenger's answer first, then second.
 
@@ -147,39 +200,19 @@ def judge_pairs(
         prompt_id, the option probabilities of both orders, their verdicts, the challenger's score
         (1 win, 0.5 tie, 0 loss, averaged over orders) and the outcome.
     """
-    settings = EvaluationParams.model_validate(params)
-    run = GenerationRunParams.model_validate(generation)
-    config = LLMConfig.model_validate(llm)
     pairs = challenger[["prompt_id", "instruction", "response"]].merge(
-        reference[["prompt_id", "response"]], on="prompt_id", suffixes=("_challenger", "_reference"), validate="one_to_one"
+        reference[["prompt_id", "response"]],
+        on="prompt_id",
+        suffixes=("_challenger", "_reference"),
+        validate="one_to_one",
     )
-    orders = {"challenger_first": ("response_challenger", "response_reference")}
-    if settings.judge.both_orders:
-        orders["challenger_second"] = ("response_reference", "response_challenger")
-    columns = {}
-    for order, (first, second) in orders.items():
-        probabilities = map_with_model(
-            pairs,
-            partial(judge_answers, first, second),
-            llm=config,
-            model_path=judge.path,
-            generation=run,
-            stage=f"evaluation_judge_{order}",
-            settings={"weights": judge.metadata.get("weights_sha256"), "prompt": JUDGE_SYSTEM},
-            key_columns=["prompt_id", first, second],
-        )
-        columns[order] = probabilities.to_numpy()
-    result = pd.DataFrame({"prompt_id": pairs["prompt_id"].to_numpy()})
-    verdicts = {}
-    for order, values in columns.items():
-        for index, option in enumerate(JUDGE_OPTIONS):
-            result[f"{order}_p_{option}"] = values[:, index]
-        verdicts[order] = [verdict(row) for row in values]
-        result[f"{order}_verdict"] = verdicts[order]
-    scores = [
-        challenger_score(a, b)
-        for a, b in zip(verdicts["challenger_first"], verdicts.get("challenger_second", [None] * len(pairs)))
-    ]
+    orders = list(ORDERS) if params.judge.both_orders else ["challenger_first"]
+    judged = pairs
+    for order in orders:
+        judged = run_model_task(judgement_task(order), judged, judge, llm, generation)
+    result = judged.drop(columns=["instruction", "response_challenger", "response_reference"])
+    second = result["challenger_second_verdict"] if params.judge.both_orders else [None] * len(result)
+    scores = [challenger_score(a, b) for a, b in zip(result["challenger_first_verdict"], second)]
     result["score"] = [math.nan if s is None else s for s in scores]
     result["outcome"] = [outcome(s) for s in scores]
     return result
@@ -206,9 +239,10 @@ def summarise_model(label: str, model: CheckpointHandle, nll: pd.DataFrame, resp
     }
 
 
-def summarise_comparison(challenger: str, reference: str, judgements: pd.DataFrame, judge: CheckpointHandle, params: dict) -> dict:
+def summarise_comparison(
+    challenger: str, reference: str, judgements: pd.DataFrame, judge: CheckpointHandle, params: EvaluationParams
+) -> dict:
     """Win rate of ``challenger`` against ``reference`` with its interval, and the judge's position bias."""
-    settings = EvaluationParams.model_validate(params)
     scores = [None if math.isnan(s) else float(s) for s in judgements["score"]]
     verdict_columns = [c for c in judgements.columns if c.endswith("_verdict")]
     given = judgements[verdict_columns].stack().dropna()
@@ -216,7 +250,7 @@ def summarise_comparison(challenger: str, reference: str, judgements: pd.DataFra
         "challenger": challenger,
         "reference": reference,
         "judge": judge.metadata.get("model_id") or judge.metadata.get("role") or judge.path,
-        **win_rate(scores, settings.z),
+        **win_rate(scores, params.z),
         # share of verdicts that preferred whichever answer came first: 0.5 means no position bias
         "first_position_rate": float((given == "first").sum() / max(1, (given != "tie").sum())),
     }
@@ -230,14 +264,22 @@ def comparison_report(*summaries: dict) -> tuple[pd.DataFrame, pd.DataFrame, go.
     if not wins.empty:
         labels = [f"{c} vs {r}" for c, r in zip(wins["challenger"], wins["reference"])]
         figure.add_bar(
-            x=labels, y=wins["win_rate"], name="win rate (ties half)", yaxis="y",
-            error_y={"type": "data", "symmetric": False, "array": wins["ci_high"] - wins["win_rate"],
-                     "arrayminus": wins["win_rate"] - wins["ci_low"]},
+            x=labels,
+            y=wins["win_rate"],
+            name="win rate (ties half)",
+            yaxis="y",
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": wins["ci_high"] - wins["win_rate"],
+                "arrayminus": wins["win_rate"] - wins["ci_low"],
+            },
         )
     if not models.empty:
         figure.add_bar(x=models["model"], y=models["reference_nll"], name="reference NLL per token", yaxis="y2")
     figure.update_layout(
-        title="Held-out evaluation", barmode="group",
+        title="Held-out evaluation",
+        barmode="group",
         yaxis={"title": "win rate", "range": [0, 1]},
         yaxis2={"title": "NLL per token", "overlaying": "y", "side": "right"},
         shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0.5, "y1": 0.5, "line": {"dash": "dot"}}],

@@ -6,12 +6,13 @@ read back from their saved datasets, so `evaluation_m2` and `evaluation_variants
 `evaluation` without recomputing it.
 """
 
-from __future__ import annotations
-
 from functools import partial, update_wrapper
 
+import pandas as pd
 from kedro.pipeline import Node, Pipeline
 
+from humpback.datasets import CheckpointHandle
+from humpback.params import EvaluationParams
 from humpback.pipelines.evaluation.nodes import (
     build_heldout_pairs,
     choose_judge,
@@ -30,39 +31,78 @@ def _named(function: partial) -> partial:
     return update_wrapper(function, function.func)
 
 
+def _comparison_summary(challenger: str, reference: str):
+    """:func:`summarise_comparison` for one pair of labels, as a function with the parameter types
+    (Kedro reads a node's types to hand it validated parameters; a partial hides them)."""
+
+    def summarise(judgements: pd.DataFrame, judge: CheckpointHandle, params: EvaluationParams) -> dict:
+        return summarise_comparison(challenger, reference, judgements, judge, params)
+
+    summarise.__name__ = summarise.__qualname__ = f"summarise_{challenger}_vs_{reference}"
+    summarise.__doc__ = summarise_comparison.__doc__
+    return summarise
+
+
 def heldout_pipeline() -> Pipeline:
-    return Pipeline([
-        Node(
-            build_heldout_pairs,
-            inputs=["oasst1_heldout_messages", "seed_pairs", "params:ingestion.seed", "params:evaluation"],
-            outputs="evaluation.heldout_pairs",
-            name="build_heldout_pairs",
-        ),
-        Node(choose_judge, ["aligned_model", "params:evaluation"], "evaluation.judge", name="choose_judge"),
-    ])
+    return Pipeline(
+        [
+            Node(
+                build_heldout_pairs,
+                inputs=["oasst1_heldout_messages", "seed_pairs", "params:ingestion.seed", "params:evaluation"],
+                outputs="evaluation.heldout_pairs",
+                name="build_heldout_pairs",
+            ),
+            Node(choose_judge, ["aligned_model", "params:evaluation"], "evaluation.judge", name="choose_judge"),
+        ]
+    )
 
 
 def _model_nodes(label: str, checkpoint: str) -> list[Node]:
     prefix = f"evaluation.{label}"
     return [
-        Node(score_references, ["evaluation.heldout_pairs", checkpoint, "params:llm"], f"{prefix}.reference_nll",
-             name=f"{label}_score_references"),
-        Node(generate_responses, ["evaluation.heldout_pairs", checkpoint, "params:llm", "params:evaluation", "params:generation"],
-             f"{prefix}.responses", name=f"{label}_generate_responses"),
-        Node(_named(partial(summarise_model, label)), [checkpoint, f"{prefix}.reference_nll", f"{prefix}.responses"],
-             f"{prefix}.summary", name=f"{label}_summary"),
+        Node(
+            score_references,
+            ["evaluation.heldout_pairs", checkpoint, "params:llm", "params:generation"],
+            f"{prefix}.reference_nll",
+            name=f"{label}_score_references",
+        ),
+        Node(
+            generate_responses,
+            ["evaluation.heldout_pairs", checkpoint, "params:llm", "params:evaluation", "params:generation"],
+            f"{prefix}.responses",
+            name=f"{label}_generate_responses",
+        ),
+        Node(
+            _named(partial(summarise_model, label)),
+            [checkpoint, f"{prefix}.reference_nll", f"{prefix}.responses"],
+            f"{prefix}.summary",
+            name=f"{label}_summary",
+        ),
     ]
 
 
 def _comparison_nodes(challenger: str, reference: str) -> list[Node]:
     prefix = f"evaluation.{challenger}_vs_{reference}"
     return [
-        Node(judge_pairs,
-             [f"evaluation.{challenger}.responses", f"evaluation.{reference}.responses", "evaluation.judge",
-              "params:llm", "params:evaluation", "params:generation"],
-             f"{prefix}.judgements", name=f"judge_{challenger}_vs_{reference}"),
-        Node(_named(partial(summarise_comparison, challenger, reference)), [f"{prefix}.judgements", "evaluation.judge", "params:evaluation"], f"{prefix}.summary",
-             name=f"summarise_{challenger}_vs_{reference}"),
+        Node(
+            judge_pairs,
+            [
+                f"evaluation.{challenger}.responses",
+                f"evaluation.{reference}.responses",
+                "evaluation.judge",
+                "params:llm",
+                "params:evaluation",
+                "params:generation",
+            ],
+            f"{prefix}.judgements",
+            name=f"judge_{challenger}_vs_{reference}",
+        ),
+        Node(
+            _comparison_summary(challenger, reference),
+            [f"{prefix}.judgements", "evaluation.judge", "params:evaluation"],
+            f"{prefix}.summary",
+            name=f"summarise_{challenger}_vs_{reference}",
+        ),
     ]
 
 
@@ -88,17 +128,21 @@ def evaluation_pipeline(
     nodes += [node for challenger, reference in compare for node in _comparison_nodes(challenger, reference)]
     comparison_summaries = [f"evaluation.{c}_vs_{r}.summary" for c, r in compare]
     earlier_summaries = [f"evaluation.{c}_vs_{r}.summary" for c, r in earlier_comparisons]
-    nodes.append(Node(
-        comparison_report,
-        [f"evaluation.{label}.summary" for label in table] + earlier_summaries + comparison_summaries,
-        [f"{report}.models", f"{report}.win_rates", f"{report}.plot"],
-        name=f"{report}_report",
-    ))
+    nodes.append(
+        Node(
+            comparison_report,
+            [f"evaluation.{label}.summary" for label in table] + earlier_summaries + comparison_summaries,
+            [f"{report}.models", f"{report}.win_rates", f"{report}.plot"],
+            name=f"{report}_report",
+        )
+    )
     for label, card in cards.items():
-        nodes.append(Node(
-            update_model_card,
-            [evaluate[label], f"evaluation.{label}.summary", *comparison_summaries],
-            card,
-            name=f"{label}_model_card",
-        ))
+        nodes.append(
+            Node(
+                update_model_card,
+                [evaluate[label], f"evaluation.{label}.summary", *comparison_summaries],
+                card,
+                name=f"{label}_model_card",
+            )
+        )
     return heldout_pipeline() + Pipeline(nodes)

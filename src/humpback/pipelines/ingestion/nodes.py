@@ -6,22 +6,21 @@ from typing import Any
 
 import pandas as pd
 
+from humpback.oasst import select_seed_pairs
 from humpback.params import SeedParams, WebParams
-from humpback.pipelines.ingestion.seed import select_seed_pairs
 from humpback.pipelines.ingestion.web import clean_web_documents
 from humpback.records import to_frame
 
 
-def build_seed_pairs(raw_messages: Any, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_seed_pairs(raw_messages: Any, seed: SeedParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     """First-turn (prompt, rank-0 reply) pairs from oasst1 messages, and the seed funnel.
 
     Args:
         raw_messages: oasst1 in its Hub record format (DataFrame, ``datasets`` object or stream).
-        params: ``ingestion.seed`` parameters.
+        seed: ``ingestion.seed`` parameters.
     Returns:
         Seed pairs (instruction, response, source, provenance ids) and the funnel table.
     """
-    seed = SeedParams.model_validate(params)
     messages = to_frame(raw_messages, split=seed.split)
     return select_seed_pairs(
         messages,
@@ -35,14 +34,13 @@ def build_seed_pairs(raw_messages: Any, params: dict) -> tuple[pd.DataFrame, pd.
     )
 
 
-def build_web_documents(raw_documents: Any, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_web_documents(raw_documents: Any, web: WebParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cleaned, filtered, deduplicated c4 documents (the candidate responses), and their funnel.
 
     Args:
         raw_documents: c4 ``en`` records (text, url, timestamp), possibly a stream.
-        params: ``ingestion.web`` parameters; ``max_documents`` takes the first N records.
+        web: ``ingestion.web`` parameters; ``max_documents`` takes the first N records.
     """
-    web = WebParams.model_validate(params)
     documents = to_frame(raw_documents, limit=web.max_documents, split=web.split)
     return clean_web_documents(
         documents,

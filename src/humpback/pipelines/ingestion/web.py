@@ -15,50 +15,10 @@ import pandas as pd
 
 from humpback.funnel import Funnel
 from humpback.records import require_columns
+from humpback.text import english_stopword_ratio, normalise_whitespace, repeated_sentence_fraction
 
 WEB_SOURCE = "c4"
 WEB_COLUMNS = ["doc_id", "text", "url", "timestamp", "n_chars"]
-
-# Function words that make up a large share of any English text; a page with almost none of them is
-# another language, a list of product codes, or markup.
-_ENGLISH_STOPWORDS = frozenset(
-    "the of and to a in is it you that he was for on are with as i his they be at one have this from or"
-    " had by not but what some we can out other were all there when up use your how said an each she"
-    " which do their if will way about many then them would so these her has more our my me".split()
-)
-_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
-_HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
-_MANY_NEWLINES = re.compile(r"\n{3,}")
-
-
-def normalise_whitespace(text: str) -> str:
-    """Collapse runs of spaces and tabs, strip every line, keep at most one blank line."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
-    lines = [_HORIZONTAL_SPACE.sub(" ", line).strip() for line in text.split("\n")]
-    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
-
-
-def english_stopword_ratio(text: str) -> float:
-    words = _WORD.findall(text.lower())
-    if not words:
-        return 0.0
-    return sum(word in _ENGLISH_STOPWORDS for word in words) / len(words)
-
-
-def repeated_sentence_fraction(text: str) -> float:
-    """Share of characters in sentences that already appeared earlier in the document."""
-    seen: set[str] = set()
-    repeated = total = 0
-    for sentence in _SENTENCE_SPLIT.split(text):
-        key = " ".join(sentence.lower().split())
-        if not key:
-            continue
-        total += len(key)
-        if key in seen:
-            repeated += len(key)
-        seen.add(key)
-    return repeated / total if total else 0.0
 
 
 def boilerplate_line_fraction(text: str, keywords: list[str]) -> float:
@@ -105,7 +65,9 @@ def minhash_signatures(texts: list[str], num_perm: int, shingle_words: int, seed
     return signatures
 
 
-def near_duplicate_mask(texts: list[str], threshold: float, num_perm: int, bands: int, shingle_words: int) -> np.ndarray:
+def near_duplicate_mask(
+    texts: list[str], threshold: float, num_perm: int, bands: int, shingle_words: int
+) -> np.ndarray:
     """True for every document whose estimated Jaccard similarity to an earlier kept one ≥ threshold.
 
     Locality-sensitive hashing over bands of the signature proposes candidate pairs; the full

@@ -1,3 +1,3 @@
-from humpback.pipelines.rewriting.pipeline import create_pipeline, rewriting_pipeline
+from humpback.pipelines.rewriting.pipeline import create_pipeline
 
-__all__ = ["create_pipeline", "rewriting_pipeline"]
+__all__ = ["create_pipeline"]

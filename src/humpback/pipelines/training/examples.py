@@ -96,7 +96,9 @@ def build_examples(pairs: pd.DataFrame, tokenizer: Any, params: TrainingParams) 
 
     if params.direction == "forward":
         sources, targets = rows["instruction"], rows["response"]
-        chats = [partial(forward_chat, tag=SOURCE_TAGS[source] if params.use_tags else None) for source in rows["source"]]
+        chats = [
+            partial(forward_chat, tag=SOURCE_TAGS[source] if params.use_tags else None) for source in rows["source"]
+        ]
     else:
         sources, targets = rows["response"], rows["instruction"]
         chats = [backward_chat] * len(rows)

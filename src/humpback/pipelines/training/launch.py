@@ -40,7 +40,9 @@ def launcher_command(params: TrainingParams, work: Path) -> list[str]:
     return [sys.executable, *launcher, *params.launcher_args, "-m", ENTRY, str(work)]
 
 
-def train_launched(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> tuple[Any, Any, pd.DataFrame, dict]:
+def train_launched(
+    examples: pd.DataFrame, model_path: str, params: TrainingParams
+) -> tuple[Any, Any, pd.DataFrame, dict]:
     """Like :func:`~humpback.pipelines.training.sft.train_sft`, in ``params.nproc_per_node`` processes."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -12,23 +12,27 @@ from humpback.pipelines.training.launch import train_launched
 from humpback.pipelines.training.sft import train_sft
 
 
-def prepare_sft_examples(pairs: pd.DataFrame, base_model: CheckpointHandle, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def prepare_sft_examples(
+    pairs: pd.DataFrame, base_model: CheckpointHandle, training: TrainingParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Prompt/completion examples (tagged, fitted to the length limit, capped, a few held out) and
     the funnel of dropped rows.
 
     Args:
         pairs: instruction, response, source rows (seed pairs, or seed + curated pairs).
         base_model: the checkpoint to fine-tune; its tokenizer measures the examples.
-        params: this model's ``training`` block.
+        training: this model's ``training`` block.
     """
     from transformers import AutoTokenizer
 
-    training = TrainingParams.model_validate(params)
     return build_examples(pairs, AutoTokenizer.from_pretrained(base_model.path), training)
 
 
 def train_model(
-    examples: pd.DataFrame, base_model: CheckpointHandle, params: dict, curation_provenance: dict | None = None
+    examples: pd.DataFrame,
+    base_model: CheckpointHandle,
+    training: TrainingParams,
+    curation_provenance: dict | None = None,
 ) -> tuple[ModelArtifacts, pd.DataFrame, dict]:
     """Fine-tune the base model on the examples.
 
@@ -36,14 +40,17 @@ def train_model(
         The checkpoint to save (metadata: training summary, hyper-parameters, curation provenance;
         a model card), the loss curve and the summary as a small report.
     """
-    training = TrainingParams.model_validate(params)
     train = train_sft if training.launcher == "in_process" else train_launched
     model, tokenizer, curve, summary = train(examples, base_model.path, training)
     metadata = {
         "role": training.role,
         "base_model": base_model.metadata.get("model_id", base_model.path),
         "base_model_licence": base_model.metadata.get("licence"),
-        **{key: base_model.metadata[key] for key in ("prompt_format", "answer_end_tokens") if key in base_model.metadata},
+        **{
+            key: base_model.metadata[key]
+            for key in ("prompt_format", "answer_end_tokens")
+            if key in base_model.metadata
+        },
         "training": summary,
         "hyperparameters": training.model_dump(mode="json"),
         "curation": curation_provenance,

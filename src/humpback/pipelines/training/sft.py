@@ -31,8 +31,16 @@ def effective_batch_size(n_examples: int, params: TrainingParams) -> int:
 
 
 #: config fields that hold a dropout probability, across architectures (Llama, Gemma: attention)
-DROPOUT_FIELDS = ("attention_dropout", "hidden_dropout", "dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop",
-                  "hidden_dropout_prob", "attention_probs_dropout_prob")
+DROPOUT_FIELDS = (
+    "attention_dropout",
+    "hidden_dropout",
+    "dropout",
+    "resid_pdrop",
+    "embd_pdrop",
+    "attn_pdrop",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+)
 
 
 def score_label_positions_only() -> None:
@@ -185,7 +193,11 @@ def fit_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> 
         loss_after = trainer.evaluate()["eval_loss"] if evaluate else math.nan
     history = pd.DataFrame(trainer.state.log_history)
     columns = ["step", "epoch", "loss", "learning_rate"]
-    curve = history.loc[history["loss"].notna(), columns].reset_index(drop=True) if "loss" in history else pd.DataFrame(columns=columns)
+    curve = (
+        history.loc[history["loss"].notna(), columns].reset_index(drop=True)
+        if "loss" in history
+        else pd.DataFrame(columns=columns)
+    )
     summary = {
         **sizes,
         "steps": int(result.global_step),

@@ -88,7 +88,9 @@ def select_seed_pairs(
     pairs = funnel.start(replies, step="replies")
     pairs = funnel.drop(pairs, ~pairs["parent_id"].isin(set(messages["message_id"])), "orphan_reply", step="replies")
     pairs = funnel.drop(pairs, ~pairs["parent_id"].isin(set(frame["message_id"])), "parent_dropped", step="replies")
-    pairs = funnel.drop(pairs, ~pairs["parent_id"].isin(set(roots["message_id"])), "not_first_turn_reply", step="replies")
+    pairs = funnel.drop(
+        pairs, ~pairs["parent_id"].isin(set(roots["message_id"])), "not_first_turn_reply", step="replies"
+    )
     rank_ok = pd.to_numeric(pairs["rank"], errors="coerce") == rank
     pairs = funnel.drop(pairs, ~rank_ok, f"rank_not_{rank}", step="replies")
 
@@ -103,7 +105,9 @@ def select_seed_pairs(
             "response_message_id": pairs["message_id"].astype(str),
         }
     )
-    seed = funnel.drop(seed, seed["prompt_message_id"].duplicated(keep="first"), "second_reply_same_prompt", step="pairs")
+    seed = funnel.drop(
+        seed, seed["prompt_message_id"].duplicated(keep="first"), "second_reply_same_prompt", step="pairs"
+    )
     dedup_key = seed["instruction"].map(normalise_for_dedup)
     seed = funnel.drop(seed, dedup_key.duplicated(keep="first"), "duplicate_instruction", step="pairs")
 

@@ -1,0 +1,82 @@
+"""A backend that answers by rule: a stage run on a model whose behaviour is known.
+
+A random tiny model shows that a stage runs; it cannot show that the stage does its job (a
+``Score: 5`` is kept, a ``[RES]…[/RES]`` rewrite replaces the draft, a judge's preference reaches the
+win rate). The scripted backend renders and tokenizes prompts exactly as the real backends do (the
+tokenizer of the model folder), then hands the rendered text to a *script*: any object with some of
+
+- ``generate(prompt: str) -> str``
+- ``option_probabilities(prompt: str, options: list[str]) -> list[float]``
+- ``completion_logprobs(prompt: str, completion: str) -> float | list[float]`` (one value is used
+  for every token of the completion)
+
+named in the configuration as ``llm.script: "module:attribute"`` (a class is instantiated), so the
+configuration stays plain data and travels to Ray workers like any other.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+from humpback.llm.base import LanguageModel, PromptError, SamplingConfig
+from humpback.llm.config import LLMConfig
+
+
+def load_script(reference: str | None) -> Any:
+    """The script object named ``module:attribute``; a class is instantiated without arguments."""
+    if not reference or ":" not in reference:
+        raise ValueError(
+            f"llm.script must name a rule as 'module:attribute' for the scripted backend, not {reference!r}"
+        )
+    module, _, attribute = reference.partition(":")
+    script = getattr(importlib.import_module(module), attribute)
+    return script() if isinstance(script, type) else script
+
+
+class ScriptedLanguageModel(LanguageModel):
+    def __init__(self, config: LLMConfig, model_path: str) -> None:
+        super().__init__(config, model_path)
+        from transformers import AutoConfig, AutoTokenizer
+
+        self.script = load_script(config.script)
+        self._tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=config.trust_remote_code)
+        own = AutoConfig.from_pretrained(model_path).max_position_embeddings
+        self._context_length = min(config.max_model_len or own, own)
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    @property
+    def context_length(self) -> int:
+        return self._context_length
+
+    def _rule(self, name: str):
+        rule = getattr(self.script, name, None)
+        if rule is None:
+            raise PromptError(f"script {self.config.script} has no {name}(): it cannot answer this kind of request")
+        return rule
+
+    def _text(self, ids: list[int]) -> str:
+        return self._tokenizer.decode(ids)
+
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]:
+        rule = self._rule("generate")
+        return [str(rule(self._text(ids))) for ids in prompt_ids]
+
+    def _option_logprobs(self, prompt_ids: list[list[int]], option_ids: list[int]) -> np.ndarray:
+        rule = self._rule("option_probabilities")
+        options = [self._tokenizer.decode([token]) for token in option_ids]
+        with np.errstate(divide="ignore"):  # an option given probability 0 has log-probability -inf
+            return np.log(np.array([rule(self._text(ids), options) for ids in prompt_ids], dtype=np.float64))
+
+    def _token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[np.ndarray]:
+        rule = self._rule("completion_logprobs")
+        result = []
+        for ids, start in zip(sequences, starts):
+            values = np.asarray(rule(self._text(ids[:start]), self._text(ids[start:])), dtype=np.float64)
+            result.append(np.broadcast_to(values, (len(ids) - start,)).copy())
+        return result

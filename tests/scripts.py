@@ -1,0 +1,105 @@
+"""Scripts for the scripted backend: models whose behaviour the tests know.
+
+Each script reads the prompt as the model would see it (rendered with the tiny model's chat
+template) and answers by a rule. ``scripted(...)`` gives the ``llm`` block that selects one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.conftest import params
+
+USER_TURN = re.compile(r"### User:\n(.*?)\n\n### Assistant:", re.DOTALL)
+
+
+def scripted(script: str, **changes: Any):
+    """The test environment's ``llm`` block with the scripted backend and ``tests.scripts:<script>``."""
+    return params("llm", backend="scripted", script=f"tests.scripts:{script}", **changes)
+
+
+def user_turn(prompt: str) -> str:
+    return USER_TURN.search(prompt).group(1)
+
+
+def answer_in(prompt: str, label: str) -> str:
+    """The text after ``label`` up to the next blank line (``Answer:``, ``First answer:``, …)."""
+    return prompt.split(f"{label}:\n", 1)[1].split("\n\n", 1)[0]
+
+
+def last_answer(prompt: str) -> str:
+    """The pair to rate comes after the worked examples: its answer is the last one."""
+    return prompt.rsplit("Answer:\n", 1)[1]
+
+
+class BackwardModel:
+    """Asks about a document's topic when it mentions one it knows, else copies its first twelve
+    words back (an echo): a backward model whose good and bad outputs are known."""
+
+    def generate(self, prompt: str) -> str:
+        document = user_turn(prompt)
+        if "brisket" in document.lower():
+            return "Sure! You can ask: How do I smoke a brisket?"
+        return " ".join(document.split()[:12])
+
+
+class Rewriter:
+    """Rewrites answers that mention BBQ between the markers; answers others without them."""
+
+    REWRITE = "Smoke the brisket low and slow, at about 110 °C, for around ten hours until it is tender."
+
+    def generate(self, prompt: str) -> str:
+        if "bbq" in prompt.lower():
+            return f"Here is the answer.\n[RES]{self.REWRITE}[/RES]"
+        return "I cannot rewrite this."
+
+
+class Rater:
+    """Scores an answer 5 when it contains GOOD, else 1, as option probabilities and as text."""
+
+    def option_probabilities(self, prompt: str, options: list[str]) -> list[float]:
+        assert prompt.endswith("Score: "), "the score digit must be the next token"
+        best = "5" if "GOOD" in last_answer(prompt) else "1"
+        return [0.9 if option == best else 0.025 for option in options]
+
+    def generate(self, prompt: str) -> str:
+        answer = last_answer(prompt)
+        if "GOOD" in answer:
+            return "The answer is direct and complete.\nScore: 5"
+        if "UNSURE" in answer:
+            return "I cannot decide."
+        return "It is advertising.\nScore: 1"
+
+
+class Judge:
+    """Prefers the answer that contains GOOD, wherever it is shown; with none or both, a tie."""
+
+    def option_probabilities(self, prompt: str, options: list[str]) -> list[float]:
+        first, second = "GOOD" in answer_in(prompt, "First answer"), "GOOD" in answer_in(prompt, "Second answer")
+        verdict = "1" if first and not second else "2" if second and not first else "0"
+        return [0.8 if option == verdict else 0.1 for option in options]
+
+
+class FirstAnswerJudge:
+    """Always prefers the answer shown first: pure position bias."""
+
+    def option_probabilities(self, prompt: str, options: list[str]) -> list[float]:
+        return [0.8 if option == "1" else 0.1 for option in options]
+
+
+class ReferenceScorer:
+    """-1 nat per token for an answer containing GOOD, -3 otherwise."""
+
+    def completion_logprobs(self, prompt: str, completion: str) -> float:
+        return -1.0 if "GOOD" in completion else -3.0
+
+
+class Counting:
+    """Answers with the prompt's length and counts the prompts it was asked (cache tests)."""
+
+    prompts: list[str] = []
+
+    def generate(self, prompt: str) -> str:
+        Counting.prompts.append(prompt)
+        return f"Question about {len(prompt)} characters?"

@@ -1,0 +1,143 @@
+"""Every pipeline run end to end on the tiny template-less model, one test per pipeline.
+
+The runs build on each other as they do for a user (iteration 1, then iteration 2, evaluation, …)
+in one project folder; each test asks for the runs it needs, so any one of them can be selected.
+"""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from humpback.sample_data import stage_sample_data
+from tests.conftest import REPO_ROOT
+from tests.test_run import run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, shared_data, tiny_raw_model_dir):
+    """A project folder, and the runtime parameters that put the tiny model in the base and aligned roles."""
+    folder = tmp_path_factory.mktemp("project")
+    shutil.copytree(REPO_ROOT / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))
+    (folder / "conf" / "local").mkdir()
+    shutil.copy(REPO_ROOT / "pyproject.toml", folder / "pyproject.toml")
+    (folder / "src").mkdir()
+    stage_sample_data(shared_data, folder / "data" / "01_raw")
+    tiny = {"source": "local", "name_or_path": str(tiny_raw_model_dir), "dtype": "float32"}
+    return folder, {"base_model": tiny, "aligned_model": tiny}
+
+
+@pytest.fixture(scope="module")
+def iteration1(project):
+    folder, tiny = project
+    run(folder, "iteration1", runtime_params=tiny)
+    return folder / "data"
+
+
+@pytest.fixture(scope="module")
+def iteration2(project, iteration1):
+    folder, tiny = project
+    written = (iteration1 / "03_primary/candidates.parquet").stat().st_mtime_ns
+    run(folder, "iteration2", runtime_params=tiny)
+    assert (iteration1 / "03_primary/candidates.parquet").stat().st_mtime_ns == written  # iteration 1 not redone
+    return iteration1
+
+
+@pytest.fixture(scope="module")
+def evaluation(project, iteration1):
+    folder, tiny = project
+    run(folder, "evaluation", runtime_params=tiny)
+    return iteration1
+
+
+@pytest.fixture(scope="module")
+def variants(project, evaluation):
+    folder, tiny = project
+    run(folder, "rewriting_variants", runtime_params=tiny)
+    run(folder, "evaluation_variants", runtime_params=tiny)
+    return evaluation
+
+
+def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
+    data = iteration1
+    base = json.loads((data / "06_models/base_model/humpback.json").read_text())
+    assert base["prompt_format"] == "project" and (data / "06_models/base_model/chat_template.jinja").is_file()
+    candidates = pd.read_parquet(data / "03_primary/candidates.parquet")
+    web = pd.read_parquet(data / "03_primary/web_documents.parquet")
+    assert candidates["doc_id"].tolist() == web["doc_id"].tolist() and candidates["request_like"].dtype == bool
+    scored = pd.read_parquet(data / "07_model_output/iteration1_scored_candidates.parquet")
+    rated = pd.read_parquet(data / "03_primary/rated_candidates.parquet")
+    assert len(scored) == len(rated) == (candidates["status"] == "ok").sum()
+    training = pd.read_parquet(data / "05_model_input/iteration1_training_pairs.parquet")
+    curated = pd.read_parquet(data / "07_model_output/iteration1_curated_pairs.parquet")
+    assert (training["source"] == "augmented").sum() == len(curated) > 0  # conf/test keeps the top half
+    for model in ("base_model", "backward_model", "seed_model", "m1"):
+        assert (data / "06_models" / model / "model.safetensors").is_file(), model
+    summary = json.loads((data / "08_reporting/m1_training_summary.json").read_text())
+    assert summary["composition"] == {"seed": 40 - summary["heldout_examples"], "augmented": len(curated)}
+    funnel = pd.read_csv(data / "08_reporting/iteration1_curation_funnel.csv").set_index("stage")
+    assert funnel.loc["documents", "count"] == len(web) and funnel.loc["kept", "count"] == len(curated)
+    assert (data / "08_reporting/iteration1_score_histogram.json").is_file()
+
+
+def test_iteration1_reports_open_in_the_notebook(iteration1):
+    notebook = json.loads((REPO_ROOT / "notebooks/curation_report.ipynb").read_text())
+    namespace: dict = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(iteration1.parent)
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code":
+                exec("".join(cell["source"]).replace('ENV = "offline"', 'ENV = "test"'), namespace)
+    scored = pd.read_parquet(iteration1 / "07_model_output/iteration1_scored_candidates.parquet")
+    assert namespace["scored"]["doc_id"].tolist() == scored["doc_id"].tolist()
+
+
+def test_iteration2_rescores_with_m1_and_trains_m2(iteration2):
+    data = iteration2
+    scored = pd.read_parquet(data / "07_model_output/iteration1_scored_candidates.parquet")
+    rescored = pd.read_parquet(data / "07_model_output/iteration2_scored_candidates.parquet")
+    assert rescored["doc_id"].tolist() == scored["doc_id"].tolist() and (rescored["rater"] == "m1").all()
+    assert (data / "06_models/m2/model.safetensors").is_file()
+    assert (data / "03_primary/iteration2_rated_candidates.parquet").is_file()  # M1's turn to rewrite (off here)
+
+
+def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
+    data = evaluation
+    heldout = pd.read_parquet(data / "05_model_input/evaluation_heldout_pairs.parquet")
+    seed = pd.read_parquet(data / "03_primary/seed_pairs.parquet")
+    assert len(heldout) == 4 and not set(heldout["prompt_id"]) & set(seed["prompt_message_id"])
+    models = pd.read_csv(data / "08_reporting/evaluation_models.csv")
+    assert models["model"].tolist() == ["base", "m0", "m1"]
+    assert (models["reference_nll"] > 0).all() and (models["reference_tokens"] > 0).all()
+    wins = pd.read_csv(data / "08_reporting/evaluation_win_rates.csv")
+    assert [tuple(r) for r in wins[["challenger", "reference"]].to_numpy()] == [("m1", "m0"), ("m1", "base")]
+    assert ((wins["wins"] + wins["ties"] + wins["losses"]) == 4).all()
+    assert ((wins["ci_low"] <= wins["win_rate"]) & (wins["win_rate"] <= wins["ci_high"])).all()
+    judgements = pd.read_parquet(data / "07_model_output/evaluation/m1_vs_m0_judgements.parquet")
+    assert judgements["prompt_id"].tolist() == heldout["prompt_id"].tolist()
+    card = (data / "06_models/m1/README.md").read_text()
+    assert "Win rate vs m0" in card and "base_model:" in card
+    assert "Not evaluated yet" in (data / "06_models/backward_model/README.md").read_text()
+
+
+def test_evaluation_m2_adds_m2_to_the_table(project, iteration2, evaluation):
+    folder, tiny = project
+    run(folder, "evaluation_m2", runtime_params=tiny)
+    models = pd.read_csv(evaluation / "08_reporting/evaluation_m2_models.csv")
+    assert models["model"].tolist() == ["base", "m0", "m1", "m2"]
+
+
+def test_rewriting_variants_train_one_m1_per_mode_and_are_compared(variants):
+    data = variants
+    rated = pd.read_parquet(data / "03_primary/rated_candidates.parquet")
+    before = pd.read_parquet(data / "03_primary/m1_self_before_curation_rated_candidates.parquet")
+    assert len(before) == len(rated) and (before["rewrite_status"] != "not_requested").all()
+    after = pd.read_parquet(data / "07_model_output/m1_after_curation_curated_pairs.parquet")
+    assert (after["rewrite_status"] != "not_requested").all()
+    table = pd.read_csv(data / "08_reporting/evaluation_variants_models.csv").set_index("model")
+    modes = table.loc[["m1", "m1_self_before_curation", "m1_after_curation"], "rewriting_mode"]
+    assert modes.tolist() == ["off", "self_before_curation", "after_curation"]
+    assert len(pd.read_csv(data / "08_reporting/evaluation_variants_win_rates.csv")) == 3

@@ -1,0 +1,127 @@
+"""The model-task runner: cache keys from what the model sees, input checks, status contract."""
+
+import pandas as pd
+import pytest
+
+from humpback import prompts
+from humpback.datasets import CheckpointHandle
+from humpback.pipelines.augmentation.nodes import generate_instructions, instruction_task
+from humpback.runner import ModelTask, TaskInputError, run_model_task
+from tests.conftest import params
+from tests.scripts import Counting, scripted
+
+
+@pytest.fixture
+def documents(web_sample) -> pd.DataFrame:
+    return web_sample.head(6).reset_index(drop=True)
+
+
+@pytest.fixture
+def counting():
+    Counting.prompts = []
+    return Counting
+
+
+def run(documents, model_dir, shard_dir, **llm_changes):
+    generation = params("generation", shard_dir=str(shard_dir), shard_size=2)
+    return generate_instructions(
+        documents,
+        CheckpointHandle(str(model_dir)),
+        scripted("Counting", **llm_changes),
+        params("augmentation"),
+        generation,
+    )
+
+
+def test_a_finished_run_is_reused_and_cosmetic_settings_do_not_matter(documents, tiny_model_dir, tmp_path, counting):
+    first = run(documents, tiny_model_dir, tmp_path)
+    assert len(counting.prompts) == 6 and len(list((tmp_path / "augmentation").glob("*.parquet"))) == 3
+    counting.prompts.clear()
+    # the progress bar, batch sizes and threads change how fast, never what the model answers
+    again = run(
+        documents, tiny_model_dir, tmp_path, show_progress=True, batch_token_budget=128, max_batch_size=2, num_threads=1
+    )
+    assert counting.prompts == []
+    pd.testing.assert_frame_equal(again, first)
+
+
+def test_an_edited_template_recomputes_every_shard(documents, tiny_model_dir, tmp_path, counting, monkeypatch):
+    run(documents, tiny_model_dir, tmp_path)
+    counting.prompts.clear()
+    monkeypatch.setattr(prompts, "BACKWARD_SYSTEM", prompts.BACKWARD_SYSTEM + " Be brief.")
+    run(documents, tiny_model_dir, tmp_path)
+    assert len(counting.prompts) == 6 and all("Be brief." in prompt for prompt in counting.prompts)
+
+
+def test_an_edited_row_recomputes_its_shard_only(documents, tiny_model_dir, tmp_path, counting):
+    run(documents, tiny_model_dir, tmp_path)
+    counting.prompts.clear()
+    edited = documents.copy()
+    edited.loc[5, "text"] = edited.loc[5, "text"] + " One more sentence."
+    run(edited, tiny_model_dir, tmp_path)
+    assert len(counting.prompts) == 2  # the last shard of two rows
+
+
+def test_output_settings_and_weights_are_part_of_the_key(documents, tiny_model_dir, tmp_path, counting):
+    run(documents, tiny_model_dir, tmp_path)
+    counting.prompts.clear()
+    run(documents, tiny_model_dir, tmp_path, seed=1)
+    assert len(counting.prompts) == 6
+    counting.prompts.clear()
+    other_weights = CheckpointHandle(str(tiny_model_dir), {"weights_sha256": "another checkpoint"})
+    generation = params("generation", shard_dir=str(tmp_path), shard_size=2)
+    generate_instructions(documents, other_weights, scripted("Counting"), params("augmentation"), generation)
+    assert len(counting.prompts) == 6
+
+
+def test_a_parser_fix_needs_no_model_call(documents, tiny_model_dir, tmp_path, counting):
+    """Raw outputs are cached, parsed ones are not: stricter cleaning reads the same shards."""
+    loose = run(documents, tiny_model_dir, tmp_path)
+    counting.prompts.clear()
+    strict = generate_instructions(
+        documents,
+        CheckpointHandle(str(tiny_model_dir)),
+        scripted("Counting"),
+        params("augmentation", min_instruction_chars=400),
+        params("generation", shard_dir=str(tmp_path), shard_size=2),
+    )
+    assert counting.prompts == []
+    assert (loose["status"] == "ok").all() and (strict["status"] == "too_short").all()
+
+
+def test_missing_columns_and_empty_prompts_are_named(documents, tiny_model_dir):
+    task = instruction_task(params("augmentation"))
+    model = CheckpointHandle(str(tiny_model_dir))
+    with pytest.raises(TaskInputError, match=r"augmentation: the input rows lack column\(s\) \['text'\]"):
+        run_model_task(
+            task, documents.rename(columns={"text": "body"}), model, scripted("Counting"), params("generation")
+        )
+    blank = documents.assign(text=["A document."] * 5 + ["   "])
+    with pytest.raises(TaskInputError, match="augmentation: row 5: prompt 5 is empty"):
+        run_model_task(task, blank, model, scripted("Counting"), params("generation", shard_dir=None))
+
+
+def test_no_rows_load_no_model(documents):
+    task = instruction_task(params("augmentation"))
+    nowhere = CheckpointHandle("/nonexistent")
+    result = run_model_task(task, documents.head(0), nowhere, scripted("Counting"), params("generation"))
+    assert result.empty and {"raw_instruction", "status", "request_like"} <= set(result.columns)
+
+
+def test_a_parser_must_give_one_status_per_row(documents, tiny_model_dir):
+    broken = ModelTask(
+        name="broken",
+        reads=("text",),
+        prompt=lambda row: row["text"],
+        request=instruction_task(params("augmentation")).request,
+        parse=lambda rows, raw: raw.head(1).assign(status="ok"),
+        status="status",
+    )
+    with pytest.raises(TaskInputError, match="one row per input row"):
+        run_model_task(
+            broken,
+            documents,
+            CheckpointHandle(str(tiny_model_dir)),
+            scripted("Counting"),
+            params("generation", shard_dir=None),
+        )
