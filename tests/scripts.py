@@ -103,3 +103,15 @@ class Counting:
     def generate(self, prompt: str) -> str:
         Counting.prompts.append(prompt)
         return f"Question about {len(prompt)} characters?"
+
+
+class RelevanceJudge:
+    """Prefers the answer that shares more words with the request, wherever it is shown: a judge
+    that tells an answer to the question from an answer to another question."""
+
+    def option_probabilities(self, prompt: str, options: list[str]) -> list[float]:
+        request = set(answer_in(prompt, "Request").lower().split())
+        first = len(request & set(answer_in(prompt, "First answer").lower().split()))
+        second = len(request & set(answer_in(prompt, "Second answer").lower().split()))
+        verdict = "1" if first > second else "2" if second > first else "0"
+        return [0.8 if option == verdict else 0.1 for option in options]

@@ -115,7 +115,15 @@ def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
     wins = pd.read_csv(data / "08_reporting/evaluation_win_rates.csv")
     assert [tuple(r) for r in wins[["challenger", "reference"]].to_numpy()] == [("m1", "m0"), ("m1", "base")]
     assert ((wins["wins"] + wins["ties"] + wins["losses"]) == 4).all()
-    assert ((wins["ci_low"] <= wins["win_rate"]) & (wins["win_rate"] <= wins["ci_high"])).all()
+    # win rates only from a judge that passed its controls (the tiny random judge's outcome is its own)
+    check = json.loads((data / "08_reporting/evaluation_judge_check.json").read_text())
+    assert check["control_prompts"] == 4 and 0 <= check["control_accuracy"] <= 1
+    assert (wins["judge_passed"] == check["passed"]).all()
+    assert (wins["win_rate"].isna() == (not check["passed"])).all()
+    assert wins["win_rate_status"].str.startswith("ok" if check["passed"] else "inconclusive").all()
+    assert (
+        wins["nll_difference"].notna().all() and (wins["nll_difference_ci_low"] <= wins["nll_difference_ci_high"]).all()
+    )
     judgements = pd.read_parquet(data / "07_model_output/evaluation/m1_vs_m0_judgements.parquet")
     assert judgements["prompt_id"].tolist() == heldout["prompt_id"].tolist()
     card = (data / "06_models/m1/README.md").read_text()

@@ -189,11 +189,22 @@ def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
         f"{_number(evaluation.get('reference_nll'))} (perplexity {_number(evaluation.get('reference_perplexity'))})",
     ]
     for comparison in evaluation.get("comparisons", []):
-        lines.append(
-            f"- Win rate vs {comparison['reference']} (judge `{comparison['judge']}`, both orders, ties half): "
+        status = comparison.get("win_rate_status", "ok")
+        figure = (
             f"{_number(comparison['win_rate'])} [{_number(comparison['ci_low'])}, {_number(comparison['ci_high'])}] "
             f"— {comparison['wins']} wins, {comparison['ties']} ties, {comparison['losses']} losses"
+            if status == "ok"
+            else status
         )
+        lines.append(
+            f"- Win rate vs {comparison['reference']} (judge `{comparison['judge']}`, both orders, ties half): {figure}"
+        )
+        if "nll_difference" in comparison:
+            lines.append(
+                f"- Reference NLL per token minus {comparison['reference']}'s (paired bootstrap over prompts): "
+                f"{_number(comparison['nll_difference'])} [{_number(comparison['nll_difference_ci_low'])}, "
+                f"{_number(comparison['nll_difference_ci_high'])}]"
+            )
     return lines
 
 

@@ -241,6 +241,11 @@ class JudgeParams(_Block):
     model: str
     #: the judge also rates each pair in swapped order; disagreements count as ties
     both_orders: bool
+    #: controls (a held-out prompt's human answer against another prompt's): the share of verdicts
+    #: that pick the human answer, and the share of prompts judged alike in both orders, below which
+    #: the judge's win rates are reported as inconclusive
+    min_control_accuracy: float = Field(ge=0, le=1)
+    min_order_consistency: float = Field(ge=0, le=1)
 
 
 class EvaluationParams(_Block):
@@ -254,6 +259,8 @@ class EvaluationParams(_Block):
     judge: JudgeParams
     #: two-sided normal quantile of the win-rate confidence interval (1.96: 95 %)
     z: float = Field(gt=0)
+    #: bootstrap resamples of the paired NLL differences between models (over prompts)
+    bootstrap_samples: int = Field(gt=0)
 
 
 #: top-level parameter key -> the model that validates it

@@ -5,7 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from humpback.pipelines.evaluation.judging import FIRST, SECOND, TIE, challenger_score, outcome, verdict, win_rate
+from humpback.pipelines.evaluation.judging import (
+    FIRST,
+    SECOND,
+    TIE,
+    challenger_score,
+    outcome,
+    verdict,
+    wilson_interval,
+    win_rate,
+)
 
 
 def test_verdict_is_the_most_probable_option_or_none():
@@ -53,3 +62,10 @@ def test_win_rate_edge_cases():
     assert single["win_rate"] == 1.0 and (single["ci_low"], single["ci_high"]) == (0.0, 1.0)
     even = win_rate([0.5] * 10)
     assert even["win_rate"] == 0.5 and even["ci_low"] == even["ci_high"] == 0.5 and even["ties"] == 10
+
+
+def test_wilson_interval_by_hand():
+    # 8 of 10: centre (0.8 + 1.96²/20) / (1 + 1.96²/10) = 0.7167, half-width 0.2266
+    low, high = wilson_interval(8, 10, 1.96)
+    assert (low, high) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
+    assert wilson_interval(0, 5)[0] == 0.0 and all(math.isnan(v) for v in wilson_interval(0, 0))

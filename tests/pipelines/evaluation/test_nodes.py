@@ -57,6 +57,69 @@ def judge(tiny_model_dir) -> CheckpointHandle:
     return CheckpointHandle(path=str(tiny_model_dir), metadata={"role": "aligned", "model_id": "judge-model"})
 
 
+PASSED = {"judge": "judge-model", "passed": True, "reason": None}
+NLL = pd.DataFrame(
+    {
+        "prompt_id": ["p1", "p2", "p3"],
+        "reference_tokens": [10, 10, 10],
+        "reference_nll": [20.0, 20.0, 20.0],
+        "status": "ok",
+    }
+)
+HELDOUT = pd.DataFrame(
+    {
+        "prompt_id": ["a", "b", "c", "d"],
+        "instruction": [
+            "Why do tides rise and fall?",
+            "How do I boil an egg?",
+            "What is a prime number?",
+            "Name a blue flower.",
+        ],
+        "reference": [
+            "Tides rise and fall because the Moon pulls the water.",
+            "Boil the egg in water for eight minutes.",
+            "A prime number has exactly two divisors.",
+            "The cornflower is a blue flower.",
+        ],
+    }
+)
+
+
+def test_a_judge_that_tells_answers_apart_passes_its_controls(judge):
+    controls = nodes.judge_controls(HELDOUT, judge, scripted("RelevanceJudge"), NO_SHARDS)
+    assert controls["correct_first"].tolist() == [True] * 4 and controls["correct_second"].tolist() == [True] * 4
+    check = nodes.summarise_judge_controls(controls, judge, params("evaluation"))
+    assert (check["control_accuracy"], check["order_consistency"], check["passed"]) == (1.0, 1.0, True)
+    assert check["control_accuracy_ci_low"] == pytest.approx(0.676, abs=1e-3)  # Wilson, 8 of 8
+
+
+def test_a_judge_that_always_says_first_fails_its_controls_and_win_rates_are_inconclusive(judge):
+    controls = nodes.judge_controls(HELDOUT, judge, scripted("FirstAnswerJudge"), NO_SHARDS)
+    assert controls["correct_first"].all() and not controls["correct_second"].any() and not controls["consistent"].any()
+    check = nodes.summarise_judge_controls(controls, judge, params("evaluation"))
+    assert (check["control_accuracy"], check["order_consistency"], check["passed"]) == (0.5, 0.0, False)
+    assert check["reason"] == "control accuracy 0.50 < 0.75; order consistency 0.00 < 0.60"
+
+    judgements = nodes.judge_pairs(
+        _responses(["GOOD"] * 3), REFERENCE, judge, scripted("Judge"), params("evaluation"), NO_SHARDS
+    )
+    summary = nodes.summarise_comparison("m1", "m0", judgements, check, NLL, NLL, params("evaluation"))
+    assert math.isnan(summary["win_rate"]) and summary["wins"] == 2  # counted, but no rate is claimed
+    assert summary["win_rate_status"].startswith("inconclusive: judge failed its controls (control accuracy 0.50")
+    card = nodes.update_model_card(CheckpointHandle(path="m1", metadata=METADATA), {"model": "m1"}, summary)
+    assert "Win rate vs m0 (judge `judge-model`, both orders, ties half): inconclusive" in card
+
+
+def test_nll_difference_is_paired_over_prompts():
+    better = NLL.assign(reference_nll=[10.0, 15.0, 18.0])  # 43 / 30 tokens per token, against 60 / 30
+    result = nodes.nll_difference(better, NLL, samples=500, seed=0, z=1.96)
+    assert result["nll_difference"] == pytest.approx(43 / 30 - 2)
+    # better on every prompt (by 1.0, 0.5 and 0.2 nats per token): every resample is negative
+    assert -1.0 <= result["nll_difference_ci_low"] <= 43 / 30 - 2 <= result["nll_difference_ci_high"] <= -0.2 + 1e-9
+    same = nodes.nll_difference(NLL, NLL, samples=100, seed=0, z=1.96)
+    assert (same["nll_difference"], same["nll_difference_ci_low"], same["nll_difference_ci_high"]) == (0.0, 0.0, 0.0)
+
+
 def test_a_judges_preference_shows_in_the_win_rate(judge):
     """A judge that prefers GOOD answers wherever they are shown: one win, one tie, one loss."""
     judgements = nodes.judge_pairs(CHALLENGER, REFERENCE, judge, scripted("Judge"), params("evaluation"), NO_SHARDS)
@@ -66,9 +129,9 @@ def test_a_judges_preference_shows_in_the_win_rate(judge):
     assert judgements["challenger_second_verdict"].tolist() == ["second", "tie", "first"]
     assert judgements["outcome"].tolist() == ["win", "tie", "loss"]
     np.testing.assert_allclose(judgements["challenger_first_p_1"], [0.8, 0.1, 0.1])
-    summary = nodes.summarise_comparison("m1", "m0", judgements, judge, params("evaluation"))
+    summary = nodes.summarise_comparison("m1", "m0", judgements, PASSED, NLL, NLL, params("evaluation"))
     assert (summary["wins"], summary["ties"], summary["losses"], summary["win_rate"]) == (1, 1, 1, 0.5)
-    assert summary["first_position_rate"] == pytest.approx(0.5) and summary["judge"] == "judge-model"
+    assert summary["first_position_rate"] == pytest.approx(0.5) and summary["win_rate_status"] == "ok"
 
     all_good = nodes.judge_pairs(
         _responses(["GOOD"] * 3),
@@ -78,7 +141,7 @@ def test_a_judges_preference_shows_in_the_win_rate(judge):
         params("evaluation"),
         NO_SHARDS,
     )
-    assert nodes.summarise_comparison("m1", "m0", all_good, judge, params("evaluation"))["win_rate"] == 1.0
+    assert nodes.summarise_comparison("m1", "m0", all_good, PASSED, NLL, NLL, params("evaluation"))["win_rate"] == 1.0
 
 
 def test_swapping_the_order_cancels_position_bias(judge):
@@ -87,7 +150,8 @@ def test_swapping_the_order_cancels_position_bias(judge):
         CHALLENGER, REFERENCE, judge, scripted("FirstAnswerJudge"), params("evaluation"), NO_SHARDS
     )
     assert both["outcome"].tolist() == ["tie"] * 3
-    assert nodes.summarise_comparison("m1", "m0", both, judge, params("evaluation"))["first_position_rate"] == 1.0
+    summary = nodes.summarise_comparison("m1", "m0", both, PASSED, NLL, NLL, params("evaluation"))
+    assert summary["first_position_rate"] == 1.0
 
     one_order = nodes.judge_pairs(
         CHALLENGER,

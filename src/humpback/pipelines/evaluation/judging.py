@@ -68,3 +68,13 @@ def win_rate(scores: Sequence[float | None], z: float = 1.96) -> dict:
     rate = float(judged.mean())
     half_width = z * float(judged.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
     return result | {"win_rate": rate, "ci_low": max(0.0, rate - half_width), "ci_high": min(1.0, rate + half_width)}
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (honest near 0 and 1, unlike the normal one)."""
+    if trials == 0:
+        return math.nan, math.nan
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)

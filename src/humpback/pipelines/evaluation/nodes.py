@@ -22,7 +22,16 @@ from humpback.llm import LLMConfig
 from humpback.model_card import render_model_card
 from humpback.oasst import select_seed_pairs
 from humpback.params import EvaluationParams, GenerationRunParams, SeedParams
-from humpback.pipelines.evaluation.judging import challenger_score, outcome, verdict, win_rate
+from humpback.pipelines.evaluation.judging import (
+    FIRST,
+    SECOND,
+    TIE,
+    challenger_score,
+    outcome,
+    verdict,
+    wilson_interval,
+    win_rate,
+)
 from humpback.prompts import JUDGE_OPTIONS, forward_chat, judge_chat
 from humpback.records import to_frame
 from humpback.runner import CompletionLogprobs, Generate, ModelTask, OptionProbabilities, run_model_task
@@ -174,10 +183,10 @@ def parse_judgements(order: str, pairs: pd.DataFrame, raw: pd.DataFrame) -> pd.D
     )
 
 
-def judgement_task(order: str) -> ModelTask:
+def judgement_task(order: str, stage: str = "evaluation_judge") -> ModelTask:
     first, second = ORDERS[order]
     return ModelTask(
-        name=f"evaluation_judge_{order}",
+        name=f"{stage}_{order}",
         reads=("instruction", first, second),
         prompt=partial(_judge_prompt, first, second),
         request=OptionProbabilities(tuple(JUDGE_OPTIONS)),
@@ -239,21 +248,132 @@ def summarise_model(label: str, model: CheckpointHandle, nll: pd.DataFrame, resp
     }
 
 
-def summarise_comparison(
-    challenger: str, reference: str, judgements: pd.DataFrame, judge: CheckpointHandle, params: EvaluationParams
-) -> dict:
-    """Win rate of ``challenger`` against ``reference`` with its interval, and the judge's position bias."""
-    scores = [None if math.isnan(s) else float(s) for s in judgements["score"]]
-    verdict_columns = [c for c in judgements.columns if c.endswith("_verdict")]
-    given = judgements[verdict_columns].stack().dropna()
+def _first_position_rate(judgements: pd.DataFrame) -> float:
+    """Share of decisive verdicts that preferred whichever answer came first: 0.5 is no position bias."""
+    given = judgements[[c for c in judgements.columns if c.endswith("_verdict")]].stack().dropna()
+    return float((given == "first").sum() / max(1, (given != "tie").sum()))
+
+
+def control_pairs(heldout: pd.DataFrame) -> pd.DataFrame:
+    """Pairs whose better answer is known without labels: each held-out prompt's own human answer
+    (shown as the "challenger") against the next prompt's human answer, which does not answer it."""
+    if len(heldout) < 2:
+        raise ValueError("judge controls need at least two held-out prompts (one answer is the other's mismatch)")
+    return pd.DataFrame(
+        {
+            "prompt_id": heldout["prompt_id"].to_numpy(),
+            "instruction": heldout["instruction"].to_numpy(),
+            "response_challenger": heldout["reference"].to_numpy(),
+            "response_reference": np.roll(heldout["reference"].to_numpy(), 1),
+        }
+    )
+
+
+def judge_controls(
+    heldout: pd.DataFrame, judge: CheckpointHandle, llm: LLMConfig, generation: GenerationRunParams
+) -> pd.DataFrame:
+    """The judge's verdicts on the control pairs in both orders, and whether each picked the human answer.
+
+    Returns:
+        prompt_id, both orders' probabilities and verdicts, ``correct_first`` / ``correct_second`` (the
+        human answer won in that order; None: not judged) and ``consistent`` (the same answer, or a
+        tie, preferred in both orders).
+    """
+    judged = control_pairs(heldout)
+    for order in ORDERS:  # both orders always: order consistency is one of the checks
+        judged = run_model_task(judgement_task(order, "evaluation_judge_controls"), judged, judge, llm, generation)
+    first, second = judged["challenger_first_verdict"], judged["challenger_second_verdict"]
+    human_first = {FIRST: "human", SECOND: "other", TIE: TIE}
+    human_second = {FIRST: "other", SECOND: "human", TIE: TIE}
+    return judged.drop(columns=["instruction", "response_challenger", "response_reference"]).assign(
+        correct_first=[None if v is None else v == FIRST for v in first],
+        correct_second=[None if v is None else v == SECOND for v in second],
+        consistent=[
+            None if a is None or b is None else human_first[a] == human_second[b] for a, b in zip(first, second)
+        ],
+    )
+
+
+def summarise_judge_controls(controls: pd.DataFrame, judge: CheckpointHandle, params: EvaluationParams) -> dict:
+    """Whether the judge passes its controls: accuracy (Wilson interval) and order consistency
+    against the thresholds in ``evaluation.judge``; the reason when it does not."""
+    verdicts = pd.concat([controls["correct_first"], controls["correct_second"]]).dropna().astype(bool)
+    consistent = controls["consistent"].dropna().astype(bool)
+    accuracy = float(verdicts.mean()) if len(verdicts) else math.nan
+    low, high = wilson_interval(int(verdicts.sum()), len(verdicts), params.z)
+    consistency = float(consistent.mean()) if len(consistent) else math.nan
+    thresholds = params.judge
+    failures = []
+    if not accuracy >= thresholds.min_control_accuracy:
+        failures.append(f"control accuracy {accuracy:.2f} < {thresholds.min_control_accuracy:.2f}")
+    if not consistency >= thresholds.min_order_consistency:
+        failures.append(f"order consistency {consistency:.2f} < {thresholds.min_order_consistency:.2f}")
     return {
+        "judge": judge.metadata.get("model_id") or judge.metadata.get("role") or judge.path,
+        "control_prompts": len(controls),
+        "control_accuracy": accuracy,
+        "control_accuracy_ci_low": low,
+        "control_accuracy_ci_high": high,
+        "order_consistency": consistency,
+        "first_position_rate": _first_position_rate(controls),
+        "min_control_accuracy": thresholds.min_control_accuracy,
+        "min_order_consistency": thresholds.min_order_consistency,
+        "passed": not failures,
+        "reason": "; ".join(failures) or None,
+    }
+
+
+def nll_difference(challenger: pd.DataFrame, reference: pd.DataFrame, samples: int, seed: int, z: float) -> dict:
+    """Reference-answer NLL per token of the challenger minus the reference model's (negative: the
+    challenger fits the human answers better), with a paired bootstrap interval over prompts."""
+    both = challenger.merge(reference, on="prompt_id", suffixes=("_c", "_r"))
+    both = both.loc[(both["status_c"] == OK) & (both["status_r"] == OK)]
+    if both.empty:
+        return {"nll_difference": math.nan, "nll_difference_ci_low": math.nan, "nll_difference_ci_high": math.nan}
+    values = both[["reference_nll_c", "reference_tokens_c", "reference_nll_r", "reference_tokens_r"]].to_numpy(float)
+
+    def difference(rows: np.ndarray) -> np.ndarray:  # token-weighted, as in the models table
+        return rows[..., 0].sum(-1) / rows[..., 1].sum(-1) - rows[..., 2].sum(-1) / rows[..., 3].sum(-1)
+
+    draws = np.random.default_rng(seed).integers(0, len(values), size=(samples, len(values)))
+    resampled = difference(values[draws])
+    tail = 100 * (1 - math.erf(z / math.sqrt(2))) / 2  # z 1.96 → the 2.5th and 97.5th percentiles
+    return {
+        "nll_difference": float(difference(values)),
+        "nll_difference_ci_low": float(np.percentile(resampled, tail)),
+        "nll_difference_ci_high": float(np.percentile(resampled, 100 - tail)),
+    }
+
+
+def summarise_comparison(
+    challenger: str,
+    reference: str,
+    judgements: pd.DataFrame,
+    judge_check: dict,
+    challenger_nll: pd.DataFrame,
+    reference_nll: pd.DataFrame,
+    params: EvaluationParams,
+) -> dict:
+    """Win rate of ``challenger`` against ``reference`` with its interval (only from a judge that
+    passed its controls: otherwise "inconclusive", with the reason), the judge's position bias, and
+    the paired reference-NLL difference."""
+    scores = [None if math.isnan(s) else float(s) for s in judgements["score"]]
+    result = {
         "challenger": challenger,
         "reference": reference,
-        "judge": judge.metadata.get("model_id") or judge.metadata.get("role") or judge.path,
+        "judge": judge_check["judge"],
         **win_rate(scores, params.z),
-        # share of verdicts that preferred whichever answer came first: 0.5 means no position bias
-        "first_position_rate": float((given == "first").sum() / max(1, (given != "tie").sum())),
+        "first_position_rate": _first_position_rate(judgements),
+        "judge_passed": judge_check["passed"],
+        "win_rate_status": "ok"
+        if judge_check["passed"]
+        else f"inconclusive: judge failed its controls ({judge_check['reason']})",
+        **nll_difference(challenger_nll, reference_nll, params.bootstrap_samples, params.sample_seed, params.z),
     }
+    if not judge_check["passed"]:
+        result.update(win_rate=math.nan, ci_low=math.nan, ci_high=math.nan)
+        logger.warning("WIN RATE INCONCLUSIVE: %s vs %s: %s", challenger, reference, result["win_rate_status"])
+    return result
 
 
 def comparison_report(*summaries: dict) -> tuple[pd.DataFrame, pd.DataFrame, go.Figure]:

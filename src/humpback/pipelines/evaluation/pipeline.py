@@ -11,16 +11,17 @@ from functools import partial, update_wrapper
 import pandas as pd
 from kedro.pipeline import Node, Pipeline
 
-from humpback.datasets import CheckpointHandle
 from humpback.params import EvaluationParams
 from humpback.pipelines.evaluation.nodes import (
     build_heldout_pairs,
     choose_judge,
     comparison_report,
     generate_responses,
+    judge_controls,
     judge_pairs,
     score_references,
     summarise_comparison,
+    summarise_judge_controls,
     summarise_model,
     update_model_card,
 )
@@ -35,8 +36,16 @@ def _comparison_summary(challenger: str, reference: str):
     """:func:`summarise_comparison` for one pair of labels, as a function with the parameter types
     (Kedro reads a node's types to hand it validated parameters; a partial hides them)."""
 
-    def summarise(judgements: pd.DataFrame, judge: CheckpointHandle, params: EvaluationParams) -> dict:
-        return summarise_comparison(challenger, reference, judgements, judge, params)
+    def summarise(
+        judgements: pd.DataFrame,
+        judge_check: dict,
+        challenger_nll: pd.DataFrame,
+        reference_nll: pd.DataFrame,
+        params: EvaluationParams,
+    ) -> dict:
+        return summarise_comparison(
+            challenger, reference, judgements, judge_check, challenger_nll, reference_nll, params
+        )
 
     summarise.__name__ = summarise.__qualname__ = f"summarise_{challenger}_vs_{reference}"
     summarise.__doc__ = summarise_comparison.__doc__
@@ -53,6 +62,18 @@ def heldout_pipeline() -> Pipeline:
                 name="build_heldout_pairs",
             ),
             Node(choose_judge, ["aligned_model", "params:evaluation"], "evaluation.judge", name="choose_judge"),
+            Node(
+                judge_controls,
+                ["evaluation.heldout_pairs", "evaluation.judge", "params:llm", "params:generation"],
+                "evaluation.judge_controls",
+                name="judge_controls",
+            ),
+            Node(
+                summarise_judge_controls,
+                ["evaluation.judge_controls", "evaluation.judge", "params:evaluation"],
+                "evaluation.judge_check",
+                name="summarise_judge_controls",
+            ),
         ]
     )
 
@@ -99,7 +120,13 @@ def _comparison_nodes(challenger: str, reference: str) -> list[Node]:
         ),
         Node(
             _comparison_summary(challenger, reference),
-            [f"{prefix}.judgements", "evaluation.judge", "params:evaluation"],
+            [
+                f"{prefix}.judgements",
+                "evaluation.judge_check",
+                f"evaluation.{challenger}.reference_nll",
+                f"evaluation.{reference}.reference_nll",
+                "params:evaluation",
+            ],
             f"{prefix}.summary",
             name=f"summarise_{challenger}_vs_{reference}",
         ),
