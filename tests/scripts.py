@@ -28,6 +28,10 @@ def answer_in(prompt: str, label: str) -> str:
     return prompt.split(f"{label}:\n", 1)[1].split("\n\n", 1)[0]
 
 
+def last_request(prompt: str) -> str:
+    return prompt.rsplit("Request:\n", 1)[1].split("\n\n", 1)[0]
+
+
 def last_answer(prompt: str) -> str:
     """The pair to rate comes after the worked examples: its answer is the last one."""
     return prompt.rsplit("Answer:\n", 1)[1]
@@ -115,3 +119,18 @@ class RelevanceJudge:
         second = len(request & set(answer_in(prompt, "Second answer").lower().split()))
         verdict = "1" if first > second else "2" if second > first else "0"
         return [0.8 if option == verdict else 0.1 for option in options]
+
+
+class RelevanceRater:
+    """Rates 5 an answer that shares a content word with the request, else 1 (a curator that can
+    tell an answer from an off-topic text); ``ConstantRater`` rates everything alike."""
+
+    def option_probabilities(self, prompt: str, options: list[str]) -> list[float]:
+        request = {word for word in last_request(prompt).lower().split() if len(word) > 3}
+        best = "5" if request & set(last_answer(prompt).lower().split()) else "1"
+        return [0.9 if option == best else 0.025 for option in options]
+
+
+class ConstantRater:
+    def option_probabilities(self, prompt: str, options: list[str]) -> list[float]:
+        return [0.2] * len(options)

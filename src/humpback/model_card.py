@@ -122,6 +122,15 @@ def render_model_card(metadata: dict[str, Any], evaluation: dict[str, Any] | Non
             f"- Candidates: {curation.get('documents', '?')} web documents → {curation.get('candidates', '?')} "
             f"candidate pairs → {curation.get('rated', '?')} rated → {curation.get('kept', '?')} kept",
         ]
+        check = curation.get("curator_check")
+        if check:
+            lines.append(
+                f"- Curator controls ({'passed' if check['passed'] else 'FAILED: ' + str(check['reason'])}): ROC AUC of "
+                f"held-out human pairs vs mismatched pairs {_number(check['auc_vs_mismatched'])} "
+                f"[{_number(check['auc_vs_mismatched_ci_low'])}, {_number(check['auc_vs_mismatched_ci_high'])}], "
+                f"vs web pairs {_number(check['auc_vs_web'])} "
+                f"[{_number(check['auc_vs_web_ci_low'])}, {_number(check['auc_vs_web_ci_high'])}] (0.5 is chance)"
+            )
     lines += [
         "",
         "## Training data",

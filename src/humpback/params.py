@@ -220,6 +220,11 @@ class CurationParams(_Block):
     selection: SelectionParams
     #: rows per score kept in the examples report
     examples_per_score: int = Field(ge=0)
+    #: controls: the rater must rank held-out human pairs above mismatched and web pairs with at
+    #: least this ROC AUC (0.5 is chance), measured with this many bootstrap resamples and seed
+    min_control_auc: float = Field(ge=0, le=1)
+    control_bootstrap_samples: int = Field(gt=0)
+    control_seed: int
 
 
 class RewritingVariantsParams(_Block):

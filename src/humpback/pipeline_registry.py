@@ -9,13 +9,20 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from humpback.pipelines import augmentation, base_model, curation, ingestion, rewriting, training
-from humpback.pipelines.evaluation import evaluation_pipeline
+from humpback.pipelines.evaluation import evaluation_pipeline, heldout_pairs_pipeline
 from humpback.pipelines.training import trained_model_pipeline
 
 #: rewriting modes trained as M1 variants beside the run's own M1 (rewriting as configured)
 VARIANT_MODES = ("self_before_curation", "after_curation")
 #: datasets every iteration reads from the run
-SHARED_INPUTS = ("candidates", "web_documents", "seed_pairs", "seed_model.model", "aligned_model")
+SHARED_INPUTS = (
+    "candidates",
+    "web_documents",
+    "seed_pairs",
+    "seed_model.model",
+    "aligned_model",
+    "evaluation.heldout_pairs",
+)
 #: parameters every iteration shares (rewriting is swapped for the variants)
 SHARED_PARAMETERS = ("llm", "curation", "curation.examples_per_score", "rewriting", "generation")
 
@@ -60,7 +67,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "curation": iteration1_curation - rewriting_stage,
         "m1": trained_model_pipeline("m1", "iteration1.training_pairs", "iteration1.curation_provenance"),
     }
-    iteration1 = sum(stages.values(), Pipeline([]))
+    # the held-out pairs (no model trains on them) are the curator's controls as well as evaluation's prompts
+    iteration1 = sum(stages.values(), heldout_pairs_pipeline())
     # M1 rewrites (when rewriting is on, `rewriting.iteration2`) and rescores the candidates of
     # iteration 1 (nothing of iteration 1 is recomputed) → M2.
     iteration2 = curated_iteration("iteration2", "m1.model") + trained_model_pipeline(

@@ -3,9 +3,16 @@ import pandas as pd
 import pytest
 
 from humpback.datasets import CheckpointHandle
-from humpback.pipelines.curation.nodes import build_training_pairs, score_candidates, select_pairs
+from humpback.pipelines.curation.nodes import (
+    build_training_pairs,
+    curator_controls,
+    score_candidates,
+    select_pairs,
+    summarise_curator_controls,
+)
 from humpback.pipelines.curation.parsing import parse_score
 from humpback.pipelines.curation.reports import curation_funnel, score_examples, score_histogram
+from humpback.statistics import bootstrap_auc, roc_auc
 from tests.conftest import NO_SHARDS, params
 from tests.scripts import scripted
 
@@ -148,3 +155,50 @@ def test_training_pairs_and_reports(rated, web_sample):
     assert {trace.name for trace in score_histogram(scored).data} == {"x"}
     examples = score_examples(scored, per_score=1)
     assert examples["score"].tolist() == [3, 5]
+
+
+HELDOUT = pd.DataFrame(
+    {
+        "prompt_id": ["a", "b", "c", "d"],
+        "instruction": [
+            "Why do tides rise and fall?",
+            "How do I boil an egg?",
+            "What is a prime number?",
+            "Name a blue flower.",
+        ],
+        "reference": [
+            "Tides rise and fall because the Moon pulls the water.",
+            "Boil the egg in water for eight minutes.",
+            "A prime number has exactly two divisors.",
+            "The cornflower is a blue flower.",
+        ],
+    }
+)
+
+
+def test_a_curator_that_tells_answers_from_off_topic_text_passes_its_controls(web_sample, tiny_model_dir):
+    rater = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
+    curation = params("curation", scorer="option_probabilities")
+    controls = curator_controls(HELDOUT, web_sample, rater, scripted("RelevanceRater"), curation, NO_SHARDS)
+    assert controls.groupby("control")["score"].apply(list).to_dict()["human"] == [5, 5, 5, 5]
+    assert (controls.loc[controls["control"] == "mismatched", "score"] == 1).all()
+    check = summarise_curator_controls(controls, rater, curation)
+    assert check["auc_vs_mismatched"] == 1.0 and check["auc_vs_web"] >= 0.7 and check["passed"]
+    assert check["control_pairs"] == 12 and check["rated_share"] == 1.0
+
+
+def test_a_curator_whose_scores_do_not_separate_pairs_fails_at_chance(web_sample, tiny_model_dir, caplog):
+    rater = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
+    curation = params("curation", scorer="option_probabilities")
+    controls = curator_controls(HELDOUT, web_sample, rater, scripted("ConstantRater"), curation, NO_SHARDS)
+    check = summarise_curator_controls(controls, rater, curation)
+    assert (check["auc_vs_mismatched"], check["auc_vs_web"], check["passed"]) == (0.5, 0.5, False)
+    assert check["reason"] == "AUC human vs mismatched 0.50 < 0.70; AUC human vs web 0.50 < 0.70"
+    assert "CURATOR FAILED ITS CONTROLS" in caplog.text
+
+
+def test_roc_auc_by_hand():
+    # positives 3, 2 against negatives 1, 2: 3>1, 3>2, 2>1 and one tie (half) → 3.5 / 4
+    assert roc_auc(np.array([3.0, 2.0]), np.array([1.0, 2.0])) == 0.875
+    point, low, high = bootstrap_auc(np.array([5.0, 4.0, 5.0]), np.array([1.0, 2.0, 1.0]), samples=200, seed=0)
+    assert point == low == high == 1.0  # every resample separates perfectly

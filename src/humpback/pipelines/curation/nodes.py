@@ -8,7 +8,9 @@ the argmax.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from functools import partial
 from typing import Any
 
@@ -21,6 +23,7 @@ from humpback.params import CurationParams, GenerationRunParams, RewritingParams
 from humpback.pipelines.curation.parsing import PARSED, PROMPT_TOO_LONG, parse_score
 from humpback.prompts import SCORE_OPTIONS, rating_chat
 from humpback.runner import Generate, ModelTask, OptionProbabilities, run_model_task
+from humpback.statistics import bootstrap_auc
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +95,83 @@ def score_candidates(
     return run_model_task(rating_task(params), rated, rater, llm, generation)
 
 
+CONTROL_KINDS = ("human", "mismatched", "web")
+
+
+def control_pairs(heldout_pairs: pd.DataFrame, web_documents: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Pairs whose quality is known without labels: each held-out prompt with its own human answer
+    (good), with the next prompt's human answer (off-topic) and with a web document (not an answer)."""
+    if len(heldout_pairs) < 2 or web_documents.empty:
+        raise ValueError("curator controls need at least two held-out pairs and one web document")
+    web = web_documents["text"].sample(
+        n=len(heldout_pairs), replace=len(web_documents) < len(heldout_pairs), random_state=seed
+    )
+    responses = {
+        "human": heldout_pairs["reference"].to_numpy(),
+        "mismatched": np.roll(heldout_pairs["reference"].to_numpy(), 1),
+        "web": web.to_numpy(),
+    }
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "doc_id": [f"control-{kind}-{prompt}" for prompt in heldout_pairs["prompt_id"]],
+                    "control": kind,
+                    "instruction": heldout_pairs["instruction"].to_numpy(),
+                    "response": responses[kind],
+                }
+            )
+            for kind in CONTROL_KINDS
+        ],
+        ignore_index=True,
+    )
+
+
+def curator_controls(
+    heldout_pairs: pd.DataFrame,
+    web_documents: pd.DataFrame,
+    rater: CheckpointHandle,
+    llm: LLMConfig,
+    params: CurationParams,
+    generation: GenerationRunParams,
+) -> pd.DataFrame:
+    """The rater's scores of the control pairs, rated exactly as the candidates are."""
+    pairs = control_pairs(heldout_pairs, web_documents, params.control_seed)
+    task = dataclasses.replace(rating_task(params), name=f"curation_controls_{params.scorer}")
+    return run_model_task(task, pairs, rater, llm, generation)
+
+
+def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, params: CurationParams) -> dict:
+    """Whether the rater's scores separate held-out human pairs from mismatched and from web pairs
+    (ROC AUC with a bootstrap interval, against ``curation.min_control_auc``), the spread of its
+    scores and how many it could rate (the generate scorer's parse rate)."""
+    ranking = "expected_score" if params.scorer == "option_probabilities" else "score"
+    rated = controls.loc[controls["score"].notna()]
+    values = {kind: rated.loc[rated["control"] == kind, ranking].astype(float).to_numpy() for kind in CONTROL_KINDS}
+    check = {
+        "rater": rater.metadata.get("role", rater.path),
+        "scorer": params.scorer,
+        "ranking": ranking,
+        "control_pairs": len(controls),
+        "rated_share": len(rated) / len(controls) if len(controls) else math.nan,
+        "score_spread": float(rated[ranking].astype(float).std()) if len(rated) > 1 else math.nan,
+        "distinct_scores": int(rated["score"].nunique()),
+        "min_control_auc": params.min_control_auc,
+    }
+    failures = []
+    for other in ("mismatched", "web"):
+        auc, low, high = bootstrap_auc(
+            values["human"], values[other], params.control_bootstrap_samples, params.control_seed
+        )
+        check |= {f"auc_vs_{other}": auc, f"auc_vs_{other}_ci_low": low, f"auc_vs_{other}_ci_high": high}
+        if not auc >= params.min_control_auc:
+            failures.append(f"AUC human vs {other} {auc:.2f} < {params.min_control_auc:.2f}")
+    check |= {"passed": not failures, "reason": "; ".join(failures) or None}
+    if failures:
+        logger.warning("CURATOR FAILED ITS CONTROLS (%s): %s", check["rater"], check["reason"])
+    return check
+
+
 def select_pairs(scored: pd.DataFrame, params: CurationParams) -> tuple[pd.DataFrame, dict]:
     """Keep pairs by score threshold (5 as in the paper, or 4) or the top fraction by score.
 
@@ -135,6 +215,7 @@ def build_training_pairs(seed_pairs: pd.DataFrame, curated_pairs: pd.DataFrame) 
 
 def describe_curation(
     selection_summary: dict,
+    curator_check: dict,
     web_documents: pd.DataFrame,
     candidates: pd.DataFrame,
     rater: CheckpointHandle,
@@ -152,4 +233,5 @@ def describe_curation(
         "documents": len(web_documents),
         "candidates": int((candidates["status"] == "ok").sum()),
         **{key: selection_summary[key] for key in ("method", "threshold", "top_fraction", "rated", "kept")},
+        "curator_check": curator_check,
     }

@@ -7,7 +7,14 @@ training pairs. The registry composes both under each iteration's namespace.
 
 from kedro.pipeline import Node, Pipeline
 
-from humpback.pipelines.curation.nodes import build_training_pairs, describe_curation, score_candidates, select_pairs
+from humpback.pipelines.curation.nodes import (
+    build_training_pairs,
+    curator_controls,
+    describe_curation,
+    score_candidates,
+    select_pairs,
+    summarise_curator_controls,
+)
 from humpback.pipelines.curation.reports import curation_funnel, score_examples, score_histogram
 
 
@@ -28,9 +35,29 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(build_training_pairs, ["seed_pairs", "curated_pairs"], "training_pairs", name="build_training_pairs"),
             Node(
+                curator_controls,
+                inputs=[
+                    "evaluation.heldout_pairs",
+                    "web_documents",
+                    "rater_model",
+                    "params:llm",
+                    "params:curation",
+                    "params:generation",
+                ],
+                outputs="curator_controls",
+                name="curator_controls",
+            ),
+            Node(
+                summarise_curator_controls,
+                ["curator_controls", "rater_model", "params:curation"],
+                "curator_check",
+                name="summarise_curator_controls",
+            ),
+            Node(
                 describe_curation,
                 inputs=[
                     "selection_summary",
+                    "curator_check",
                     "web_documents",
                     "candidates",
                     "rater_model",

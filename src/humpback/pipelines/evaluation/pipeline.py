@@ -52,7 +52,8 @@ def _comparison_summary(challenger: str, reference: str):
     return summarise
 
 
-def heldout_pipeline() -> Pipeline:
+def heldout_pairs_pipeline() -> Pipeline:
+    """Held-out prompts with their human answers: evaluation's prompts and every control's pairs."""
     return Pipeline(
         [
             Node(
@@ -60,7 +61,15 @@ def heldout_pipeline() -> Pipeline:
                 inputs=["oasst1_heldout_messages", "seed_pairs", "params:ingestion.seed", "params:evaluation"],
                 outputs="evaluation.heldout_pairs",
                 name="build_heldout_pairs",
-            ),
+            )
+        ]
+    )
+
+
+def heldout_pipeline() -> Pipeline:
+    """Held-out pairs, the judge, and the judge's controls."""
+    return heldout_pairs_pipeline() + Pipeline(
+        [
             Node(choose_judge, ["aligned_model", "params:evaluation"], "evaluation.judge", name="choose_judge"),
             Node(
                 judge_controls,
