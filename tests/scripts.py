@@ -134,3 +134,15 @@ class RelevanceRater:
 class ConstantRater:
     def option_probabilities(self, prompt: str, options: list[str]) -> list[float]:
         return [0.2] * len(options)
+
+
+class TrainedBackward:
+    """-1 nat per token of an instruction given its answer (a model that learnt the backward task)."""
+
+    def completion_logprobs(self, prompt: str, completion: str) -> float:
+        return -1.0
+
+
+class UntrainedBackward:
+    def completion_logprobs(self, prompt: str, completion: str) -> float:
+        return -3.0

@@ -81,6 +81,12 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
     funnel = pd.read_csv(data / "08_reporting/iteration1_curation_funnel.csv").set_index("stage")
     assert funnel.loc["documents", "count"] == len(web) and funnel.loc["kept", "count"] == len(curated)
     assert (data / "08_reporting/iteration1_score_histogram.json").is_file()
+    # each model-made judgement is checked against known answers, pass or fail (a random tiny model fails)
+    backward = json.loads((data / "08_reporting/augmentation_backward_check.json").read_text())
+    curator = json.loads((data / "08_reporting/iteration1_curator_check.json").read_text())
+    assert backward["heldout_pairs"] == 4 and isinstance(backward["passed"], bool)
+    assert curator["control_pairs"] == 12 and 0 <= curator["auc_vs_mismatched"] <= 1
+    assert "Curator controls" in (data / "06_models/m1/README.md").read_text()
 
 
 def test_iteration1_reports_open_in_the_notebook(iteration1):

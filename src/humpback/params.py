@@ -192,6 +192,13 @@ class AugmentationParams(_Block):
     max_instruction_chars: int = Field(gt=0)
     #: an instruction whose words are mostly copied from the document is an echo, not a request
     max_copied_fraction: float = Field(gt=0, le=1)
+    #: controls: the backward model passes when it predicts held-out true instructions better than
+    #: the base model (bootstrap interval below 0), at least this share of its usable instructions
+    #: read as requests, and at most this share of its outputs are echoes
+    min_request_like_share: float = Field(ge=0, le=1)
+    max_echo_share: float = Field(ge=0, le=1)
+    control_bootstrap_samples: int = Field(gt=0)
+    control_seed: int
 
 
 class RewritingParams(_Block):

@@ -1,4 +1,5 @@
-"""Small statistics shared by the method-health checks: ROC AUC with a bootstrap interval."""
+"""Small statistics shared by the method-health checks: ROC AUC and paired differences, with
+bootstrap intervals."""
 
 from __future__ import annotations
 
@@ -31,3 +32,26 @@ def bootstrap_auc(
     ]
     tail = 100 * (1 - level) / 2
     return point, float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))
+
+
+def paired_bootstrap_difference(
+    a: np.ndarray, b: np.ndarray, samples: int, seed: int, level: float = 0.95
+) -> tuple[float, float, float]:
+    """Difference of two token-weighted means measured on the same items, with a paired
+    percentile bootstrap interval over items.
+
+    ``a`` and ``b`` have one row per item: (sum of the values, number of tokens), e.g. an answer's
+    NLL under two models. The difference is sum(a₀)/sum(a₁) − sum(b₀)/sum(b₁).
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if not len(a):
+        return math.nan, math.nan, math.nan
+
+    def difference(rows: np.ndarray) -> np.ndarray:
+        return a[rows, 0].sum(-1) / a[rows, 1].sum(-1) - b[rows, 0].sum(-1) / b[rows, 1].sum(-1)
+
+    draws = np.random.default_rng(seed).integers(0, len(a), size=(samples, len(a)))
+    resampled = difference(draws)
+    tail = 100 * (1 - level) / 2
+    point = float(difference(np.arange(len(a))))
+    return point, float(np.percentile(resampled, tail)), float(np.percentile(resampled, 100 - tail))

@@ -112,11 +112,11 @@ def test_a_judge_that_always_says_first_fails_its_controls_and_win_rates_are_inc
 
 def test_nll_difference_is_paired_over_prompts():
     better = NLL.assign(reference_nll=[10.0, 15.0, 18.0])  # 43 / 30 tokens per token, against 60 / 30
-    result = nodes.nll_difference(better, NLL, samples=500, seed=0, z=1.96)
+    result = nodes.nll_difference(better, NLL, samples=500, seed=0)
     assert result["nll_difference"] == pytest.approx(43 / 30 - 2)
     # better on every prompt (by 1.0, 0.5 and 0.2 nats per token): every resample is negative
     assert -1.0 <= result["nll_difference_ci_low"] <= 43 / 30 - 2 <= result["nll_difference_ci_high"] <= -0.2 + 1e-9
-    same = nodes.nll_difference(NLL, NLL, samples=100, seed=0, z=1.96)
+    same = nodes.nll_difference(NLL, NLL, samples=100, seed=0)
     assert (same["nll_difference"], same["nll_difference_ci_low"], same["nll_difference_ci_high"]) == (0.0, 0.0, 0.0)
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
 from functools import partial
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle
 from humpback.llm import LLMConfig
 from humpback.params import AugmentationParams, GenerationRunParams
-from humpback.pipelines.augmentation.postprocess import OK, clean_instruction, looks_like_request
+from humpback.pipelines.augmentation.postprocess import ECHO, OK, PROMPT_TOO_LONG, clean_instruction, looks_like_request
 from humpback.prompts import backward_chat
-from humpback.runner import Generate, ModelTask, run_model_task
+from humpback.runner import CompletionLogprobs, Generate, ModelTask, run_model_task
+from humpback.statistics import paired_bootstrap_difference
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,89 @@ def instruction_task(params: AugmentationParams) -> ModelTask:
         parse=partial(parse_instructions, params),
         status="status",
     )
+
+
+def _answer_prompt(row: dict[str, Any]):
+    return backward_chat(row["reference"])
+
+
+def parse_instruction_logprobs(pairs: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    scored = raw["token_logprobs"]
+    return pd.DataFrame(
+        {
+            "instruction_tokens": [len(s) if s is not None else 0 for s in scored],
+            "instruction_nll": [-float(np.sum(s)) if s is not None else math.nan for s in scored],
+            "status": [OK if s is not None else PROMPT_TOO_LONG for s in scored],
+        }
+    )
+
+
+def instruction_nll(
+    heldout_pairs: pd.DataFrame, model: CheckpointHandle, llm: LLMConfig, generation: GenerationRunParams
+) -> pd.DataFrame:
+    """Negative log-likelihood of each held-out pair's true instruction given its human answer, in the
+    backward model's prompt: how well a model does the backward model's job, with no generation."""
+    task = ModelTask(
+        name="augmentation_instruction_nll",
+        reads=("reference",),
+        prompt=_answer_prompt,
+        request=CompletionLogprobs("instruction"),
+        parse=parse_instruction_logprobs,
+        status="status",
+    )
+    return run_model_task(task, heldout_pairs, model, llm, generation)[
+        ["prompt_id", "instruction_tokens", "instruction_nll", "status"]
+    ]
+
+
+def summarise_backward_controls(
+    backward_nll: pd.DataFrame, base_nll: pd.DataFrame, candidates: pd.DataFrame, params: AugmentationParams
+) -> dict:
+    """Whether the backward model does its job: it predicts held-out true instructions better than
+    the base model (paired bootstrap over pairs), and what it wrote reads as requests, not echoes."""
+    both = backward_nll.merge(base_nll, on="prompt_id", suffixes=("_backward", "_base"))
+    both = both.loc[(both["status_backward"] == OK) & (both["status_base"] == OK)]
+    point, low, high = paired_bootstrap_difference(
+        both[["instruction_nll_backward", "instruction_tokens_backward"]].to_numpy(float),
+        both[["instruction_nll_base", "instruction_tokens_base"]].to_numpy(float),
+        params.control_bootstrap_samples,
+        params.control_seed,
+    )
+    usable = candidates["status"] == OK
+    request_like = float(candidates.loc[usable, "request_like"].mean()) if usable.any() else math.nan
+    echo = float((candidates["status"] == ECHO).mean()) if len(candidates) else math.nan
+    failures = []
+    if not high < 0:
+        failures.append(
+            f"true-instruction NLL not below the base model's (difference {point:.3f} [{low:.3f}, {high:.3f}])"
+        )
+    if not request_like >= params.min_request_like_share:
+        failures.append(f"request-like share {request_like:.2f} < {params.min_request_like_share:.2f}")
+    if not echo <= params.max_echo_share:
+        failures.append(f"echo share {echo:.2f} > {params.max_echo_share:.2f}")
+    check = {
+        "heldout_pairs": len(both),
+        "instruction_nll_backward": float(
+            both["instruction_nll_backward"].sum() / both["instruction_tokens_backward"].sum()
+        )
+        if len(both)
+        else math.nan,
+        "instruction_nll_base": float(both["instruction_nll_base"].sum() / both["instruction_tokens_base"].sum())
+        if len(both)
+        else math.nan,
+        "nll_difference": point,
+        "nll_difference_ci_low": low,
+        "nll_difference_ci_high": high,
+        "request_like_share": request_like,
+        "echo_share": echo,
+        "min_request_like_share": params.min_request_like_share,
+        "max_echo_share": params.max_echo_share,
+        "passed": not failures,
+        "reason": "; ".join(failures) or None,
+    }
+    if failures:
+        logger.warning("BACKWARD MODEL FAILED ITS CONTROLS: %s", check["reason"])
+    return check
 
 
 def generate_instructions(

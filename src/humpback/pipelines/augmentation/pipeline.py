@@ -1,8 +1,9 @@
-"""Augmentation: M_yx writes an instruction for every web document → candidate pairs."""
+"""Augmentation: M_yx writes an instruction for every web document → candidate pairs; its controls
+check that it does the backward model's job (held-out true instructions, request-likeness, echoes)."""
 
 from kedro.pipeline import Node, Pipeline
 
-from humpback.pipelines.augmentation.nodes import generate_instructions
+from humpback.pipelines.augmentation.nodes import generate_instructions, instruction_nll, summarise_backward_controls
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -19,6 +20,26 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="candidates",
                 name="generate_instructions",
-            )
+            ),
+            *(
+                Node(
+                    instruction_nll,
+                    ["evaluation.heldout_pairs", model, "params:llm", "params:generation"],
+                    f"augmentation.{name}_instruction_nll",
+                    name=f"{name}_instruction_nll",
+                )
+                for name, model in (("backward_model", "backward_model.model"), ("base_model", "base_model"))
+            ),
+            Node(
+                summarise_backward_controls,
+                [
+                    "augmentation.backward_model_instruction_nll",
+                    "augmentation.base_model_instruction_nll",
+                    "candidates",
+                    "params:augmentation",
+                ],
+                "augmentation.backward_check",
+                name="summarise_backward_controls",
+            ),
         ]
     )

@@ -35,6 +35,7 @@ from humpback.pipelines.evaluation.judging import (
 from humpback.prompts import JUDGE_OPTIONS, forward_chat, judge_chat
 from humpback.records import to_frame
 from humpback.runner import CompletionLogprobs, Generate, ModelTask, OptionProbabilities, run_model_task
+from humpback.statistics import paired_bootstrap_difference
 
 logger = logging.getLogger(__name__)
 
@@ -323,26 +324,18 @@ def summarise_judge_controls(controls: pd.DataFrame, judge: CheckpointHandle, pa
     }
 
 
-def nll_difference(challenger: pd.DataFrame, reference: pd.DataFrame, samples: int, seed: int, z: float) -> dict:
+def nll_difference(challenger: pd.DataFrame, reference: pd.DataFrame, samples: int, seed: int) -> dict:
     """Reference-answer NLL per token of the challenger minus the reference model's (negative: the
-    challenger fits the human answers better), with a paired bootstrap interval over prompts."""
+    challenger fits the human answers better), with a paired 95 % bootstrap interval over prompts."""
     both = challenger.merge(reference, on="prompt_id", suffixes=("_c", "_r"))
     both = both.loc[(both["status_c"] == OK) & (both["status_r"] == OK)]
-    if both.empty:
-        return {"nll_difference": math.nan, "nll_difference_ci_low": math.nan, "nll_difference_ci_high": math.nan}
-    values = both[["reference_nll_c", "reference_tokens_c", "reference_nll_r", "reference_tokens_r"]].to_numpy(float)
-
-    def difference(rows: np.ndarray) -> np.ndarray:  # token-weighted, as in the models table
-        return rows[..., 0].sum(-1) / rows[..., 1].sum(-1) - rows[..., 2].sum(-1) / rows[..., 3].sum(-1)
-
-    draws = np.random.default_rng(seed).integers(0, len(values), size=(samples, len(values)))
-    resampled = difference(values[draws])
-    tail = 100 * (1 - math.erf(z / math.sqrt(2))) / 2  # z 1.96 → the 2.5th and 97.5th percentiles
-    return {
-        "nll_difference": float(difference(values)),
-        "nll_difference_ci_low": float(np.percentile(resampled, tail)),
-        "nll_difference_ci_high": float(np.percentile(resampled, 100 - tail)),
-    }
+    point, low, high = paired_bootstrap_difference(
+        both[["reference_nll_c", "reference_tokens_c"]].to_numpy(float),
+        both[["reference_nll_r", "reference_tokens_r"]].to_numpy(float),
+        samples,
+        seed,
+    )
+    return {"nll_difference": point, "nll_difference_ci_low": low, "nll_difference_ci_high": high}
 
 
 def summarise_comparison(
@@ -368,7 +361,7 @@ def summarise_comparison(
         "win_rate_status": "ok"
         if judge_check["passed"]
         else f"inconclusive: judge failed its controls ({judge_check['reason']})",
-        **nll_difference(challenger_nll, reference_nll, params.bootstrap_samples, params.sample_seed, params.z),
+        **nll_difference(challenger_nll, reference_nll, params.bootstrap_samples, params.sample_seed),
     }
     if not judge_check["passed"]:
         result.update(win_rate=math.nan, ci_low=math.nan, ci_high=math.nan)
