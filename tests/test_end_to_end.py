@@ -87,6 +87,11 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
     assert backward["heldout_pairs"] == 4 and isinstance(backward["passed"], bool)
     assert curator["control_pairs"] == 12 and 0 <= curator["auc_vs_mismatched"] <= 1
     assert "Curator controls" in (data / "06_models/m1/README.md").read_text()
+    health = pd.read_csv(data / "08_reporting/iteration1_method_health.csv")
+    assert (
+        set(health["model"]) == {"backward model", "curator (seed)"}
+        and (data / "08_reporting/iteration1_method_health.json").is_file()
+    )
 
 
 def test_iteration1_reports_open_in_the_notebook(iteration1):
@@ -130,6 +135,8 @@ def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
     assert (
         wins["nll_difference"].notna().all() and (wins["nll_difference_ci_low"] <= wins["nll_difference_ci_high"]).all()
     )
+    judge_health = pd.read_csv(data / "08_reporting/evaluation_method_health.csv")
+    assert judge_health["model"].str.startswith("judge").all() and len(judge_health) == 3
     judgements = pd.read_parquet(data / "07_model_output/evaluation/m1_vs_m0_judgements.parquet")
     assert judgements["prompt_id"].tolist() == heldout["prompt_id"].tolist()
     card = (data / "06_models/m1/README.md").read_text()

@@ -10,6 +10,7 @@ from kedro.pipeline import Pipeline
 
 from humpback.pipelines import augmentation, base_model, curation, ingestion, rewriting, training
 from humpback.pipelines.evaluation import evaluation_pipeline, heldout_pairs_pipeline
+from humpback.pipelines.method_health import method_health_pipeline
 from humpback.pipelines.training import trained_model_pipeline
 
 #: rewriting modes trained as M1 variants beside the run's own M1 (rewriting as configured)
@@ -68,11 +69,15 @@ def register_pipelines() -> dict[str, Pipeline]:
         "m1": trained_model_pipeline("m1", "iteration1.training_pairs", "iteration1.curation_provenance"),
     }
     # the held-out pairs (no model trains on them) are the curator's controls as well as evaluation's prompts
-    iteration1 = sum(stages.values(), heldout_pairs_pipeline())
+    iteration1 = sum(stages.values(), heldout_pairs_pipeline()) + method_health_pipeline(
+        "iteration1", ["augmentation.backward_check", "iteration1.curator_check"]
+    )
     # M1 rewrites (when rewriting is on, `rewriting.iteration2`) and rescores the candidates of
     # iteration 1 (nothing of iteration 1 is recomputed) → M2.
-    iteration2 = curated_iteration("iteration2", "m1.model") + trained_model_pipeline(
-        "m2", "iteration2.training_pairs", "iteration2.curation_provenance"
+    iteration2 = (
+        curated_iteration("iteration2", "m1.model")
+        + trained_model_pipeline("m2", "iteration2.training_pairs", "iteration2.curation_provenance")
+        + method_health_pipeline("iteration2", ["iteration2.curator_check"])
     )
     evaluation = evaluation_pipeline(
         "evaluation",
@@ -80,7 +85,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         compare=[("m1", "m0"), ("m1", "base")],
         table=["base", "m0", "m1"],
         cards={"m0": "seed_model.model_card", "m1": "m1.model_card"},
-    )
+    ) + method_health_pipeline("evaluation", ["evaluation.judge_check"])
     evaluation_m2 = evaluation_pipeline(
         "evaluation_m2",
         evaluate={"m2": "m2.model"},
