@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RAY = {"num_cpus": 2, "num_actors": 2, "cpus_per_actor": 0.5, "threads_per_actor": 1, "timeout_s": 600}
 
 
-def _timed_stage(documents: pd.DataFrame, engine: str, model: str) -> float:
-    parameters = project_parameters(conf_source=str(ROOT / "conf"))
+def _timed_stage(documents: pd.DataFrame, engine: str, model: str, parameters: dict) -> float:
     llm = parameters["llm"].model_copy(
         update={"backend": "transformers", "show_progress": False, "num_threads": 1 if engine == "ray" else None}
     )
@@ -45,11 +44,12 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=1)
     args = parser.parse_args()
     documents = pd.read_parquet(ROOT / "data/03_primary/web_documents.parquet").head(args.documents)
+    parameters = project_parameters(conf_source=str(ROOT / "conf"))
 
-    _timed_stage(documents, "local", args.model)  # warm-up: imports and file cache
-    first_ray = _timed_stage(documents, "ray", args.model)
-    later_ray = _timed_stage(documents, "ray", args.model)
-    local = _timed_stage(documents, "local", args.model)
+    _timed_stage(documents, "local", args.model, parameters)  # warm-up: imports and file cache
+    first_ray = _timed_stage(documents, "ray", args.model, parameters)
+    later_ray = _timed_stage(documents, "ray", args.model, parameters)
+    local = _timed_stage(documents, "local", args.model, parameters)
     rows = [
         ("first Ray stage of a run (cluster start + actors)", first_ray, first_ray - local, first_ray / local),
         ("later Ray stage (actors start)", later_ray, later_ray - local, later_ray / local),

@@ -73,14 +73,20 @@ def c4_documents(shared_data) -> pd.DataFrame:
     return pd.read_parquet(shared_data / "c4_en_sample.parquet")
 
 
+def make_project(folder: Path, shared_data: Path) -> Path:
+    """A copy of the project's configuration in ``folder``, with the sample staged in data/01_raw."""
+    shutil.copytree(REPO_ROOT / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))
+    (folder / "conf" / "local").mkdir()
+    shutil.copy(REPO_ROOT / "pyproject.toml", folder / "pyproject.toml")
+    (folder / "src").mkdir()  # Kedro checks the source folder exists; the package is installed
+    stage_sample_data(shared_data, folder / "data" / "01_raw")
+    return folder
+
+
 @pytest.fixture
 def kedro_project(tmp_path, shared_data, monkeypatch) -> Path:
-    """A copy of the project's configuration with the sample staged in data/01_raw, as cwd."""
-    shutil.copytree(REPO_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    shutil.copy(REPO_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    (tmp_path / "src").mkdir()  # Kedro checks the source folder exists; the package is installed
-    stage_sample_data(shared_data, tmp_path / "data" / "01_raw")
+    """A throw-away project (:func:`make_project`) as the working directory."""
+    make_project(tmp_path, shared_data)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KEDRO_DISABLE_TELEMETRY", "true")
     return tmp_path
@@ -149,6 +155,26 @@ def web_sample(c4_documents) -> pd.DataFrame:
     """A dozen cleaned real c4 documents."""
     return clean_documents(c4_documents.head(60))[0].head(12)
 
+
+#: held-out pairs as the evaluation stage makes them: four prompts, each with its own human answer,
+#: which shares words with it (controls pair each prompt with another prompt's answer too)
+HELDOUT_PAIRS = pd.DataFrame(
+    {
+        "prompt_id": ["a", "b", "c", "d"],
+        "instruction": [
+            "Why do tides rise and fall?",
+            "How do I boil an egg?",
+            "What is a prime number?",
+            "Name a blue flower.",
+        ],
+        "reference": [
+            "Tides rise and fall because the Moon pulls the water.",
+            "Boil the egg in water for eight minutes.",
+            "A prime number has exactly two divisors.",
+            "The cornflower is a blue flower.",
+        ],
+    }
+)
 
 #: the test environment's backend settings (transformers, float32, no progress bars)
 TEST_LLM = params("llm")

@@ -5,13 +5,11 @@ in one project folder; each test asks for the runs it needs, so any one of them 
 """
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
 
-from humpback.sample_data import stage_sample_data
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, make_project
 from tests.test_run import run
 
 pytestmark = pytest.mark.slow
@@ -20,12 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, shared_data, tiny_raw_model_dir):
     """A project folder, and the runtime parameters that put the tiny model in the base and aligned roles."""
-    folder = tmp_path_factory.mktemp("project")
-    shutil.copytree(REPO_ROOT / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))
-    (folder / "conf" / "local").mkdir()
-    shutil.copy(REPO_ROOT / "pyproject.toml", folder / "pyproject.toml")
-    (folder / "src").mkdir()
-    stage_sample_data(shared_data, folder / "data" / "01_raw")
+    folder = make_project(tmp_path_factory.mktemp("project"), shared_data)
     tiny = {"source": "local", "name_or_path": str(tiny_raw_model_dir), "dtype": "float32"}
     return folder, {"base_model": tiny, "aligned_model": tiny}
 

@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ from humpback.params import GenerationRunParams
 logger = logging.getLogger(__name__)
 
 PROMPT_IDS, COMPLETION_START = "prompt_ids", "completion_start"
+#: what the runner itself knows of a row: the model answered it, or its prompt did not fit the context
+OK, PROMPT_TOO_LONG = "ok", "prompt_too_long"
 
 
 class TaskInputError(ValueError):
@@ -98,6 +101,19 @@ class CompletionLogprobs:
         return pd.DataFrame({"token_logprobs": pd.Series(dtype=object)})
 
 
+def parse_completion_nll(column: str, rows: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    """The parser of a :class:`CompletionLogprobs` task that scores ``column``: its token count, its
+    negative log-likelihood (summed over tokens; NaN when it did not fit) and a status."""
+    scored = raw["token_logprobs"]
+    return pd.DataFrame(
+        {
+            f"{column}_tokens": [len(s) if s is not None else 0 for s in scored],
+            f"{column}_nll": [-float(np.sum(s)) if s is not None else math.nan for s in scored],
+            "status": [OK if s is not None else PROMPT_TOO_LONG for s in scored],
+        }
+    )
+
+
 Request = Generate | OptionProbabilities | CompletionLogprobs
 #: (input rows, raw outputs) -> the stage's columns, one row per input row, including the status
 Parser = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
@@ -140,7 +156,7 @@ def run_model_task(
         }
         raw = map_with_model(
             requests,
-            functools.partial(_answer, task.request),
+            task.request.answer,  # a bound method of a frozen dataclass: picklable for Ray
             llm=llm,
             model_path=model.path,
             generation=generation,
@@ -174,11 +190,6 @@ def _encode(task: ModelTask, rows: pd.DataFrame, tokenizer: Any) -> pd.DataFrame
     return pd.DataFrame({PROMPT_IDS: ids, COMPLETION_START: starts})
 
 
-def _answer(request: Request, model: LanguageModel, requests: pd.DataFrame) -> pd.DataFrame:
-    """The work sent to the engine: encoded requests in, raw outputs out (picklable for Ray)."""
-    return request.answer(model, requests)
-
-
 def _ids(requests: pd.DataFrame) -> list[list[int]]:
     return [[int(token) for token in ids] for ids in requests[PROMPT_IDS]]
 
@@ -191,9 +202,14 @@ def _row_key(ids: list[int], start: int) -> str:
     return _digest(np.asarray(ids, dtype=np.int64).tobytes() + start.to_bytes(8, "little"))
 
 
-@functools.lru_cache(maxsize=8)
 def load_tokenizer(model_path: str, trust_remote_code: bool) -> Any:
-    """The model's tokenizer (with its chat template): the prompts are rendered with it."""
+    """The model's tokenizer (with its chat template): the prompts are rendered with it. Loaded once
+    per folder state, so a checkpoint saved again at the same path is read again."""
+    return _cached_tokenizer(model_path, trust_remote_code, _folder_state(model_path))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_tokenizer(model_path: str, trust_remote_code: bool, state: int) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
@@ -204,13 +220,18 @@ def weights_identity(model: CheckpointHandle) -> str:
     Hub id its name and revision."""
     if model.metadata.get("weights_sha256"):
         return model.metadata["weights_sha256"]
-    folder = Path(model.path)
-    if folder.is_dir():
-        return _folder_digest(str(folder.resolve()), max((p.stat().st_mtime_ns for p in folder.iterdir()), default=0))
+    if Path(model.path).is_dir():
+        return _folder_digest(str(Path(model.path).resolve()), _folder_state(model.path))
     return f"{model.path}@{model.metadata.get('revision') or 'main'}"
 
 
+def _folder_state(path: str) -> int:
+    """When a local folder last changed (0 for a Hub id): part of the keys of the caches above."""
+    folder = Path(path)
+    return max((p.stat().st_mtime_ns for p in folder.iterdir()), default=0) if folder.is_dir() else 0
+
+
 @functools.lru_cache(maxsize=8)
-def _folder_digest(folder: str, modified: int) -> str:
-    """Content hash of a folder's weights, computed once per folder state (``modified``)."""
+def _folder_digest(folder: str, state: int) -> str:
+    """Content hash of a folder's weights, computed once per folder state."""
     return weights_digest(Path(folder))

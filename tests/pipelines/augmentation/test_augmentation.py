@@ -10,7 +10,7 @@ from humpback.pipelines.augmentation.nodes import (
     summarise_backward_controls,
 )
 from humpback.pipelines.augmentation.postprocess import clean_instruction, looks_like_request, strip_wrappers
-from tests.conftest import NO_SHARDS, params
+from tests.conftest import HELDOUT_PAIRS, NO_SHARDS, params
 from tests.scripts import scripted
 
 DOCUMENT = (
@@ -95,27 +95,14 @@ def test_request_like_instructions(instruction, expected):
     assert looks_like_request(instruction) is expected
 
 
-HELDOUT = pd.DataFrame(
-    {
-        "prompt_id": ["a", "b", "c"],
-        "instruction": ["Why do tides rise and fall?", "How do I boil an egg?", "What is a prime number?"],
-        "reference": [
-            "Tides rise and fall because the Moon pulls the water.",
-            "Boil the egg in water for eight minutes.",
-            "A prime number has exactly two divisors.",
-        ],
-    }
-)
-
-
 def candidates_with(statuses: list[str], request_like: list[bool]) -> pd.DataFrame:
     return pd.DataFrame({"status": statuses, "request_like": request_like})
 
 
 def test_a_backward_model_that_learnt_its_task_passes_its_controls(tiny_model_dir):
     model = CheckpointHandle(str(tiny_model_dir))
-    trained = instruction_nll(HELDOUT, model, scripted("TrainedBackward"), NO_SHARDS)
-    base = instruction_nll(HELDOUT, model, scripted("UntrainedBackward"), NO_SHARDS)
+    trained = instruction_nll(HELDOUT_PAIRS, model, scripted("TrainedBackward"), NO_SHARDS)
+    base = instruction_nll(HELDOUT_PAIRS, model, scripted("UntrainedBackward"), NO_SHARDS)
     assert (trained["status"] == "ok").all() and (trained["instruction_tokens"] > 0).all()
     np.testing.assert_allclose(trained["instruction_nll"], trained["instruction_tokens"])  # 1 nat per token
     good = candidates_with(["ok"] * 9 + ["echo"], [True] * 8 + [False, False])
@@ -123,12 +110,13 @@ def test_a_backward_model_that_learnt_its_task_passes_its_controls(tiny_model_di
     assert (check["instruction_nll_backward"], check["instruction_nll_base"]) == (1.0, 3.0)
     assert (check["nll_difference"], check["nll_difference_ci_high"]) == (-2.0, -2.0)
     assert (check["request_like_share"], check["echo_share"], check["passed"]) == (8 / 9, 0.1, True)
+    assert [row["passed"] for row in check["rows"]] == [True, True, True]  # the report's rows, decided here
 
 
 def test_a_backward_model_that_writes_continuations_fails_its_controls(tiny_model_dir, caplog):
     """What the old default did: no better than the base model, "Yes, please." and echoes."""
     model = CheckpointHandle(str(tiny_model_dir))
-    same = instruction_nll(HELDOUT, model, scripted("UntrainedBackward"), NO_SHARDS)
+    same = instruction_nll(HELDOUT_PAIRS, model, scripted("UntrainedBackward"), NO_SHARDS)
     bad = candidates_with(["ok"] * 6 + ["echo"] * 4, [False] * 5 + [True] + [False] * 4)
     check = summarise_backward_controls(same, same, bad, params("augmentation"))
     assert not check["passed"] and "BACKWARD MODEL FAILED ITS CONTROLS" in caplog.text

@@ -13,7 +13,7 @@ from humpback.pipelines.curation.nodes import (
 from humpback.pipelines.curation.parsing import parse_score
 from humpback.pipelines.curation.reports import curation_funnel, score_examples, score_histogram
 from humpback.statistics import bootstrap_auc, roc_auc
-from tests.conftest import NO_SHARDS, params
+from tests.conftest import HELDOUT_PAIRS, NO_SHARDS, params
 from tests.scripts import scripted
 
 
@@ -157,29 +157,10 @@ def test_training_pairs_and_reports(rated, web_sample):
     assert examples["score"].tolist() == [3, 5]
 
 
-HELDOUT = pd.DataFrame(
-    {
-        "prompt_id": ["a", "b", "c", "d"],
-        "instruction": [
-            "Why do tides rise and fall?",
-            "How do I boil an egg?",
-            "What is a prime number?",
-            "Name a blue flower.",
-        ],
-        "reference": [
-            "Tides rise and fall because the Moon pulls the water.",
-            "Boil the egg in water for eight minutes.",
-            "A prime number has exactly two divisors.",
-            "The cornflower is a blue flower.",
-        ],
-    }
-)
-
-
 def test_a_curator_that_tells_answers_from_off_topic_text_passes_its_controls(web_sample, tiny_model_dir):
     rater = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
     curation = params("curation", scorer="option_probabilities")
-    controls = curator_controls(HELDOUT, web_sample, rater, scripted("RelevanceRater"), curation, NO_SHARDS)
+    controls = curator_controls(HELDOUT_PAIRS, web_sample, rater, scripted("RelevanceRater"), curation, NO_SHARDS)
     assert controls.groupby("control")["score"].apply(list).to_dict()["human"] == [5, 5, 5, 5]
     assert (controls.loc[controls["control"] == "mismatched", "score"] == 1).all()
     check = summarise_curator_controls(controls, rater, curation)
@@ -190,11 +171,12 @@ def test_a_curator_that_tells_answers_from_off_topic_text_passes_its_controls(we
 def test_a_curator_whose_scores_do_not_separate_pairs_fails_at_chance(web_sample, tiny_model_dir, caplog):
     rater = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
     curation = params("curation", scorer="option_probabilities")
-    controls = curator_controls(HELDOUT, web_sample, rater, scripted("ConstantRater"), curation, NO_SHARDS)
+    controls = curator_controls(HELDOUT_PAIRS, web_sample, rater, scripted("ConstantRater"), curation, NO_SHARDS)
     check = summarise_curator_controls(controls, rater, curation)
     assert (check["auc_vs_mismatched"], check["auc_vs_web"], check["passed"]) == (0.5, 0.5, False)
     assert check["reason"] == "AUC human vs mismatched 0.50 < 0.70; AUC human vs web 0.50 < 0.70"
     assert "CURATOR FAILED ITS CONTROLS" in caplog.text
+    assert [row["passed"] for row in check["rows"]] == [False, False, None, None]  # two criteria, two informative
 
 
 def test_roc_auc_by_hand():

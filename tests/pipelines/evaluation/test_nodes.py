@@ -12,7 +12,7 @@ from humpback.datasets import CheckpointHandle
 from humpback.model_card import render_model_card
 from humpback.pipelines.evaluation import nodes
 from humpback.pipelines.ingestion.nodes import build_seed_pairs
-from tests.conftest import NO_SHARDS, params
+from tests.conftest import HELDOUT_PAIRS, NO_SHARDS, params
 from tests.scripts import scripted
 
 
@@ -66,27 +66,10 @@ NLL = pd.DataFrame(
         "status": "ok",
     }
 )
-HELDOUT = pd.DataFrame(
-    {
-        "prompt_id": ["a", "b", "c", "d"],
-        "instruction": [
-            "Why do tides rise and fall?",
-            "How do I boil an egg?",
-            "What is a prime number?",
-            "Name a blue flower.",
-        ],
-        "reference": [
-            "Tides rise and fall because the Moon pulls the water.",
-            "Boil the egg in water for eight minutes.",
-            "A prime number has exactly two divisors.",
-            "The cornflower is a blue flower.",
-        ],
-    }
-)
 
 
 def test_a_judge_that_tells_answers_apart_passes_its_controls(judge):
-    controls = nodes.judge_controls(HELDOUT, judge, scripted("RelevanceJudge"), NO_SHARDS)
+    controls = nodes.judge_controls(HELDOUT_PAIRS, judge, scripted("RelevanceJudge"), NO_SHARDS)
     assert controls["correct_first"].tolist() == [True] * 4 and controls["correct_second"].tolist() == [True] * 4
     check = nodes.summarise_judge_controls(controls, judge, params("evaluation"))
     assert (check["control_accuracy"], check["order_consistency"], check["passed"]) == (1.0, 1.0, True)
@@ -94,11 +77,12 @@ def test_a_judge_that_tells_answers_apart_passes_its_controls(judge):
 
 
 def test_a_judge_that_always_says_first_fails_its_controls_and_win_rates_are_inconclusive(judge):
-    controls = nodes.judge_controls(HELDOUT, judge, scripted("FirstAnswerJudge"), NO_SHARDS)
+    controls = nodes.judge_controls(HELDOUT_PAIRS, judge, scripted("FirstAnswerJudge"), NO_SHARDS)
     assert controls["correct_first"].all() and not controls["correct_second"].any() and not controls["consistent"].any()
     check = nodes.summarise_judge_controls(controls, judge, params("evaluation"))
     assert (check["control_accuracy"], check["order_consistency"], check["passed"]) == (0.5, 0.0, False)
     assert check["reason"] == "control accuracy 0.50 < 0.75; order consistency 0.00 < 0.60"
+    assert [row["passed"] for row in check["rows"]] == [False, False, None]
 
     judgements = nodes.judge_pairs(
         _responses(["GOOD"] * 3), REFERENCE, judge, scripted("Judge"), params("evaluation"), NO_SHARDS

@@ -7,15 +7,15 @@ import math
 from functools import partial
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from humpback import health
 from humpback.datasets import CheckpointHandle
 from humpback.llm import LLMConfig
 from humpback.params import AugmentationParams, GenerationRunParams
-from humpback.pipelines.augmentation.postprocess import ECHO, OK, PROMPT_TOO_LONG, clean_instruction, looks_like_request
+from humpback.pipelines.augmentation.postprocess import ECHO, OK, clean_instruction, looks_like_request
 from humpback.prompts import backward_chat
-from humpback.runner import CompletionLogprobs, Generate, ModelTask, run_model_task
+from humpback.runner import CompletionLogprobs, Generate, ModelTask, parse_completion_nll, run_model_task
 from humpback.statistics import paired_bootstrap_difference
 
 logger = logging.getLogger(__name__)
@@ -61,17 +61,6 @@ def _answer_prompt(row: dict[str, Any]):
     return backward_chat(row["reference"])
 
 
-def parse_instruction_logprobs(pairs: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
-    scored = raw["token_logprobs"]
-    return pd.DataFrame(
-        {
-            "instruction_tokens": [len(s) if s is not None else 0 for s in scored],
-            "instruction_nll": [-float(np.sum(s)) if s is not None else math.nan for s in scored],
-            "status": [OK if s is not None else PROMPT_TOO_LONG for s in scored],
-        }
-    )
-
-
 def instruction_nll(
     heldout_pairs: pd.DataFrame, model: CheckpointHandle, llm: LLMConfig, generation: GenerationRunParams
 ) -> pd.DataFrame:
@@ -82,7 +71,7 @@ def instruction_nll(
         reads=("reference",),
         prompt=_answer_prompt,
         request=CompletionLogprobs("instruction"),
-        parse=parse_instruction_logprobs,
+        parse=partial(parse_completion_nll, "instruction"),
         status="status",
     )
     return run_model_task(task, heldout_pairs, model, llm, generation)[
@@ -106,25 +95,38 @@ def summarise_backward_controls(
     usable = candidates["status"] == OK
     request_like = float(candidates.loc[usable, "request_like"].mean()) if usable.any() else math.nan
     echo = float((candidates["status"] == ECHO).mean()) if len(candidates) else math.nan
-    failures = []
-    if not high < 0:
-        failures.append(
-            f"true-instruction NLL not below the base model's (difference {point:.3f} [{low:.3f}, {high:.3f}])"
-        )
-    if not request_like >= params.min_request_like_share:
-        failures.append(f"request-like share {request_like:.2f} < {params.min_request_like_share:.2f}")
-    if not echo <= params.max_echo_share:
-        failures.append(f"echo share {echo:.2f} > {params.max_echo_share:.2f}")
+    rows = [
+        health.criterion(
+            "backward model",
+            "held-out true-instruction NLL − base model's (nats/token)",
+            point,
+            low=low,
+            high=high,
+            threshold="interval < 0",
+            passed=high < 0,
+            failure=f"true-instruction NLL not below the base model's (difference {point:.3f} [{low:.3f}, {high:.3f}])",
+        ),
+        health.criterion(
+            "backward model",
+            "request-like share of usable instructions",
+            request_like,
+            threshold=f"≥ {params.min_request_like_share}",
+            passed=request_like >= params.min_request_like_share,
+            failure=f"request-like share {request_like:.2f} < {params.min_request_like_share:.2f}",
+        ),
+        health.criterion(
+            "backward model",
+            "echo share of outputs",
+            echo,
+            threshold=f"≤ {params.max_echo_share}",
+            passed=echo <= params.max_echo_share,
+            failure=f"echo share {echo:.2f} > {params.max_echo_share:.2f}",
+        ),
+    ]
     check = {
         "heldout_pairs": len(both),
-        "instruction_nll_backward": float(
-            both["instruction_nll_backward"].sum() / both["instruction_tokens_backward"].sum()
-        )
-        if len(both)
-        else math.nan,
-        "instruction_nll_base": float(both["instruction_nll_base"].sum() / both["instruction_tokens_base"].sum())
-        if len(both)
-        else math.nan,
+        "instruction_nll_backward": _per_token(both, "backward"),
+        "instruction_nll_base": _per_token(both, "base"),
         "nll_difference": point,
         "nll_difference_ci_low": low,
         "nll_difference_ci_high": high,
@@ -132,12 +134,16 @@ def summarise_backward_controls(
         "echo_share": echo,
         "min_request_like_share": params.min_request_like_share,
         "max_echo_share": params.max_echo_share,
-        "passed": not failures,
-        "reason": "; ".join(failures) or None,
+        **health.verdict(rows),
     }
-    if failures:
+    if not check["passed"]:
         logger.warning("BACKWARD MODEL FAILED ITS CONTROLS: %s", check["reason"])
     return check
+
+
+def _per_token(scored: pd.DataFrame, model: str) -> float:
+    tokens = scored[f"instruction_tokens_{model}"].sum()
+    return float(scored[f"instruction_nll_{model}"].sum() / tokens) if tokens else math.nan
 
 
 def generate_instructions(

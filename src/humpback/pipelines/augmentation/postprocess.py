@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import re
 
-OK, EMPTY, TOO_SHORT, TOO_LONG, ECHO, PROMPT_TOO_LONG = (
-    "ok",
-    "empty",
-    "too_short",
-    "too_long",
-    "echo",
-    "prompt_too_long",
-)
+from humpback.runner import OK, PROMPT_TOO_LONG
+
+EMPTY, TOO_SHORT, TOO_LONG, ECHO = "empty", "too_short", "too_long", "echo"
 
 _WRAPPER = re.compile(
     r"^(?:(?:sure|okay|ok)[,!.]?\s+)?"

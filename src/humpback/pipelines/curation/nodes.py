@@ -8,7 +8,6 @@ the argmax.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from functools import partial
@@ -17,12 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from humpback import health
 from humpback.datasets import CheckpointHandle
 from humpback.llm import LLMConfig
 from humpback.params import CurationParams, GenerationRunParams, RewritingParams, SelectionParams
-from humpback.pipelines.curation.parsing import PARSED, PROMPT_TOO_LONG, parse_score
+from humpback.pipelines.curation.parsing import PARSED, parse_score
 from humpback.prompts import SCORE_OPTIONS, rating_chat
-from humpback.runner import Generate, ModelTask, OptionProbabilities, run_model_task
+from humpback.runner import PROMPT_TOO_LONG, Generate, ModelTask, OptionProbabilities, run_model_task
 from humpback.statistics import bootstrap_auc
 
 logger = logging.getLogger(__name__)
@@ -65,10 +65,10 @@ def parse_option_scores(pairs: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def rating_task(params: CurationParams) -> ModelTask:
+def rating_task(params: CurationParams, stage: str = "curation") -> ModelTask:
     generate = params.scorer == "generate"
     return ModelTask(
-        name=f"curation_{params.scorer}",
+        name=f"{stage}_{params.scorer}",
         reads=("instruction", "response"),
         prompt=partial(_rating_prompt, params.scorer, params.few_shot),
         request=Generate(params.sampling) if generate else OptionProbabilities(tuple(SCORE_OPTIONS)),
@@ -108,7 +108,7 @@ def control_pairs(heldout_pairs: pd.DataFrame, web_documents: pd.DataFrame, seed
     )
     responses = {
         "human": heldout_pairs["reference"].to_numpy(),
-        "mismatched": np.roll(heldout_pairs["reference"].to_numpy(), 1),
+        "mismatched": health.mismatched(heldout_pairs["reference"]),
         "web": web.to_numpy(),
     }
     return pd.concat(
@@ -137,8 +137,7 @@ def curator_controls(
 ) -> pd.DataFrame:
     """The rater's scores of the control pairs, rated exactly as the candidates are."""
     pairs = control_pairs(heldout_pairs, web_documents, params.control_seed)
-    task = dataclasses.replace(rating_task(params), name=f"curation_controls_{params.scorer}")
-    return run_model_task(task, pairs, rater, llm, generation)
+    return run_model_task(rating_task(params, stage="curation_controls"), pairs, rater, llm, generation)
 
 
 def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, params: CurationParams) -> dict:
@@ -158,16 +157,30 @@ def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, 
         "distinct_scores": int(rated["score"].nunique()),
         "min_control_auc": params.min_control_auc,
     }
-    failures = []
+    model, rows = f"curator ({check['rater']})", []
     for other in ("mismatched", "web"):
         auc, low, high = bootstrap_auc(
             values["human"], values[other], params.control_bootstrap_samples, params.control_seed
         )
         check |= {f"auc_vs_{other}": auc, f"auc_vs_{other}_ci_low": low, f"auc_vs_{other}_ci_high": high}
-        if not auc >= params.min_control_auc:
-            failures.append(f"AUC human vs {other} {auc:.2f} < {params.min_control_auc:.2f}")
-    check |= {"passed": not failures, "reason": "; ".join(failures) or None}
-    if failures:
+        rows.append(
+            health.criterion(
+                model,
+                f"ROC AUC human vs {other} pairs",
+                auc,
+                low=low,
+                high=high,
+                threshold=f"≥ {params.min_control_auc}",
+                passed=auc >= params.min_control_auc,
+                failure=f"AUC human vs {other} {auc:.2f} < {params.min_control_auc:.2f}",
+            )
+        )
+    rows += [
+        health.information(model, f"spread of its {ranking} (sd)", check["score_spread"]),
+        health.information(model, "control pairs rated", check["rated_share"]),
+    ]
+    check |= health.verdict(rows)
+    if not check["passed"]:
         logger.warning("CURATOR FAILED ITS CONTROLS (%s): %s", check["rater"], check["reason"])
     return check
 

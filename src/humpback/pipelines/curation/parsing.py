@@ -16,7 +16,7 @@ _LABELLED = re.compile(
 _FRACTION = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:/\s*5|out of 5)\b", re.IGNORECASE)
 _BARE = re.compile(r"^\W*(\d)\W*$")
 
-PARSED, OUT_OF_RANGE, UNPARSED, PROMPT_TOO_LONG = "parsed", "out_of_range", "unparsed", "prompt_too_long"
+PARSED, OUT_OF_RANGE, UNPARSED = "parsed", "out_of_range", "unparsed"
 
 
 def parse_score(text: object, low: int = 1, high: int = 5) -> tuple[int | None, str]:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from humpback import health
 from humpback.datasets import CheckpointHandle
 from humpback.llm import LLMConfig
 from humpback.model_card import render_model_card
@@ -34,13 +35,21 @@ from humpback.pipelines.evaluation.judging import (
 )
 from humpback.prompts import JUDGE_OPTIONS, forward_chat, judge_chat
 from humpback.records import to_frame
-from humpback.runner import CompletionLogprobs, Generate, ModelTask, OptionProbabilities, run_model_task
+from humpback.runner import (
+    OK,
+    PROMPT_TOO_LONG,
+    CompletionLogprobs,
+    Generate,
+    ModelTask,
+    OptionProbabilities,
+    parse_completion_nll,
+    run_model_task,
+)
 from humpback.statistics import paired_bootstrap_difference
 
 logger = logging.getLogger(__name__)
 
 HELDOUT_COLUMNS = ["prompt_id", "instruction", "reference"]
-OK, PROMPT_TOO_LONG = "ok", "prompt_too_long"
 
 
 def build_heldout_pairs(
@@ -93,17 +102,6 @@ def _answer_prompt(tagged: bool, row: dict[str, Any]):
     return forward_chat(row["instruction"], "assistant" if tagged else None)
 
 
-def parse_reference_logprobs(prompts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
-    scored = raw["token_logprobs"]
-    return pd.DataFrame(
-        {
-            "reference_tokens": [len(s) if s is not None else 0 for s in scored],
-            "reference_nll": [-float(np.sum(s)) if s is not None else math.nan for s in scored],
-            "status": [OK if s is not None else PROMPT_TOO_LONG for s in scored],
-        }
-    )
-
-
 def parse_answers(prompts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -127,7 +125,7 @@ def score_references(
         reads=("instruction",),
         prompt=partial(_answer_prompt, _uses_assistant_tag(model)),
         request=CompletionLogprobs("reference"),
-        parse=parse_reference_logprobs,
+        parse=partial(parse_completion_nll, "reference"),
         status="status",
     )
     scored = run_model_task(task, heldout, model, llm, generation)
@@ -265,7 +263,7 @@ def control_pairs(heldout: pd.DataFrame) -> pd.DataFrame:
             "prompt_id": heldout["prompt_id"].to_numpy(),
             "instruction": heldout["instruction"].to_numpy(),
             "response_challenger": heldout["reference"].to_numpy(),
-            "response_reference": np.roll(heldout["reference"].to_numpy(), 1),
+            "response_reference": health.mismatched(heldout["reference"]),
         }
     )
 
@@ -304,23 +302,40 @@ def summarise_judge_controls(controls: pd.DataFrame, judge: CheckpointHandle, pa
     low, high = wilson_interval(int(verdicts.sum()), len(verdicts), params.z)
     consistency = float(consistent.mean()) if len(consistent) else math.nan
     thresholds = params.judge
-    failures = []
-    if not accuracy >= thresholds.min_control_accuracy:
-        failures.append(f"control accuracy {accuracy:.2f} < {thresholds.min_control_accuracy:.2f}")
-    if not consistency >= thresholds.min_order_consistency:
-        failures.append(f"order consistency {consistency:.2f} < {thresholds.min_order_consistency:.2f}")
+    name = judge.metadata.get("model_id") or judge.metadata.get("role") or judge.path
+    first_position = _first_position_rate(controls)
+    rows = [
+        health.criterion(
+            f"judge ({name})",
+            "picks the human answer over another prompt's",
+            accuracy,
+            low=low,
+            high=high,
+            threshold=f"≥ {thresholds.min_control_accuracy}",
+            passed=accuracy >= thresholds.min_control_accuracy,
+            failure=f"control accuracy {accuracy:.2f} < {thresholds.min_control_accuracy:.2f}",
+        ),
+        health.criterion(
+            f"judge ({name})",
+            "same verdict in both orders",
+            consistency,
+            threshold=f"≥ {thresholds.min_order_consistency}",
+            passed=consistency >= thresholds.min_order_consistency,
+            failure=f"order consistency {consistency:.2f} < {thresholds.min_order_consistency:.2f}",
+        ),
+        health.information(f"judge ({name})", "first-position rate (0.5: no position bias)", first_position),
+    ]
     return {
-        "judge": judge.metadata.get("model_id") or judge.metadata.get("role") or judge.path,
+        "judge": name,
         "control_prompts": len(controls),
         "control_accuracy": accuracy,
         "control_accuracy_ci_low": low,
         "control_accuracy_ci_high": high,
         "order_consistency": consistency,
-        "first_position_rate": _first_position_rate(controls),
+        "first_position_rate": first_position,
         "min_control_accuracy": thresholds.min_control_accuracy,
         "min_order_consistency": thresholds.min_order_consistency,
-        "passed": not failures,
-        "reason": "; ".join(failures) or None,
+        **health.verdict(rows),
     }
 
 

@@ -6,12 +6,12 @@ read back from their saved datasets, so `evaluation_m2` and `evaluation_variants
 `evaluation` without recomputing it.
 """
 
-from functools import partial, update_wrapper
+import inspect
+import typing
+from collections.abc import Callable
 
-import pandas as pd
 from kedro.pipeline import Node, Pipeline
 
-from humpback.params import EvaluationParams
 from humpback.pipelines.evaluation.nodes import (
     build_heldout_pairs,
     choose_judge,
@@ -27,29 +27,21 @@ from humpback.pipelines.evaluation.nodes import (
 )
 
 
-def _named(function: partial) -> partial:
-    """A partial that carries its function's name and docstring, for Kedro's logs and kedro-viz."""
-    return update_wrapper(function, function.func)
+def _with_labels(function: Callable, *labels: str) -> Callable:
+    """``function`` with its leading label arguments bound, as a function Kedro can read: named and
+    documented as ``function``, with the signature and types of its other parameters (a partial hides
+    them, and Kedro would then hand the node raw parameter dictionaries)."""
 
+    def bound(*args):
+        return function(*labels, *args)
 
-def _comparison_summary(challenger: str, reference: str):
-    """:func:`summarise_comparison` for one pair of labels, as a function with the parameter types
-    (Kedro reads a node's types to hand it validated parameters; a partial hides them)."""
-
-    def summarise(
-        judgements: pd.DataFrame,
-        judge_check: dict,
-        challenger_nll: pd.DataFrame,
-        reference_nll: pd.DataFrame,
-        params: EvaluationParams,
-    ) -> dict:
-        return summarise_comparison(
-            challenger, reference, judgements, judge_check, challenger_nll, reference_nll, params
-        )
-
-    summarise.__name__ = summarise.__qualname__ = f"summarise_{challenger}_vs_{reference}"
-    summarise.__doc__ = summarise_comparison.__doc__
-    return summarise
+    signature, hints = inspect.signature(function), typing.get_type_hints(function)
+    parameters = list(signature.parameters.values())[len(labels) :]
+    bound.__signature__ = signature.replace(parameters=parameters)
+    bound.__annotations__ = {name: hints[name] for name in [p.name for p in parameters] + ["return"] if name in hints}
+    bound.__name__ = bound.__qualname__ = function.__name__
+    bound.__doc__ = function.__doc__
+    return bound
 
 
 def heldout_pairs_pipeline() -> Pipeline:
@@ -103,7 +95,7 @@ def _model_nodes(label: str, checkpoint: str) -> list[Node]:
             name=f"{label}_generate_responses",
         ),
         Node(
-            _named(partial(summarise_model, label)),
+            _with_labels(summarise_model, label),
             [checkpoint, f"{prefix}.reference_nll", f"{prefix}.responses"],
             f"{prefix}.summary",
             name=f"{label}_summary",
@@ -128,7 +120,7 @@ def _comparison_nodes(challenger: str, reference: str) -> list[Node]:
             name=f"judge_{challenger}_vs_{reference}",
         ),
         Node(
-            _comparison_summary(challenger, reference),
+            _with_labels(summarise_comparison, challenger, reference),
             [
                 f"{prefix}.judgements",
                 "evaluation.judge_check",

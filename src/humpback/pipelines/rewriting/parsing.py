@@ -5,15 +5,10 @@ from __future__ import annotations
 import re
 
 from humpback.prompts import REWRITE_CLOSE, REWRITE_OPEN
+from humpback.runner import PROMPT_TOO_LONG
 from humpback.text import repeated_sentence_fraction
 
-REWRITTEN, NO_MARKERS, EMPTY, DEGENERATE, PROMPT_TOO_LONG = (
-    "rewritten",
-    "no_markers",
-    "empty",
-    "degenerate",
-    "prompt_too_long",
-)
+REWRITTEN, NO_MARKERS, EMPTY, DEGENERATE = "rewritten", "no_markers", "empty", "degenerate"
 NOT_REQUESTED = "not_requested"
 
 _BETWEEN = re.compile(re.escape(REWRITE_OPEN) + r"(.*?)" + re.escape(REWRITE_CLOSE), re.DOTALL | re.IGNORECASE)

@@ -1,0 +1,65 @@
+"""What every method-health check is made of, for the stages that check a model's judgements.
+
+A check is a list of rows in one shape: a *criterion* has a value, an interval, a threshold, its
+verdict and the sentence that says why it failed; an *information* row only reports. The stage that
+makes a check decides each verdict once, here; the method-health report lays the rows side by side
+and never decides again. Controls also share one definition of an answer that does not answer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: the columns of the method-health table (rows also carry ``failure``, the reason's sentence)
+COLUMNS = ["model", "check", "value", "ci_low", "ci_high", "threshold", "passed"]
+
+
+def criterion(
+    model: str,
+    check: str,
+    value: float,
+    *,
+    passed: bool,
+    threshold: str,
+    failure: str,
+    low: float = math.nan,
+    high: float = math.nan,
+) -> dict:
+    """A row with a verdict; a NaN value never passes."""
+    return {
+        "model": model,
+        "check": check,
+        "value": value,
+        "ci_low": low,
+        "ci_high": high,
+        "threshold": threshold,
+        "passed": bool(passed) and not math.isnan(value),
+        "failure": failure,
+    }
+
+
+def information(model: str, check: str, value: float) -> dict:
+    """A row that only reports (a spread, a position bias): no threshold, no verdict."""
+    return {
+        "model": model,
+        "check": check,
+        "value": value,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "threshold": "",
+        "passed": None,
+        "failure": None,
+    }
+
+
+def verdict(rows: list[dict]) -> dict:
+    """The check's rows, whether every criterion passed, and the reasons of those that did not."""
+    failures = [row["failure"] for row in rows if row["passed"] is False]
+    return {"rows": rows, "passed": not failures, "reason": "; ".join(failures) or None}
+
+
+def mismatched(answers: np.ndarray) -> np.ndarray:
+    """Each item's answer replaced by the next item's: a human answer that does not answer the request."""
+    return np.roll(np.asarray(answers), 1)
