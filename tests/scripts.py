@@ -130,6 +130,13 @@ class RelevanceRater:
         best = "5" if request & set(last_answer(prompt).lower().split()) else "1"
         return [0.9 if option == best else 0.025 for option in options]
 
+    def generate(self, prompt: str) -> str:
+        """The same rule in words, except that it gives no score for a long text (a web page)."""
+        if len(last_answer(prompt).split()) > 40:
+            return "This is a long text; I cannot say."
+        best = self.option_probabilities(prompt, ["1", "5"])
+        return "Score: 5" if best[1] > best[0] else "Score: 1"
+
 
 class ConstantRater:
     def option_probabilities(self, prompt: str, options: list[str]) -> list[float]:

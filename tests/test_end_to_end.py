@@ -67,7 +67,7 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
     training = pd.read_parquet(data / "05_model_input/iteration1_training_pairs.parquet")
     curated = pd.read_parquet(data / "07_model_output/iteration1_curated_pairs.parquet")
     assert (training["source"] == "augmented").sum() == len(curated) > 0  # conf/test keeps the top half
-    for model in ("base_model", "backward_model", "seed_model", "m1"):
+    for model in ("base_model", "backward_model", "seed_model", "m1", "m1_random"):
         assert (data / "06_models" / model / "model.safetensors").is_file(), model
     summary = json.loads((data / "08_reporting/m1_training_summary.json").read_text())
     assert summary["composition"] == {"seed": 40 - summary["heldout_examples"], "augmented": len(curated)}
@@ -79,7 +79,13 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
     curator = json.loads((data / "08_reporting/iteration1_curator_check.json").read_text())
     assert backward["heldout_pairs"] == 4 and isinstance(backward["passed"], bool)
     assert curator["control_pairs"] == 12 and 0 <= curator["auc_vs_mismatched"] <= 1
-    assert "Curator controls" in (data / "06_models/m1/README.md").read_text()
+    assert "| curator (seed) | ROC AUC human vs mismatched pairs |" in (data / "06_models/m1/README.md").read_text()
+    assert "| backward model | echo share of outputs |" in (data / "06_models/backward_model/README.md").read_text()
+    # curation's control: as many candidates as curation kept, drawn at random, same seed pairs
+    drawn = pd.read_parquet(data / "07_model_output/m1_random_selected_pairs.parquet")
+    assert len(drawn) == len(curated) and set(drawn["doc_id"]) <= set(scored["doc_id"])
+    control = json.loads((data / "08_reporting/m1_random_training_summary.json").read_text())
+    assert control["composition"] == summary["composition"]
     health = pd.read_csv(data / "08_reporting/iteration1_method_health.csv")
     assert (
         set(health["model"]) == {"backward model", "curator (seed)"}
@@ -114,10 +120,14 @@ def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
     seed = pd.read_parquet(data / "03_primary/seed_pairs.parquet")
     assert len(heldout) == 4 and not set(heldout["prompt_id"]) & set(seed["prompt_message_id"])
     models = pd.read_csv(data / "08_reporting/evaluation_models.csv")
-    assert models["model"].tolist() == ["base", "m0", "m1"]
+    assert models["model"].tolist() == ["base", "m0", "m1", "m1_random"]
     assert (models["reference_nll"] > 0).all() and (models["reference_tokens"] > 0).all()
     wins = pd.read_csv(data / "08_reporting/evaluation_win_rates.csv")
-    assert [tuple(r) for r in wins[["challenger", "reference"]].to_numpy()] == [("m1", "m0"), ("m1", "base")]
+    assert [tuple(r) for r in wins[["challenger", "reference"]].to_numpy()] == [
+        ("m1", "m0"),
+        ("m1", "base"),
+        ("m1", "m1_random"),
+    ]
     assert ((wins["wins"] + wins["ties"] + wins["losses"]) == 4).all()
     # win rates only from a judge that passed its controls (the tiny random judge's outcome is its own)
     check = json.loads((data / "08_reporting/evaluation_judge_check.json").read_text())
@@ -133,7 +143,8 @@ def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
     judgements = pd.read_parquet(data / "07_model_output/evaluation/m1_vs_m0_judgements.parquet")
     assert judgements["prompt_id"].tolist() == heldout["prompt_id"].tolist()
     card = (data / "06_models/m1/README.md").read_text()
-    assert "Win rate vs m0" in card and "base_model:" in card
+    assert "Win rate vs m0" in card and "Win rate vs m1_random" in card and "| judge (" in card
+    assert "# M1 (random selection)" in (data / "06_models/m1_random/README.md").read_text()
     assert "Not evaluated yet" in (data / "06_models/backward_model/README.md").read_text()
 
 

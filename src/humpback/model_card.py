@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 ROLES = {
@@ -64,18 +65,34 @@ def framework_versions() -> dict[str, str]:
     return versions
 
 
-def render_model_card(metadata: dict[str, Any], evaluation: dict[str, Any] | None = None) -> str:
+def render_model_card(
+    metadata: dict[str, Any], evaluation: dict[str, Any] | None = None, checks: Sequence[dict] = ()
+) -> str:
     """The card of one trained checkpoint.
 
     Args:
         metadata: the checkpoint's ``humpback.json`` content.
         evaluation: figures from the evaluation pipeline (``reference_nll``, ``comparisons``), if any.
+        checks: method-health checks (:mod:`humpback.health`) that concern this model, beside the
+            curator's check its metadata carries: its own controls as backward model, the judge's
+            that decides whether its win rates count.
     """
     role = metadata.get("role", "model")
     title, purpose = ROLES.get(role, (role, "a model trained by humpback."))
     training = metadata.get("training", {})
     hyper = metadata.get("hyperparameters", {})
     curation = metadata.get("curation") or {}
+    randomly_selected = curation.get("method") == "random"
+    if randomly_selected:
+        title, purpose = (
+            f"{title} (random selection)",
+            (
+                "the base model fine-tuned on the seed pairs and as many candidate pairs as curation kept for M1, "
+                "drawn at random from the same rated pool: curation's control (does the curator beat chance?)."
+            ),
+        )
+    if curation.get("curator_check") and not randomly_selected:
+        checks = [curation["curator_check"], *checks]
     composition = training.get("composition", {})
     datasets = [SEED_DATASET] + ([WEB_DATASET] if composition.get("augmented") or curation else [])
     front = [
@@ -122,15 +139,6 @@ def render_model_card(metadata: dict[str, Any], evaluation: dict[str, Any] | Non
             f"- Candidates: {curation.get('documents', '?')} web documents → {curation.get('candidates', '?')} "
             f"candidate pairs → {curation.get('rated', '?')} rated → {curation.get('kept', '?')} kept",
         ]
-        check = curation.get("curator_check")
-        if check:
-            lines.append(
-                f"- Curator controls ({'passed' if check['passed'] else 'FAILED: ' + str(check['reason'])}): ROC AUC of "
-                f"held-out human pairs vs mismatched pairs {_number(check['auc_vs_mismatched'])} "
-                f"[{_number(check['auc_vs_mismatched_ci_low'])}, {_number(check['auc_vs_mismatched_ci_high'])}], "
-                f"vs web pairs {_number(check['auc_vs_web'])} "
-                f"[{_number(check['auc_vs_web_ci_low'])}, {_number(check['auc_vs_web_ci_high'])}] (0.5 is chance)"
-            )
     lines += [
         "",
         "## Training data",
@@ -176,6 +184,7 @@ def render_model_card(metadata: dict[str, Any], evaluation: dict[str, Any] | Non
         "",
         *_evaluation_lines(evaluation),
         "",
+        *_health_lines(checks),
         "## Framework versions",
         "",
         *[f"- {name}: {version}" for name, version in framework_versions().items()],
@@ -217,6 +226,29 @@ def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _health_lines(checks: Sequence[dict]) -> list[str]:
+    if not checks:
+        return []
+    lines = [
+        "## Method health",
+        "",
+        "Checks of the models that made or judged this model's data, against answers known without labels "
+        "(the run's `method_health` report has every check). A failed check means the figures it guards are "
+        "not evidence.",
+        "",
+        "| model | check | value | 95 % interval | threshold | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in (row for check in checks for row in check["rows"]):
+        interval = "" if math.isnan(row["ci_low"]) else f"[{_number(row['ci_low'])}, {_number(row['ci_high'])}]"
+        verdict = {True: "passed", False: "**failed**", None: "information"}[row["passed"]]
+        lines.append(
+            f"| {row['model']} | {row['check']} | {_number(float(row['value']))} | {interval} "
+            f"| {row['threshold']} | {verdict} |"
+        )
+    return [*lines, ""]
+
+
 def _prompt_format(metadata: dict[str, Any]) -> str:
     ends = ", ".join(f"`{token}`" for token in metadata.get("answer_end_tokens", [])) or "?"
     if metadata.get("prompt_format") == "project":
@@ -225,6 +257,8 @@ def _prompt_format(metadata: dict[str, Any]) -> str:
 
 
 def _selection(curation: dict[str, Any]) -> str:
+    if curation.get("method") == "random":
+        return f"{curation.get('kept')} drawn at random (seed {curation.get('seed')}), as many as curation kept"
     if curation.get("method") == "top_fraction":
         return f"top {curation.get('top_fraction')} by expected score"
     return f"score ≥ {curation.get('threshold')}"

@@ -230,8 +230,12 @@ class CurationParams(_Block):
     #: controls: the rater must rank held-out human pairs above mismatched and web pairs with at
     #: least this ROC AUC (0.5 is chance), measured with this many bootstrap resamples and seed
     min_control_auc: float = Field(ge=0, le=1)
+    #: controls: the share of control pairs the rater must rate (the generate scorer's parse rate)
+    min_rated_share: float = Field(ge=0, le=1)
     control_bootstrap_samples: int = Field(gt=0)
     control_seed: int
+    #: the curated-vs-random control: which candidates the randomly selected M1 trains on
+    random_selection_seed: int
 
 
 class RewritingVariantsParams(_Block):

@@ -54,6 +54,34 @@ def rewriting_variant(mode: str) -> Pipeline:
     )
 
 
+def random_selection_control(iteration: str, rater: str, namespace: str) -> Pipeline:
+    """A second M1 (``namespace``) trained on as many candidates as ``iteration``'s curation kept,
+    drawn at random from the pairs it rated: same seed pairs, same training block, and the same
+    after-curation rewriting. Evaluation sets it beside M1: did curation beat chance?"""
+    selection = Pipeline(
+        curation.random_selection_pipeline() + rewriting.create_pipeline().only_nodes_with_outputs("curated_pairs"),
+        namespace=namespace,
+        inputs={
+            **{
+                name: name
+                for name in ("candidates", "web_documents", "seed_pairs", "seed_model.model", "aligned_model")
+            },
+            "own_model": rater,
+            "rater_model": rater,
+            "scored_candidates": f"{iteration}.scored_candidates",
+            "curated_selection": f"{iteration}.selection_summary",
+            "curator_check": f"{iteration}.curator_check",
+        },
+        parameters={name: name for name in ("llm", "curation", "rewriting", "generation")},
+    )
+    return selection + Pipeline(
+        training.create_pipeline(curated=True),
+        namespace=namespace,
+        inputs={"base_model": "base_model"},
+        parameters={"training": "m1.training"},
+    )
+
+
 def register_pipelines() -> dict[str, Pipeline]:
     # iteration 1 keeps its rated candidates un-namespaced: the dataset the README and notebook show
     iteration1_curation = curated_iteration("iteration1", "seed_model.model", rated_candidates="rated_candidates")
@@ -67,6 +95,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "rewriting": rewriting_stage,
         "curation": iteration1_curation - rewriting_stage,
         "m1": trained_model_pipeline("m1", "iteration1.training_pairs", "iteration1.curation_provenance"),
+        "m1_random": random_selection_control("iteration1", "seed_model.model", "m1_random"),
     }
     # the held-out pairs (no model trains on them) are the curator's controls as well as evaluation's prompts
     iteration1 = sum(stages.values(), heldout_pairs_pipeline()) + method_health_pipeline(
@@ -81,10 +110,10 @@ def register_pipelines() -> dict[str, Pipeline]:
     )
     evaluation = evaluation_pipeline(
         "evaluation",
-        evaluate={"base": "base_model", "m0": "seed_model.model", "m1": "m1.model"},
-        compare=[("m1", "m0"), ("m1", "base")],
-        table=["base", "m0", "m1"],
-        cards={"m0": "seed_model.model_card", "m1": "m1.model_card"},
+        evaluate={"base": "base_model", "m0": "seed_model.model", "m1": "m1.model", "m1_random": "m1_random.model"},
+        compare=[("m1", "m0"), ("m1", "base"), ("m1", "m1_random")],
+        table=["base", "m0", "m1", "m1_random"],
+        cards={"m0": "seed_model.model_card", "m1": "m1.model_card", "m1_random": "m1_random.model_card"},
     ) + method_health_pipeline("evaluation", ["evaluation.judge_check"])
     evaluation_m2 = evaluation_pipeline(
         "evaluation_m2",

@@ -8,6 +8,7 @@ from humpback.pipelines.curation.nodes import (
     curator_controls,
     score_candidates,
     select_pairs,
+    select_random_pairs,
     summarise_curator_controls,
 )
 from humpback.pipelines.curation.parsing import parse_score
@@ -176,7 +177,7 @@ def test_a_curator_whose_scores_do_not_separate_pairs_fails_at_chance(web_sample
     assert (check["auc_vs_mismatched"], check["auc_vs_web"], check["passed"]) == (0.5, 0.5, False)
     assert check["reason"] == "AUC human vs mismatched 0.50 < 0.70; AUC human vs web 0.50 < 0.70"
     assert "CURATOR FAILED ITS CONTROLS" in caplog.text
-    assert [row["passed"] for row in check["rows"]] == [False, False, None, None]  # two criteria, two informative
+    assert [row["passed"] for row in check["rows"]] == [False, False, True, None]  # every pair rated; spread informs
 
 
 def test_roc_auc_by_hand():
@@ -184,3 +185,32 @@ def test_roc_auc_by_hand():
     assert roc_auc(np.array([3.0, 2.0]), np.array([1.0, 2.0])) == 0.875
     point, low, high = bootstrap_auc(np.array([5.0, 4.0, 5.0]), np.array([1.0, 2.0, 1.0]), samples=200, seed=0)
     assert point == low == high == 1.0  # every resample separates perfectly
+
+
+def test_a_generate_curator_that_often_gives_no_score_fails_on_its_parse_rate(web_sample, tiny_model_dir):
+    rater = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
+    curation = params("curation", scorer="generate")
+    controls = curator_controls(HELDOUT_PAIRS, web_sample, rater, scripted("RelevanceRater"), curation, NO_SHARDS)
+    assert controls.groupby("control")["score_status"].apply(set).to_dict()["web"] == {"unparsed"}  # long texts
+    check = summarise_curator_controls(controls, rater, curation)
+    assert check["rated_share"] == 8 / 12 and check["auc_vs_mismatched"] == 1.0 and not check["passed"]
+    assert "rated 67% of control pairs < 90%" in check["reason"]
+    assert check["rows"][2]["check"] == "share of control pairs rated (parse rate)"
+
+
+def test_random_selection_draws_as_many_as_curation_kept_from_the_pairs_it_rated():
+    rng = np.random.default_rng(0)
+    scores = [None if i % 7 == 0 else 1 + i % 5 for i in range(60)]
+    frame = scored_frame(scores, expected=rng.uniform(1, 5, 60))
+    curated, summary = select_pairs(frame, curation("generate", method="top_fraction", top_fraction=0.2))
+    drawn, random_summary = select_random_pairs(frame, summary, curation("generate"))
+
+    assert len(drawn) == summary["kept"] == random_summary["kept"] == 10  # floor(51 × 0.2)
+    rated = set(frame.loc[frame["score"].notna(), "instruction"])
+    assert set(drawn["instruction"]) <= rated and set(drawn["instruction"]) != set(curated["instruction"])
+    again, _ = select_random_pairs(frame, summary, curation("generate"))
+    other, _ = select_random_pairs(frame, summary, params("curation", scorer="generate", random_selection_seed=1))
+    assert again.equals(drawn) and not other.equals(drawn)  # the seed decides the draw
+    assert random_summary["mean_expected_score_curated"] == summary["mean_expected_score_kept"] > 4.5
+    assert random_summary["mean_expected_score_kept"] < summary["mean_expected_score_kept"]
+    assert random_summary["method"] == "random" and random_summary["rated"] == 51

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from transformers import AutoTokenizer
 
+from humpback import health
 from humpback.datasets import CheckpointHandle
 from humpback.model_card import render_model_card
 from humpback.pipelines.evaluation import nodes
@@ -90,8 +91,11 @@ def test_a_judge_that_always_says_first_fails_its_controls_and_win_rates_are_inc
     summary = nodes.summarise_comparison("m1", "m0", judgements, check, NLL, NLL, params("evaluation"))
     assert math.isnan(summary["win_rate"]) and summary["wins"] == 2  # counted, but no rate is claimed
     assert summary["win_rate_status"].startswith("inconclusive: judge failed its controls (control accuracy 0.50")
-    card = nodes.update_model_card(CheckpointHandle(path="m1", metadata=METADATA), {"model": "m1"}, summary)
+    card = nodes.update_model_card(CheckpointHandle(path="m1", metadata=METADATA), {"model": "m1"}, check, summary)
     assert "Win rate vs m0 (judge `judge-model`, both orders, ties half): inconclusive" in card
+    # the card shows why: the judge's controls, each with its verdict
+    assert "| judge (judge-model) | picks the human answer over another prompt's | 0.500 |" in card
+    assert card.count("**failed**") == 2
 
 
 def test_nll_difference_is_paired_over_prompts():
@@ -207,6 +211,36 @@ METADATA = {
 }
 
 
+JUDGE_PASSED = health.verdict(
+    [
+        health.criterion(
+            "judge (aligned)",
+            "picks the human answer over another prompt's",
+            0.9,
+            low=0.8,
+            high=0.95,
+            threshold="≥ 0.75",
+            passed=True,
+            failure="",
+        )
+    ]
+)
+CURATOR_FAILED = health.verdict(
+    [
+        health.criterion(
+            "curator (seed)",
+            "ROC AUC human vs mismatched pairs",
+            0.49,
+            low=0.34,
+            high=0.63,
+            threshold="≥ 0.7",
+            passed=False,
+            failure="AUC human vs mismatched 0.49 < 0.70",
+        )
+    ]
+)
+
+
 def test_model_card_has_the_hub_metadata_and_the_run_facts():
     card = render_model_card(METADATA)
     _, front, body = card.split("---", 2)
@@ -253,10 +287,28 @@ def test_model_card_shows_evaluation_figures():
             "losses": 1,
         },
     ]
-    card = nodes.update_model_card(CheckpointHandle(path="m1", metadata=METADATA), summary, *comparisons)
+    card = nodes.update_model_card(CheckpointHandle(path="m1", metadata=METADATA), summary, JUDGE_PASSED, *comparisons)
     assert "held-out" in card.lower() and "2.123" in card and "(perplexity 8.360)" in card
     assert "Win rate vs m0" in card and "0.550 [0.400, 0.700]" in card
     assert "vs m1" not in card  # another model's comparison stays off this card
+    assert (
+        "| judge (aligned) | picks the human answer over another prompt's | 0.900 | [0.800, 0.950] | ≥ 0.75 | passed |"
+        in card
+    )
+
+
+def test_a_randomly_selected_model_says_so_and_leaves_out_the_curator_it_did_not_use():
+    random = METADATA | {
+        "curation": METADATA["curation"] | {"method": "random", "seed": 0, "kept": 11, "curator_check": CURATOR_FAILED}
+    }
+    card = render_model_card(random)
+    assert "# M1 (random selection)" in card and "11 drawn at random (seed 0), as many as curation kept" in card
+    assert "curator (seed)" not in card  # the curator chose nothing for this model
+    curated = render_model_card(METADATA | {"curation": METADATA["curation"] | {"curator_check": CURATOR_FAILED}})
+    assert (
+        "| curator (seed) | ROC AUC human vs mismatched pairs | 0.490 | [0.340, 0.630] | ≥ 0.7 | **failed** |"
+        in curated
+    )
 
 
 def test_model_summary_is_token_weighted():

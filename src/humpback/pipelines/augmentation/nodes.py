@@ -12,6 +12,7 @@ import pandas as pd
 from humpback import health
 from humpback.datasets import CheckpointHandle
 from humpback.llm import LLMConfig
+from humpback.model_card import render_model_card
 from humpback.params import AugmentationParams, GenerationRunParams
 from humpback.pipelines.augmentation.postprocess import ECHO, OK, clean_instruction, looks_like_request
 from humpback.prompts import backward_chat
@@ -169,3 +170,8 @@ def generate_instructions(
         100 * candidates.loc[usable, "request_like"].mean() if usable.any() else 0.0,
     )
     return candidates
+
+
+def backward_model_card(backward_model: CheckpointHandle, backward_check: dict) -> str:
+    """The backward model's card with its controls: whether it writes the requests it was trained to."""
+    return render_model_card(backward_model.metadata, checks=[backward_check])

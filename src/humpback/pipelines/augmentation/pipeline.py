@@ -3,7 +3,12 @@ check that it does the backward model's job (held-out true instructions, request
 
 from kedro.pipeline import Node, Pipeline
 
-from humpback.pipelines.augmentation.nodes import generate_instructions, instruction_nll, summarise_backward_controls
+from humpback.pipelines.augmentation.nodes import (
+    backward_model_card,
+    generate_instructions,
+    instruction_nll,
+    summarise_backward_controls,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -40,6 +45,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 "augmentation.backward_check",
                 name="summarise_backward_controls",
+            ),
+            Node(
+                backward_model_card,
+                ["backward_model.model", "augmentation.backward_check"],
+                "backward_model.model_card",
+                name="backward_model_card",
             ),
         ]
     )

@@ -1,3 +1,3 @@
-from humpback.pipelines.curation.pipeline import create_pipeline
+from humpback.pipelines.curation.pipeline import create_pipeline, random_selection_pipeline
 
-__all__ = ["create_pipeline"]
+__all__ = ["create_pipeline", "random_selection_pipeline"]

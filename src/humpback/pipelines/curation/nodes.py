@@ -156,6 +156,7 @@ def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, 
         "score_spread": float(rated[ranking].astype(float).std()) if len(rated) > 1 else math.nan,
         "distinct_scores": int(rated["score"].nunique()),
         "min_control_auc": params.min_control_auc,
+        "min_rated_share": params.min_rated_share,
     }
     model, rows = f"curator ({check['rater']})", []
     for other in ("mismatched", "web"):
@@ -176,8 +177,15 @@ def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, 
             )
         )
     rows += [
+        health.criterion(
+            model,
+            "share of control pairs rated" + (" (parse rate)" if params.scorer == "generate" else ""),
+            check["rated_share"],
+            threshold=f"≥ {params.min_rated_share}",
+            passed=check["rated_share"] >= params.min_rated_share,
+            failure=f"rated {check['rated_share']:.0%} of control pairs < {params.min_rated_share:.0%}",
+        ),
         health.information(model, f"spread of its {ranking} (sd)", check["score_spread"]),
-        health.information(model, "control pairs rated", check["rated_share"]),
     ]
     check |= health.verdict(rows)
     if not check["passed"]:
@@ -197,7 +205,7 @@ def select_pairs(scored: pd.DataFrame, params: CurationParams) -> tuple[pd.DataF
     if selection.method == "threshold":
         kept = rated.loc[rated["score"] >= selection.threshold]
     else:
-        ranking = rated["expected_score"] if "expected_score" in rated else rated["score"].astype(float)
+        ranking = rated[_ranking(rated)].astype(float)
         count = int(np.floor(len(rated) * selection.top_fraction))
         kept = rated.loc[ranking.sort_values(ascending=False, kind="stable").index[:count]] if count else rated.iloc[:0]
     kept = kept.sort_index()
@@ -209,6 +217,7 @@ def select_pairs(scored: pd.DataFrame, params: CurationParams) -> tuple[pd.DataF
         "rated": len(rated),
         "kept": len(kept),
         "nothing_selected": kept.empty,
+        f"mean_{_ranking(rated)}_kept": _mean(kept[_ranking(rated)]),
     }
     if kept.empty:
         logger.warning(
@@ -217,6 +226,39 @@ def select_pairs(scored: pd.DataFrame, params: CurationParams) -> tuple[pd.DataF
             selection.method,
         )
     return kept.reset_index(drop=True), summary
+
+
+def select_random_pairs(scored: pd.DataFrame, curated: dict, params: CurationParams) -> tuple[pd.DataFrame, dict]:
+    """Curation's control: as many rated candidates as curation kept, drawn at random from the same
+    pool. A model trained on them beside M1 asks whether the curator chose better than chance (the
+    paper's quality-versus-quantity question); the mean scores of both samples say how differently
+    they were chosen."""
+    rated = scored.loc[scored["score"].notna()]
+    kept = rated.sample(n=min(curated["kept"], len(rated)), random_state=params.random_selection_seed).sort_index()
+    ranking = _ranking(rated)
+    summary = {
+        "method": "random",
+        "threshold": None,
+        "top_fraction": None,
+        "seed": params.random_selection_seed,
+        "candidates": len(scored),
+        "rated": len(rated),
+        "kept": len(kept),
+        "nothing_selected": kept.empty,
+        f"mean_{ranking}_kept": _mean(kept[ranking]),
+        f"mean_{ranking}_curated": curated.get(f"mean_{ranking}_kept", math.nan),
+        f"mean_{ranking}_rated": _mean(rated[ranking]),
+    }
+    return kept.reset_index(drop=True), summary
+
+
+def _ranking(rated: pd.DataFrame) -> str:
+    """The column that orders rated pairs: the expected score where the scorer gives one."""
+    return "expected_score" if "expected_score" in rated else "score"
+
+
+def _mean(values: pd.Series) -> float:
+    return float(values.astype(float).mean()) if len(values) else math.nan
 
 
 def build_training_pairs(seed_pairs: pd.DataFrame, curated_pairs: pd.DataFrame) -> pd.DataFrame:
@@ -245,6 +287,6 @@ def describe_curation(
         "rewriting_model": rewriting.model if rewriting.mode == "after_curation" else None,
         "documents": len(web_documents),
         "candidates": int((candidates["status"] == "ok").sum()),
-        **{key: selection_summary[key] for key in ("method", "threshold", "top_fraction", "rated", "kept")},
+        **{key: value for key, value in selection_summary.items() if key != "candidates"},
         "curator_check": curator_check,
     }

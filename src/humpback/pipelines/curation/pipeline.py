@@ -13,9 +13,32 @@ from humpback.pipelines.curation.nodes import (
     describe_curation,
     score_candidates,
     select_pairs,
+    select_random_pairs,
     summarise_curator_controls,
 )
 from humpback.pipelines.curation.reports import curation_funnel, score_examples, score_histogram
+
+
+def _training_pairs_node() -> Node:
+    return Node(build_training_pairs, ["seed_pairs", "curated_pairs"], "training_pairs", name="build_training_pairs")
+
+
+def _provenance_node() -> Node:
+    """How the training pairs were chosen (``selection_summary``), for the trained model's card."""
+    return Node(
+        describe_curation,
+        inputs=[
+            "selection_summary",
+            "curator_check",
+            "web_documents",
+            "candidates",
+            "rater_model",
+            "params:curation",
+            "params:rewriting",
+        ],
+        outputs="curation_provenance",
+        name="describe_curation",
+    )
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -33,7 +56,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["selected_pairs", "selection_summary"],
                 name="select_pairs",
             ),
-            Node(build_training_pairs, ["seed_pairs", "curated_pairs"], "training_pairs", name="build_training_pairs"),
+            _training_pairs_node(),
             Node(
                 curator_controls,
                 inputs=[
@@ -53,20 +76,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "curator_check",
                 name="summarise_curator_controls",
             ),
-            Node(
-                describe_curation,
-                inputs=[
-                    "selection_summary",
-                    "curator_check",
-                    "web_documents",
-                    "candidates",
-                    "rater_model",
-                    "params:curation",
-                    "params:rewriting",
-                ],
-                outputs="curation_provenance",
-                name="describe_curation",
-            ),
+            _provenance_node(),
             Node(
                 curation_funnel,
                 inputs=[
@@ -87,5 +97,23 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "score_examples",
                 name="report_score_examples",
             ),
+        ]
+    )
+
+
+def random_selection_pipeline(**kwargs) -> Pipeline:
+    """Curation's control: as many of the rated candidates as curation kept (``curated_selection``),
+    drawn at random → ``selected_pairs`` (the registry passes them through rewriting's after-curation
+    node, as the curated ones are) → training pairs and their provenance."""
+    return Pipeline(
+        [
+            Node(
+                select_random_pairs,
+                ["scored_candidates", "curated_selection", "params:curation"],
+                ["selected_pairs", "selection_summary"],
+                name="select_random_pairs",
+            ),
+            _training_pairs_node(),
+            _provenance_node(),
         ]
     )

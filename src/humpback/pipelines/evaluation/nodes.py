@@ -415,7 +415,8 @@ def comparison_report(*summaries: dict) -> tuple[pd.DataFrame, pd.DataFrame, go.
     return models, wins, figure
 
 
-def update_model_card(model: CheckpointHandle, summary: dict, *comparisons: dict) -> str:
-    """The checkpoint's card, re-rendered with its evaluation figures."""
+def update_model_card(model: CheckpointHandle, summary: dict, judge_check: dict, *comparisons: dict) -> str:
+    """The checkpoint's card, re-rendered with its evaluation figures and the judge's controls (they
+    decide whether its win rates count)."""
     evaluation = summary | {"comparisons": [c for c in comparisons if c["challenger"] == summary["model"]]}
-    return render_model_card(model.metadata, evaluation)
+    return render_model_card(model.metadata, evaluation, checks=[judge_check])

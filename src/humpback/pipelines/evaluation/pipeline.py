@@ -168,7 +168,7 @@ def evaluation_pipeline(
         nodes.append(
             Node(
                 update_model_card,
-                [evaluate[label], f"evaluation.{label}.summary", *comparison_summaries],
+                [evaluate[label], f"evaluation.{label}.summary", "evaluation.judge_check", *comparison_summaries],
                 card,
                 name=f"{label}_model_card",
             )
