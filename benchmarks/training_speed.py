@@ -116,9 +116,10 @@ def main() -> None:
     chosen = [cases[int(i)] for i in sys.argv[1:]] or cases  # optional case numbers, to run a few
     for direction, name in chosen:
         overrides, label_positions_only = CONFIGS[name]
-        shipped = project_parameters(conf_source=str(ROOT / "conf"))["seed_model"].training.model_dump()
+        project = project_parameters(conf_source=str(ROOT / "conf"))
+        shipped = project["seed_model"].training.model_dump()
         params = TrainingParams.model_validate(shipped | COMMON | overrides | {"direction": direction})
-        examples, _ = build_examples(pairs, tokenizer, params)
+        examples, _ = build_examples(pairs, tokenizer, params, [], project["decontamination"])
         results[f"{direction}: {name}"] = measure(examples, params, label_positions_only)
         print(f"{direction}: {name}: {results[f'{direction}: {name}']}", flush=True)
     first = {d: next(v for k, v in results.items() if k.startswith(d)) for d in DIRECTIONS}

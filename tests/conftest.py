@@ -146,8 +146,7 @@ def clean_documents(documents: pd.DataFrame, **overrides) -> tuple[pd.DataFrame,
     """The web cleaning rules with the shipped parameters (plus ``overrides``)."""
     from humpback.pipelines.ingestion.web import clean_web_documents
 
-    rules = params("ingestion.web").model_dump(exclude={"split", "max_documents"}) | overrides
-    return clean_web_documents(documents, **rules)
+    return clean_web_documents(documents, params("ingestion.web", **overrides))
 
 
 @pytest.fixture(scope="session")

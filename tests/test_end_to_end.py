@@ -8,6 +8,7 @@ import json
 
 import pandas as pd
 import pytest
+from huggingface_hub import DatasetCard
 
 from tests.conftest import REPO_ROOT, make_project
 from tests.test_run import run
@@ -86,6 +87,18 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
     assert len(drawn) == len(curated) and set(drawn["doc_id"]) <= set(scored["doc_id"])
     control = json.loads((data / "08_reporting/m1_random_training_summary.json").read_text())
     assert control["composition"] == summary["composition"]
+    # Hub-ready exports: Parquet beside a dataset card that huggingface_hub reads back
+    for name, rows in (("candidates", len(candidates)), ("iteration1_curated_pairs", len(curated))):
+        export = data / "09_export" / name
+        assert len(pd.read_parquet(export / "data/train-00000-of-00001.parquet")) == rows
+        card = DatasetCard.load(export / "README.md")
+        assert card.data.configs[0]["data_files"][0]["path"] == "data/train-00000-of-00001.parquet"
+        assert "## Funnel" in card.text and "weights sha256" in card.text
+    assert "## Score histogram" in (data / "09_export/iteration1_curated_pairs/README.md").read_text()
+    funnel_rules = pd.read_csv(data / "08_reporting/ingestion_funnel.csv")["rule"].tolist()
+    assert "not_en" in funnel_rules
+    sft_rules = pd.read_csv(data / "08_reporting/m1_sft_funnel.csv")["rule"].tolist()
+    assert "overlaps_evaluation_prompt" in sft_rules
     health = pd.read_csv(data / "08_reporting/iteration1_method_health.csv")
     assert (
         set(health["model"]) == {"backward model", "curator (seed)"}

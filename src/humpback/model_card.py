@@ -13,6 +13,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from huggingface_hub import EvalResult, ModelCardData
+
 ROLES = {
     "backward": (
         "Backward model M_yx",
@@ -95,19 +97,19 @@ def render_model_card(
         checks = [curation["curator_check"], *checks]
     composition = training.get("composition", {})
     datasets = [SEED_DATASET] + ([WEB_DATASET] if composition.get("augmented") or curation else [])
-    front = [
-        "---",
-        f"base_model: {metadata.get('base_model', 'unknown')}",
-        "datasets:",
-        *[f"- {name}" for name in datasets],
-        "library_name: transformers",
-        "pipeline_tag: text-generation",
-        "tags:",
-        *[f"- {tag}" for tag in ["humpback", "instruction-backtranslation", "trl", "sft", f"humpback-{role}"]],
-        "---",
-    ]
+    card_data = ModelCardData(
+        model_name=f"humpback-{role}",
+        base_model=metadata.get("base_model", "unknown"),
+        datasets=datasets,
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=["humpback", "instruction-backtranslation", "trl", "sft", f"humpback-{role}"],
+        eval_results=_eval_results(evaluation) or None,
+    )
     lines = [
-        *front,
+        "---",
+        card_data.to_yaml(),
+        "---",
         "",
         f"# {title}",
         "",
@@ -195,6 +197,38 @@ def render_model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _eval_results(evaluation: dict[str, Any] | None) -> list[EvalResult]:
+    """The Hub's ``model-index``: held-out reference NLL and perplexity, and each win rate its
+    judge's controls allow (an inconclusive one is left out, not written as a number)."""
+    if not evaluation:
+        return []
+    common = {
+        "task_type": "text-generation",
+        "task_name": "Instruction following (held-out oasst1 first-turn prompts)",
+        "dataset_type": SEED_DATASET,
+        "dataset_name": f"oasst1 held-out first-turn prompts ({evaluation.get('prompts', '?')})",
+    }
+    results = [
+        EvalResult(**common, metric_type=metric, metric_name=name, metric_value=float(evaluation[key]))
+        for key, metric, name in (
+            ("reference_nll", "loss", "Reference-answer NLL per token"),
+            ("reference_perplexity", "perplexity", "Reference-answer perplexity"),
+        )
+        if isinstance(evaluation.get(key), float) and not math.isnan(evaluation[key])
+    ]
+    for comparison in evaluation.get("comparisons", []):
+        if comparison.get("win_rate_status", "ok") == "ok" and not math.isnan(comparison["win_rate"]):
+            results.append(
+                EvalResult(
+                    **common,
+                    metric_type="win_rate",
+                    metric_name=f"Win rate vs {comparison['reference']} (judge {comparison['judge']})",
+                    metric_value=float(comparison["win_rate"]),
+                )
+            )
+    return results
 
 
 def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:

@@ -49,13 +49,56 @@ class NearDuplicateParams(_Block):
         return self
 
 
+class LanguageParams(_Block):
+    """Texts identified (py3langid) as another language with at least ``min_confidence`` are dropped."""
+
+    languages: list[str] = Field(min_length=1)
+    min_confidence: float = Field(ge=0, le=1)
+
+
+class GopherQualityParams(_Block):
+    """Gopher's quality rules (Rae et al. 2021, appendix A.1.1); their published values in conf/base."""
+
+    enabled: bool
+    min_words: int = Field(ge=0)
+    max_words: int = Field(gt=0)
+    min_mean_word_length: float = Field(ge=0)
+    max_mean_word_length: float = Field(gt=0)
+    #: "#" and ellipses per word
+    max_symbol_word_ratio: float = Field(ge=0)
+    max_bullet_lines_ratio: float = Field(ge=0, le=1)
+    max_ellipsis_lines_ratio: float = Field(ge=0, le=1)
+    #: share of words with at least one letter
+    min_alpha_words_ratio: float = Field(ge=0, le=1)
+    #: of the eight words the, be, to, of, and, that, have, with
+    min_stop_words: int = Field(ge=0, le=8)
+
+
+class GopherRepetitionParams(_Block):
+    """Gopher's repetition rules (Rae et al. 2021, table A1)."""
+
+    enabled: bool
+    max_duplicate_line_fraction: float = Field(ge=0, le=1)
+    max_duplicate_line_char_fraction: float = Field(ge=0, le=1)
+    max_duplicate_paragraph_fraction: float = Field(ge=0, le=1)
+    max_duplicate_paragraph_char_fraction: float = Field(ge=0, le=1)
+    #: n → the most frequent word n-gram's share of characters
+    max_top_ngram_char_fraction: dict[int, float]
+    #: n → share of characters in word n-grams that occur more than once
+    max_duplicate_ngram_char_fraction: dict[int, float]
+
+
 class WebParams(_Block):
     split: str
     max_documents: int | None = Field(gt=0)
     max_raw_chars: int = Field(gt=0)
     min_chars: int = Field(ge=0)
     max_chars: int = Field(gt=0)
-    min_english_stopword_ratio: float = Field(ge=0, le=1)
+    language: LanguageParams
+    #: C4's rule: drop pages with an entry of the English bad-words list (LDNOOBW)
+    c4_bad_words: bool
+    gopher_quality: GopherQualityParams
+    gopher_repetition: GopherRepetitionParams
     max_repeated_sentence_fraction: float = Field(ge=0, le=1)
     max_boilerplate_line_fraction: float = Field(ge=0, le=1)
     boilerplate_keywords: list[str]
@@ -199,6 +242,11 @@ class AugmentationParams(_Block):
     max_echo_share: float = Field(ge=0, le=1)
     control_bootstrap_samples: int = Field(gt=0)
     control_seed: int
+    #: generated instructions in another language are dropped before curation
+    language: LanguageParams
+    #: generated instructions that repeat an earlier one, exactly (after case and punctuation) or
+    #: nearly (MinHash over word shingles), are dropped before curation
+    instruction_duplicates: NearDuplicateParams
 
 
 class RewritingParams(_Block):
@@ -264,6 +312,16 @@ class JudgeParams(_Block):
     min_order_consistency: float = Field(ge=0, le=1)
 
 
+class DecontaminationParams(_Block):
+    """Training pairs whose instruction overlaps an evaluation prompt are dropped before training."""
+
+    enabled: bool
+    #: word n-grams compared (a shorter text is one n-gram of all its words)
+    ngram_words: int = Field(gt=0)
+    #: dropped when the shared n-grams reach this share of the shorter text's n-grams
+    max_overlap: float = Field(gt=0, le=1)
+
+
 class EvaluationParams(_Block):
     #: split of the held-out oasst1 messages when they come as a dataset dictionary
     split: str
@@ -295,6 +353,7 @@ PARAMETER_BLOCKS: dict[str, type[BaseModel]] = {
     "curation": CurationParams,
     "rewriting_variants": RewritingVariantsParams,
     "evaluation": EvaluationParams,
+    "decontamination": DecontaminationParams,
 }
 
 

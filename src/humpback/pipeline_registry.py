@@ -11,6 +11,7 @@ from kedro.pipeline import Pipeline
 from humpback.pipelines import augmentation, base_model, curation, ingestion, rewriting, training
 from humpback.pipelines.evaluation import evaluation_pipeline, heldout_pairs_pipeline
 from humpback.pipelines.method_health import method_health_pipeline
+from humpback.pipelines.publishing import dataset_exports_pipeline
 from humpback.pipelines.training import trained_model_pipeline
 
 #: rewriting modes trained as M1 variants beside the run's own M1 (rewriting as configured)
@@ -49,8 +50,8 @@ def rewriting_variant(mode: str) -> Pipeline:
     return variant + Pipeline(
         training.create_pipeline(curated=True),
         namespace=f"m1_{mode}",
-        inputs={"base_model": "base_model"},
-        parameters={"training": "m1.training"},
+        inputs=training.SHARED_INPUTS,
+        parameters={"training": "m1.training", **training.SHARED_PARAMETERS},
     )
 
 
@@ -77,8 +78,8 @@ def random_selection_control(iteration: str, rater: str, namespace: str) -> Pipe
     return selection + Pipeline(
         training.create_pipeline(curated=True),
         namespace=namespace,
-        inputs={"base_model": "base_model"},
-        parameters={"training": "m1.training"},
+        inputs=training.SHARED_INPUTS,
+        parameters={"training": "m1.training", **training.SHARED_PARAMETERS},
     )
 
 
@@ -98,8 +99,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         "m1_random": random_selection_control("iteration1", "seed_model.model", "m1_random"),
     }
     # the held-out pairs (no model trains on them) are the curator's controls as well as evaluation's prompts
-    iteration1 = sum(stages.values(), heldout_pairs_pipeline()) + method_health_pipeline(
-        "iteration1", ["augmentation.backward_check", "iteration1.curator_check"]
+    iteration1 = (
+        sum(stages.values(), heldout_pairs_pipeline())
+        + method_health_pipeline("iteration1", ["augmentation.backward_check", "iteration1.curator_check"])
+        + dataset_exports_pipeline("iteration1", candidates=True)
     )
     # M1 rewrites (when rewriting is on, `rewriting.iteration2`) and rescores the candidates of
     # iteration 1 (nothing of iteration 1 is recomputed) → M2.
@@ -107,6 +110,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         curated_iteration("iteration2", "m1.model")
         + trained_model_pipeline("m2", "iteration2.training_pairs", "iteration2.curation_provenance")
         + method_health_pipeline("iteration2", ["iteration2.curator_check"])
+        + dataset_exports_pipeline("iteration2", candidates=False)
     )
     evaluation = evaluation_pipeline(
         "evaluation",

@@ -5,81 +5,6 @@ from __future__ import annotations
 
 import re
 
-# Function words that make up a large share of any English text; a page with almost none of them is
-# another language, a list of product codes, or markup.
-_ENGLISH_STOPWORDS = frozenset(
-    [
-        "the",
-        "of",
-        "and",
-        "to",
-        "a",
-        "in",
-        "is",
-        "it",
-        "you",
-        "that",
-        "he",
-        "was",
-        "for",
-        "on",
-        "are",
-        "with",
-        "as",
-        "i",
-        "his",
-        "they",
-        "be",
-        "at",
-        "one",
-        "have",
-        "this",
-        "from",
-        "or",
-        "had",
-        "by",
-        "not",
-        "but",
-        "what",
-        "some",
-        "we",
-        "can",
-        "out",
-        "other",
-        "were",
-        "all",
-        "there",
-        "when",
-        "up",
-        "use",
-        "your",
-        "how",
-        "said",
-        "an",
-        "each",
-        "she",
-        "which",
-        "do",
-        "their",
-        "if",
-        "will",
-        "way",
-        "about",
-        "many",
-        "then",
-        "them",
-        "would",
-        "so",
-        "these",
-        "her",
-        "has",
-        "more",
-        "our",
-        "my",
-        "me",
-    ]
-)
-_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
@@ -90,13 +15,6 @@ def normalise_whitespace(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
     lines = [_HORIZONTAL_SPACE.sub(" ", line).strip() for line in text.split("\n")]
     return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
-
-
-def english_stopword_ratio(text: str) -> float:
-    words = _WORD.findall(text.lower())
-    if not words:
-        return 0.0
-    return sum(word in _ENGLISH_STOPWORDS for word in words) / len(words)
 
 
 def repeated_sentence_fraction(text: str) -> float:

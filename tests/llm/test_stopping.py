@@ -7,7 +7,7 @@ from humpback.datasets import CheckpointHandle, ModelCheckpointDataset
 from humpback.llm import SamplingConfig, build_llm
 from humpback.pipelines.training.nodes import prepare_sft_examples, train_model
 from humpback.prompts import forward_chat
-from tests.conftest import params
+from tests.conftest import HELDOUT_PAIRS, params
 
 ANSWER = "one two three"
 MAX_NEW_TOKENS = 40
@@ -30,7 +30,7 @@ def toy_model(tiny_model_dir, tmp_path_factory):
         warmup_ratio=0.0,
     )
     base = CheckpointHandle(str(tiny_model_dir))
-    examples, _ = prepare_sft_examples(pairs, base, training)
+    examples, _ = prepare_sft_examples(pairs, base, training, HELDOUT_PAIRS, params("decontamination"))
     artifacts, _, _ = train_model(examples, base, training)
     path = tmp_path_factory.mktemp("toy") / "model"
     ModelCheckpointDataset(path=str(path)).save(artifacts)

@@ -7,6 +7,7 @@ from humpback.pipelines.augmentation.nodes import (
     CANDIDATE_COLUMNS,
     generate_instructions,
     instruction_nll,
+    screen_instructions,
     summarise_backward_controls,
 )
 from humpback.pipelines.augmentation.postprocess import clean_instruction, looks_like_request, strip_wrappers
@@ -68,7 +69,8 @@ def test_every_document_becomes_a_candidate_with_raw_output_and_status(web_sampl
     assert candidates["response"].tolist() == documents["text"].tolist()
     assert candidates["raw_instruction"].head(3).eq("Sure! You can ask: How do I smoke a brisket?").all()
     assert candidates["instruction"].head(3).eq("How do I smoke a brisket?").all()  # the wrapper is stripped
-    assert candidates["status"].tolist() == ["ok"] * 3 + ["echo"] * 9
+    # one request is kept; its two repeats are screened out before curation, their text kept
+    assert candidates["status"].tolist() == ["ok"] + ["duplicate_instruction"] * 2 + ["echo"] * 9
     assert candidates["instruction"].iloc[3:].isna().all()
     assert candidates["request_like"].tolist() == [True] * 3 + [False] * 9
     assert len(list((tmp_path / "augmentation").glob("*.parquet"))) == 3  # 12 rows in shards of 5
@@ -124,3 +126,32 @@ def test_a_backward_model_that_writes_continuations_fails_its_controls(tiny_mode
         "true-instruction NLL not below the base model's (difference 0.000 [0.000, 0.000]); "
         "request-like share 0.17 < 0.80; echo share 0.40 > 0.20"
     )
+
+
+def test_instructions_in_another_language_or_repeated_are_screened_out_before_curation():
+    instructions = [
+        "How do I smoke a brisket?",
+        "how do I smoke a brisket",  # the same words: exact duplicate
+        "How do I smoke a beef brisket?",  # one word added to six: near duplicate
+        "What happened to China?",
+        "What happened to Japan?",  # a different request that shares most words: kept
+        "Wie kann ich eine Rinderbrust im Smoker langsam garen, damit sie zart wird?",
+        None,
+    ]
+    candidates = pd.DataFrame(
+        {
+            "instruction": instructions,
+            "status": ["ok"] * 6 + ["echo"],
+        }
+    )
+    screened = screen_instructions(candidates, params("augmentation"))
+    assert screened["status"].tolist() == [
+        "ok",
+        "duplicate_instruction",
+        "near_duplicate_instruction",
+        "ok",
+        "ok",
+        "other_language",
+        "echo",
+    ]
+    assert screened["instruction"].tolist()[:6] == instructions[:6]  # screened rows keep their text

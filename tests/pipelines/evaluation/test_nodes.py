@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from huggingface_hub import ModelCard
 from transformers import AutoTokenizer
 
 from humpback import health
@@ -95,6 +96,7 @@ def test_a_judge_that_always_says_first_fails_its_controls_and_win_rates_are_inc
     assert "Win rate vs m0 (judge `judge-model`, both orders, ties half): inconclusive" in card
     # the card shows why: the judge's controls, each with its verdict
     assert "| judge (judge-model) | picks the human answer over another prompt's | 0.500 |" in card
+    assert ModelCard(card).data.eval_results is None  # an inconclusive win rate is no result
     assert card.count("**failed**") == 2
 
 
@@ -291,6 +293,14 @@ def test_model_card_shows_evaluation_figures():
     assert "held-out" in card.lower() and "2.123" in card and "(perplexity 8.360)" in card
     assert "Win rate vs m0" in card and "0.550 [0.400, 0.700]" in card
     assert "vs m1" not in card  # another model's comparison stays off this card
+    # the Hub's model-index, as huggingface_hub reads it back
+    results = ModelCard(card).data.eval_results
+    assert [(r.metric_type, r.metric_value) for r in results] == [
+        ("loss", 2.1234),
+        ("perplexity", 8.36),
+        ("win_rate", 0.55),
+    ]
+    assert results[2].metric_name == "Win rate vs m0 (judge base)" and results[0].dataset_type == "OpenAssistant/oasst1"
     assert (
         "| judge (aligned) | picks the human answer over another prompt's | 0.900 | [0.800, 0.950] | ≥ 0.75 | passed |"
         in card

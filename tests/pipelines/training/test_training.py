@@ -13,6 +13,7 @@ from humpback.pipelines.training.examples import TrainingDataError, build_exampl
 from humpback.pipelines.training.nodes import prepare_sft_examples, train_model
 from humpback.pipelines.training.sft import build_trainer, steps_for_size
 from humpback.prompts import ASSISTANT_TAG, BACKWARD_SYSTEM, WEB_TAG
+from tests.conftest import HELDOUT_PAIRS
 from tests.conftest import params as shipped
 
 TINY = dict(
@@ -37,8 +38,9 @@ def tokenizer(tiny_model_dir):
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
-def examples_of(pairs, tokenizer, **params):
-    return build_examples(pairs, tokenizer, training(**{"max_length": 4096, "heldout_examples": 0, **params}))
+def examples_of(pairs, tokenizer, evaluation_prompts=(), **params):
+    block = training(**{"max_length": 4096, "heldout_examples": 0, **params})
+    return build_examples(pairs, tokenizer, block, evaluation_prompts, shipped("decontamination"))
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +224,7 @@ def test_frozen_embeddings_are_not_trained(pairs, tokenizer, tiny_model_dir, tmp
 def test_full_training_round_trip_lowers_heldout_loss_and_reloads(pairs, tiny_model_dir, tmp_path):
     params = training(**{**TINY, "role": "seed", "max_steps": None, "num_train_epochs": 2, "heldout_examples": 4})
     handle = CheckpointHandle(path=str(tiny_model_dir), metadata={"model_id": "tiny", "prompt_format": "project"})
-    examples, _ = prepare_sft_examples(pairs, handle, params)
+    examples, _ = prepare_sft_examples(pairs, handle, params, HELDOUT_PAIRS, shipped("decontamination"))
     artifacts, curve, summary = train_model(examples, handle, params)
 
     # the budget is epochs over the data: 28 training pairs, batch 4 → 7 steps an epoch
@@ -246,7 +248,9 @@ def test_lora_saves_a_merged_plain_checkpoint(pairs, tiny_model_dir, tmp_path, l
     params = training(
         **{**TINY, "method": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "learning_rate": 1e-2, **launch}
     )
-    examples, _ = prepare_sft_examples(pairs.head(8), CheckpointHandle(str(tiny_model_dir)), params)
+    examples, _ = prepare_sft_examples(
+        pairs.head(8), CheckpointHandle(str(tiny_model_dir)), params, HELDOUT_PAIRS, shipped("decontamination")
+    )
     artifacts, _, summary = train_model(examples, CheckpointHandle(str(tiny_model_dir)), params)
 
     assert summary["method"] == "lora"
@@ -270,7 +274,9 @@ def test_torchrun_launch_trains_on_two_processes_and_saves_the_same_kind_of_chec
     params = training(
         **{**TINY, "role": "m1", "max_steps": 2, "overlong": "truncate", "launcher": "torchrun", "nproc_per_node": 2}
     )
-    examples, _ = prepare_sft_examples(pairs, CheckpointHandle(str(tiny_model_dir)), params)
+    examples, _ = prepare_sft_examples(
+        pairs, CheckpointHandle(str(tiny_model_dir)), params, HELDOUT_PAIRS, shipped("decontamination")
+    )
     artifacts, curve, summary = train_model(examples, CheckpointHandle(str(tiny_model_dir)), params)
 
     assert summary["processes"] == 2 and summary["steps"] == 2 and len(curve) == 2
@@ -287,7 +293,9 @@ def test_failed_launch_reports_the_processes_error(pairs, tiny_model_dir, tmp_pa
     from humpback.pipelines.training.launch import LaunchError
 
     params = training(**{**TINY, "launcher": "torchrun", "nproc_per_node": 2})
-    examples, _ = prepare_sft_examples(pairs.head(4), CheckpointHandle(str(tiny_model_dir)), params)
+    examples, _ = prepare_sft_examples(
+        pairs.head(4), CheckpointHandle(str(tiny_model_dir)), params, HELDOUT_PAIRS, shipped("decontamination")
+    )
     with pytest.raises(LaunchError, match="launched training failed"):
         train_model(examples, CheckpointHandle(str(tmp_path / "no-model-here")), params)
 
@@ -309,3 +317,27 @@ def test_scoring_only_label_positions_gives_the_same_loss(pairs, tokenizer, tiny
             trl_utils._use_triton = patched
     assert patched(torch.device("cpu")) and not chunked_logprob._use_triton(torch.device("cpu"))
     torch.testing.assert_close(compact, every_position, rtol=1e-5, atol=1e-6)
+
+
+def test_pairs_that_overlap_an_evaluation_prompt_are_dropped_and_counted(pairs, tokenizer):
+    prompt = pairs["instruction"].iloc[12]  # a seed pair with no augmented copy
+    evaluation = [prompt.upper() + "!", "Why do tides rise and fall?"]  # case and punctuation do not hide it
+    examples, funnel = examples_of(pairs, tokenizer, evaluation)
+    rules = funnel.set_index("rule")["dropped"]
+    assert rules["overlaps_evaluation_prompt"] == 1 and len(examples) == len(pairs) - 1
+    assert not examples["prompt"].map(lambda chat: prompt in chat[-1]["content"]).any()
+    clean, funnel = examples_of(pairs, tokenizer, ["Name a blue flower."])
+    assert funnel.set_index("rule")["dropped"]["overlaps_evaluation_prompt"] == 0 and len(clean) == len(pairs)
+
+
+def test_contamination_overlap_is_containment_of_the_shorter_text():
+    from humpback.dedup import contamination_overlap
+
+    evaluation = ["Write a short poem about the sea at night, with rhymes and a calm mood please"]
+    texts = [
+        "Write a short poem about the sea at night, with rhymes",  # 11 words inside the prompt: 4 of 4 8-grams
+        "Write a short poem about the mountains in winter without any rhymes at all",  # 5 words shared, no 8-gram
+        "write a short poem",  # shorter than 8 words: matches only a text of exactly these words
+    ]
+    overlaps = contamination_overlap(texts, evaluation, size=8)
+    assert overlaps.tolist() == [1.0, 0.0, 0.0]

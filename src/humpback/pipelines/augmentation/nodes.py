@@ -7,20 +7,33 @@ import math
 from functools import partial
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from humpback import health
 from humpback.datasets import CheckpointHandle
+from humpback.dedup import exact_key, near_duplicate_mask
+from humpback.language import other_language
 from humpback.llm import LLMConfig
 from humpback.model_card import render_model_card
 from humpback.params import AugmentationParams, GenerationRunParams
-from humpback.pipelines.augmentation.postprocess import ECHO, OK, clean_instruction, looks_like_request
+from humpback.pipelines.augmentation.postprocess import (
+    DUPLICATE,
+    ECHO,
+    NEAR_DUPLICATE,
+    OK,
+    OTHER_LANGUAGE,
+    clean_instruction,
+    looks_like_request,
+)
 from humpback.prompts import backward_chat
 from humpback.runner import CompletionLogprobs, Generate, ModelTask, parse_completion_nll, run_model_task
 from humpback.statistics import paired_bootstrap_difference
 
 logger = logging.getLogger(__name__)
 
+#: statuses of an instruction that the cleaner accepted (screening may have set it aside after)
+CLEANED = (OK, OTHER_LANGUAGE, DUPLICATE, NEAR_DUPLICATE)
 CANDIDATE_COLUMNS = ["doc_id", "url", "response", "raw_instruction", "instruction", "status", "request_like"]
 
 
@@ -93,7 +106,7 @@ def summarise_backward_controls(
         params.control_bootstrap_samples,
         params.control_seed,
     )
-    usable = candidates["status"] == OK
+    usable = candidates["status"].isin(CLEANED)  # whether or not screened out afterwards
     request_like = float(candidates.loc[usable, "request_like"].mean()) if usable.any() else math.nan
     echo = float((candidates["status"] == ECHO).mean()) if len(candidates) else math.nan
     rows = [
@@ -157,10 +170,11 @@ def generate_instructions(
     """One candidate pair per document: raw model output, cleaned instruction and a status.
 
     Returns:
-        Every document as a candidate; rows whose status is not ``ok`` have no instruction.
+        Every document as a candidate; only rows whose status is ``ok`` are curated. Rows the cleaner
+        rejected have no instruction; screened-out ones (another language, a repeat) keep theirs.
     """
     candidates = run_model_task(instruction_task(params), web_documents, backward_model, llm, generation)
-    candidates = candidates.rename(columns={"text": "response"})[CANDIDATE_COLUMNS]
+    candidates = screen_instructions(candidates.rename(columns={"text": "response"})[CANDIDATE_COLUMNS], params)
     usable = candidates["status"] == OK
     logger.info(
         "augmentation: %d of %d documents got a usable instruction; %.1f%% of those read as requests "
@@ -170,6 +184,29 @@ def generate_instructions(
         100 * candidates.loc[usable, "request_like"].mean() if usable.any() else 0.0,
     )
     return candidates
+
+
+def screen_instructions(candidates: pd.DataFrame, params: AugmentationParams) -> pd.DataFrame:
+    """Instructions in another language (``augmentation.language``), then repeats of an earlier
+    instruction (exact after case and punctuation, then near: ``augmentation.instruction_duplicates``)
+    lose their ``ok`` status, so curation never sees them; the curation funnel counts each status."""
+    status = candidates["status"].copy()
+    ok = status == OK
+    status[ok] = np.where(other_language(candidates.loc[ok, "instruction"], params.language), OTHER_LANGUAGE, OK)
+    ok = status == OK
+    status[ok] = np.where(candidates.loc[ok, "instruction"].map(exact_key).duplicated(), DUPLICATE, OK)
+    ok = status == OK
+    if params.instruction_duplicates.enabled and ok.any():
+        near = near_duplicate_mask(candidates.loc[ok, "instruction"].tolist(), params.instruction_duplicates)
+        status[ok] = np.where(near, NEAR_DUPLICATE, OK)
+    counts = status.value_counts()
+    logger.info(
+        "augmentation: screened out %d instructions in another language, %d exact and %d near duplicates",
+        counts.get(OTHER_LANGUAGE, 0),
+        counts.get(DUPLICATE, 0),
+        counts.get(NEAR_DUPLICATE, 0),
+    )
+    return candidates.assign(status=status)
 
 
 def backward_model_card(backward_model: CheckpointHandle, backward_check: dict) -> str:

@@ -12,6 +12,8 @@ import re
 from humpback.runner import OK, PROMPT_TOO_LONG
 
 EMPTY, TOO_SHORT, TOO_LONG, ECHO = "empty", "too_short", "too_long", "echo"
+#: instructions screened out after cleaning (kept in the dataset, with their text, but not curated)
+OTHER_LANGUAGE, DUPLICATE, NEAR_DUPLICATE = "other_language", "duplicate_instruction", "near_duplicate_instruction"
 
 _WRAPPER = re.compile(
     r"^(?:(?:sure|okay|ok)[,!.]?\s+)?"

@@ -42,17 +42,7 @@ def build_web_documents(raw_documents: Any, web: WebParams) -> tuple[pd.DataFram
         web: ``ingestion.web`` parameters; ``max_documents`` takes the first N records.
     """
     documents = to_frame(raw_documents, limit=web.max_documents, split=web.split)
-    return clean_web_documents(
-        documents,
-        max_raw_chars=web.max_raw_chars,
-        min_chars=web.min_chars,
-        max_chars=web.max_chars,
-        min_english_stopword_ratio=web.min_english_stopword_ratio,
-        max_repeated_sentence_fraction=web.max_repeated_sentence_fraction,
-        max_boilerplate_line_fraction=web.max_boilerplate_line_fraction,
-        boilerplate_keywords=web.boilerplate_keywords,
-        near_duplicates=web.near_duplicates.model_dump(),
-    )
+    return clean_web_documents(documents, web)
 
 
 def combine_funnels(seed_funnel: pd.DataFrame, web_funnel: pd.DataFrame) -> pd.DataFrame:

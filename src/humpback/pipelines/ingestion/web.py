@@ -1,21 +1,30 @@
 """Candidate responses from c4 ``en``: clean, filter and deduplicate web documents.
 
 Follows the paper's segment filters: 600–3,000 characters, deduplication, no segments dominated by
-repeated sentences or by navigation/boilerplate lines. Every rule is counted in the funnel.
+repeated sentences or by navigation/boilerplate lines; language identification, C4's bad-words rule
+and, optionally, Gopher's quality and repetition rules. Every rule is counted in the funnel.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import zlib
 
-import numpy as np
 import pandas as pd
 
+from humpback.dedup import exact_key, near_duplicate_mask
 from humpback.funnel import Funnel
+from humpback.language import other_language
+from humpback.params import WebParams
+from humpback.pipelines.ingestion.quality import (
+    GOPHER_QUALITY_RULES,
+    gopher_quality_failure,
+    gopher_repetition_failure,
+    gopher_repetition_rules,
+    has_bad_words,
+)
 from humpback.records import require_columns
-from humpback.text import english_stopword_ratio, normalise_whitespace, repeated_sentence_fraction
+from humpback.text import normalise_whitespace, repeated_sentence_fraction
 
 WEB_SOURCE = "c4"
 WEB_COLUMNS = ["doc_id", "text", "url", "timestamp", "n_chars"]
@@ -40,74 +49,24 @@ def boilerplate_line_fraction(text: str, keywords: list[str]) -> float:
     return sum(map(is_boilerplate, lines)) / len(lines)
 
 
-def _shingle_hashes(text: str, shingle_words: int) -> np.ndarray:
-    words = text.lower().split()
-    if len(words) < shingle_words:
-        shingles = [" ".join(words)]
-    else:
-        shingles = [" ".join(words[i : i + shingle_words]) for i in range(len(words) - shingle_words + 1)]
-    return np.unique(np.fromiter((zlib.crc32(s.encode()) for s in shingles), dtype=np.uint64))
-
-
-_MERSENNE_PRIME = np.uint64((1 << 61) - 1)
-
-
-def minhash_signatures(texts: list[str], num_perm: int, shingle_words: int, seed: int = 0) -> np.ndarray:
-    """MinHash signatures (len(texts) × num_perm) over word shingles, deterministic for a seed."""
-    rng = np.random.default_rng(seed)
-    # a < 2**31 and x < 2**32 keep a*x + b below 2**64, so uint64 arithmetic does not wrap.
-    a = rng.integers(1, 1 << 31, size=num_perm, dtype=np.uint64)
-    b = rng.integers(0, 1 << 31, size=num_perm, dtype=np.uint64)
-    signatures = np.empty((len(texts), num_perm), dtype=np.uint64)
-    for row, text in enumerate(texts):
-        hashes = _shingle_hashes(text, shingle_words)
-        signatures[row] = ((np.outer(hashes, a) + b) % _MERSENNE_PRIME).min(axis=0)
-    return signatures
-
-
-def near_duplicate_mask(
-    texts: list[str], threshold: float, num_perm: int, bands: int, shingle_words: int
-) -> np.ndarray:
-    """True for every document whose estimated Jaccard similarity to an earlier kept one ≥ threshold.
-
-    Locality-sensitive hashing over bands of the signature proposes candidate pairs; the full
-    signature agreement confirms them, so the first document of each cluster is the one kept.
-    """
-    if num_perm % bands:
-        raise ValueError(f"num_perm ({num_perm}) must be a multiple of bands ({bands})")
-    signatures = minhash_signatures(texts, num_perm, shingle_words)
-    rows = num_perm // bands
-    duplicate = np.zeros(len(texts), dtype=bool)
-    buckets: dict[tuple[int, bytes], list[int]] = {}
-    for index in range(len(texts)):
-        candidates: set[int] = set()
-        keys = [(band, signatures[index, band * rows : (band + 1) * rows].tobytes()) for band in range(bands)]
-        for key in keys:
-            candidates.update(buckets.get(key, ()))
-        if any(np.mean(signatures[index] == signatures[other]) >= threshold for other in candidates):
-            duplicate[index] = True
-            continue  # only kept documents represent their cluster
-        for key in keys:
-            buckets.setdefault(key, []).append(index)
-    return duplicate
-
-
 def document_id(url: str, text: str) -> str:
     return hashlib.sha256(f"{url}\n{text}".encode()).hexdigest()[:16]
 
 
-def clean_web_documents(
-    documents: pd.DataFrame,
-    max_raw_chars: int,
-    min_chars: int,
-    max_chars: int,
-    min_english_stopword_ratio: float,
-    max_repeated_sentence_fraction: float,
-    max_boilerplate_line_fraction: float,
-    boilerplate_keywords: list[str],
-    near_duplicates: dict,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Clean c4 documents into candidate responses; return them and the funnel."""
+def _drop_by_failure(funnel: Funnel, frame: pd.DataFrame, failures: pd.Series, rules) -> pd.DataFrame:
+    """One funnel row per sub-rule, in order: each drops the texts whose first failure it is."""
+    for rule in rules:
+        frame = funnel.drop(frame, failures.reindex(frame.index) == rule, rule, step="documents")
+    return frame
+
+
+def clean_web_documents(documents: pd.DataFrame, params: WebParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clean c4 documents into candidate responses; return them and the funnel.
+
+    Order: unusable records, the paper's length bounds, language, the optional published quality
+    rules (C4 bad words, Gopher quality, Gopher repetition), repeated sentences, boilerplate, exact
+    then near duplicates. Each rule (and each Gopher sub-rule) is one funnel row.
+    """
     require_columns(documents, ["text"], "c4 documents")
     funnel = Funnel(WEB_SOURCE)
     frame = funnel.start(documents, step="documents")
@@ -118,39 +77,42 @@ def clean_web_documents(
 
     usable = frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip())).astype(bool)
     frame = funnel.drop(frame, ~usable, "missing_or_empty_text", step="documents")
-    frame = funnel.drop(frame, frame["text"].str.len() > max_raw_chars, "oversized_raw_text", step="documents")
+    frame = funnel.drop(frame, frame["text"].str.len() > params.max_raw_chars, "oversized_raw_text", step="documents")
     frame = frame.assign(text=frame["text"].map(normalise_whitespace))
-    lengths = frame["text"].str.len()
-    frame = funnel.drop(frame, lengths < min_chars, "shorter_than_min_chars", step="documents")
-    frame = funnel.drop(frame, frame["text"].str.len() > max_chars, "longer_than_max_chars", step="documents")
+    frame = funnel.drop(frame, frame["text"].str.len() < params.min_chars, "shorter_than_min_chars", step="documents")
+    frame = funnel.drop(frame, frame["text"].str.len() > params.max_chars, "longer_than_max_chars", step="documents")
     frame = funnel.drop(
         frame,
-        frame["text"].map(english_stopword_ratio) < min_english_stopword_ratio,
-        "not_english_prose",
+        other_language(frame["text"], params.language),
+        f"not_{'_or_'.join(params.language.languages)}",
         step="documents",
     )
+    if params.c4_bad_words:
+        frame = funnel.drop(frame, frame["text"].map(has_bad_words), "c4_bad_words", step="documents")
+    if params.gopher_quality.enabled:
+        failures = frame["text"].map(lambda t: gopher_quality_failure(t, params.gopher_quality))
+        frame = _drop_by_failure(funnel, frame, failures, GOPHER_QUALITY_RULES)
+    if params.gopher_repetition.enabled:
+        failures = frame["text"].map(lambda t: gopher_repetition_failure(t, params.gopher_repetition))
+        frame = _drop_by_failure(funnel, frame, failures, gopher_repetition_rules(params.gopher_repetition))
     frame = funnel.drop(
         frame,
-        frame["text"].map(repeated_sentence_fraction) > max_repeated_sentence_fraction,
+        frame["text"].map(repeated_sentence_fraction) > params.max_repeated_sentence_fraction,
         "repeated_sentences",
         step="documents",
     )
     frame = funnel.drop(
         frame,
-        frame["text"].map(lambda t: boilerplate_line_fraction(t, boilerplate_keywords)) > max_boilerplate_line_fraction,
+        frame["text"].map(lambda t: boilerplate_line_fraction(t, params.boilerplate_keywords))
+        > params.max_boilerplate_line_fraction,
         "boilerplate_lines",
         step="documents",
     )
-    exact_key = frame["text"].map(lambda t: " ".join(t.lower().split()))
-    frame = funnel.drop(frame, exact_key.duplicated(keep="first"), "exact_duplicate", step="documents")
-    if near_duplicates.get("enabled", True) and len(frame):
-        mask = near_duplicate_mask(
-            frame["text"].tolist(),
-            threshold=near_duplicates["threshold"],
-            num_perm=near_duplicates["num_perm"],
-            bands=near_duplicates["bands"],
-            shingle_words=near_duplicates["shingle_words"],
-        )
+    frame = funnel.drop(
+        frame, frame["text"].map(exact_key).duplicated(keep="first"), "exact_duplicate", step="documents"
+    )
+    if params.near_duplicates.enabled and len(frame):
+        mask = near_duplicate_mask(frame["text"].tolist(), params.near_duplicates)
         frame = funnel.drop(frame, mask, "near_duplicate", step="documents")
 
     urls = frame["url"].map(lambda u: u if isinstance(u, str) else "")

@@ -6,19 +6,21 @@ the completion only (TRL's prompt/completion format), so a model is never traine
 own prompt. Order of the rules, each counted in the funnel: unusable rows, over-long examples
 (dropped, or cut on the long side — the answer forward, the document backward — with the
 tokenizer the model trains with), the cap on the training set (so it
-counts usable examples), then a few seed pairs held out to measure the loss before and after.
+counts usable examples); pairs overlapping an evaluation prompt go right after the unusable rows, then a few seed pairs held out to measure the loss before and after.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
 import pandas as pd
 
+from humpback.dedup import contamination_overlap
 from humpback.funnel import Funnel
 from humpback.llm.base import chat_token_ids
-from humpback.params import TrainingParams
+from humpback.params import DecontaminationParams, TrainingParams
 from humpback.prompts import backward_chat, forward_chat
 from humpback.records import require_columns, stable_order_key
 
@@ -78,13 +80,21 @@ def fit_to_length(
     return (text, target, True) if cut_source else (source, text, True)
 
 
-def build_examples(pairs: pd.DataFrame, tokenizer: Any, params: TrainingParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_examples(
+    pairs: pd.DataFrame,
+    tokenizer: Any,
+    params: TrainingParams,
+    evaluation_prompts: Sequence[str],
+    decontamination: DecontaminationParams,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Prompt/completion chats for TRL (``split``: train or heldout), and the funnel of dropped rows.
 
     Args:
         pairs: rows with instruction, response and source (``seed`` or ``augmented``).
         tokenizer: the tokenizer (and chat template) of the model to train.
         params: this model's training block (direction, tags, length rule, cap, held-out pairs).
+        evaluation_prompts: the prompts the models are evaluated on: pairs whose instruction
+            overlaps one (``decontamination``) are dropped, so no model trains on its test.
     """
     require_columns(pairs, ["instruction", "response", "source"], "training pairs")
     funnel = Funnel(f"training_{params.direction}")
@@ -92,6 +102,11 @@ def build_examples(pairs: pd.DataFrame, tokenizer: Any, params: TrainingParams) 
     usable = rows["instruction"].map(_has_text).astype(bool) & rows["response"].map(_has_text).astype(bool)
     rows = funnel.drop(rows, ~usable, "empty_text", step="pairs")
     rows = funnel.drop(rows, ~rows["source"].isin(list(SOURCE_TAGS)), "unknown_source", step="pairs")
+    if decontamination.enabled:
+        overlap = contamination_overlap(
+            rows["instruction"].tolist(), list(evaluation_prompts), decontamination.ngram_words
+        )
+        rows = funnel.drop(rows, overlap >= decontamination.max_overlap, "overlaps_evaluation_prompt", step="pairs")
     rows = rows.assign(instruction=rows["instruction"].str.strip(), response=rows["response"].str.strip())
 
     if params.direction == "forward":

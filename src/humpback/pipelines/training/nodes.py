@@ -6,26 +6,33 @@ import pandas as pd
 
 from humpback.datasets import CheckpointHandle, ModelArtifacts
 from humpback.model_card import render_model_card
-from humpback.params import TrainingParams
+from humpback.params import DecontaminationParams, TrainingParams
 from humpback.pipelines.training.examples import build_examples
 from humpback.pipelines.training.launch import train_launched
 from humpback.pipelines.training.sft import train_sft
 
 
 def prepare_sft_examples(
-    pairs: pd.DataFrame, base_model: CheckpointHandle, training: TrainingParams
+    pairs: pd.DataFrame,
+    base_model: CheckpointHandle,
+    training: TrainingParams,
+    evaluation_pairs: pd.DataFrame,
+    decontamination: DecontaminationParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Prompt/completion examples (tagged, fitted to the length limit, capped, a few held out) and
-    the funnel of dropped rows.
+    """Prompt/completion examples (decontaminated, tagged, fitted to the length limit, capped, a
+    few held out) and the funnel of dropped rows.
 
     Args:
         pairs: instruction, response, source rows (seed pairs, or seed + curated pairs).
         base_model: the checkpoint to fine-tune; its tokenizer measures the examples.
         training: this model's ``training`` block.
+        evaluation_pairs: the held-out prompts of the evaluation (``instruction`` column).
+        decontamination: the overlap rule that keeps them out of training.
     """
     from transformers import AutoTokenizer
 
-    return build_examples(pairs, AutoTokenizer.from_pretrained(base_model.path), training)
+    tokenizer = AutoTokenizer.from_pretrained(base_model.path)
+    return build_examples(pairs, tokenizer, training, evaluation_pairs["instruction"].tolist(), decontamination)
 
 
 def train_model(

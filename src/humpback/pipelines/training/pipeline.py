@@ -8,6 +8,10 @@ from kedro.pipeline import Node, Pipeline
 
 from humpback.pipelines.training.nodes import prepare_sft_examples, train_model
 
+#: what every trained model reads from the run, whatever its namespace
+SHARED_INPUTS = {"base_model": "base_model", "evaluation.heldout_pairs": "evaluation.heldout_pairs"}
+SHARED_PARAMETERS = {"decontamination": "decontamination"}
+
 
 def create_pipeline(curated: bool = False, **kwargs) -> Pipeline:
     """The two training nodes; ``curated`` models also record how their training pairs were curated."""
@@ -15,7 +19,13 @@ def create_pipeline(curated: bool = False, **kwargs) -> Pipeline:
         [
             Node(
                 prepare_sft_examples,
-                inputs=["training_pairs", "base_model", "params:training"],
+                inputs=[
+                    "training_pairs",
+                    "base_model",
+                    "params:training",
+                    "evaluation.heldout_pairs",
+                    "params:decontamination",
+                ],
                 outputs=["sft_examples", "sft_funnel"],
                 name="prepare_sft_examples",
             ),
@@ -32,7 +42,12 @@ def create_pipeline(curated: bool = False, **kwargs) -> Pipeline:
 def trained_model_pipeline(namespace: str, training_pairs: str, curation_provenance: str | None = None) -> Pipeline:
     """The training pipeline under ``namespace``, reading ``training_pairs`` and the base model
     (and, for models trained on curated pairs, the curation's provenance)."""
-    inputs = {"training_pairs": training_pairs, "base_model": "base_model"}
+    inputs = {"training_pairs": training_pairs, **SHARED_INPUTS}
     if curation_provenance:
         inputs["curation_provenance"] = curation_provenance
-    return Pipeline(create_pipeline(curated=bool(curation_provenance)), namespace=namespace, inputs=inputs)
+    return Pipeline(
+        create_pipeline(curated=bool(curation_provenance)),
+        namespace=namespace,
+        inputs=inputs,
+        parameters=SHARED_PARAMETERS,
+    )

@@ -1,0 +1,81 @@
+"""Exact and near-duplicate detection, shared by the web documents and the generated instructions.
+
+Contamination: word n-gram overlap between a training instruction and any evaluation prompt.
+
+Near duplicates: datasketch's MinHash signatures of word shingles, indexed by its MinHashLSH
+(banded locality-sensitive hashing). LSH only proposes candidates; a candidate counts when its
+estimated Jaccard similarity to a kept text reaches the threshold, so the first text of each
+cluster is the one kept.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from humpback.params import NearDuplicateParams
+
+_WORD = re.compile(r"\w+")
+
+
+def exact_key(text: str) -> str:
+    """A text as its words, lower-cased: case, punctuation and spacing do not make it new."""
+    return " ".join(_WORD.findall(text.lower())) or text.strip().lower()
+
+
+def shingles(text: str, size: int) -> set[str]:
+    """The text's word ``size``-grams (the whole text when it is shorter)."""
+    words = _WORD.findall(text.lower()) or [text.strip().lower()]
+    if len(words) <= size:
+        return {" ".join(words)}
+    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def near_duplicate_mask(texts: list[str], params: NearDuplicateParams, seed: int = 1) -> np.ndarray:
+    """True for every text whose estimated Jaccard similarity to an earlier kept one ≥ threshold."""
+    from datasketch import MinHash, MinHashLSH
+
+    index = MinHashLSH(num_perm=params.num_perm, params=(params.bands, params.num_perm // params.bands))
+    kept: dict[int, MinHash] = {}
+    duplicate = np.zeros(len(texts), dtype=bool)
+    for position, text in enumerate(texts):
+        signature = MinHash(num_perm=params.num_perm, seed=seed)
+        signature.update_batch([shingle.encode() for shingle in sorted(shingles(text, params.shingle_words))])
+        if any(signature.jaccard(kept[other]) >= params.threshold for other in index.query(signature)):
+            duplicate[position] = True
+            continue  # only kept texts represent their cluster
+        index.insert(position, signature)
+        kept[position] = signature
+    return duplicate
+
+
+def ngrams(text: str, size: int) -> set[tuple[str, ...]]:
+    """Word ``size``-grams of a text (one n-gram of all its words when it is shorter)."""
+    words = tuple(_WORD.findall(text.lower()))
+    if len(words) <= size:
+        return {words} if words else set()
+    return {words[i : i + size] for i in range(len(words) - size + 1)}
+
+
+def contamination_overlap(texts: list[str], references: list[str], size: int) -> np.ndarray:
+    """For each text, its largest n-gram overlap with any reference: shared n-grams over the
+    n-grams of the shorter of the two (1.0: one contains the other)."""
+    index: dict[tuple[str, ...], set[int]] = {}
+    reference_sizes = []
+    for position, reference in enumerate(references):
+        grams = ngrams(reference, size)
+        reference_sizes.append(len(grams))
+        for gram in grams:
+            index.setdefault(gram, set()).add(position)
+    overlaps = np.zeros(len(texts))
+    for row, text in enumerate(texts):
+        grams = ngrams(text, size)
+        shared: dict[int, int] = {}
+        for gram in grams:
+            for position in index.get(gram, ()):
+                shared[position] = shared.get(position, 0) + 1
+        overlaps[row] = max(
+            (count / min(len(grams), reference_sizes[position]) for position, count in shared.items()), default=0.0
+        )
+    return overlaps

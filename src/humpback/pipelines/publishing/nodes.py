@@ -1,0 +1,104 @@
+"""Hub-ready exports: each dataset a run makes for training, as a Parquet file with its dataset card
+beside it (``data/09_export/<name>/``), ready to push as it is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from humpback.dataset_card import SEED_DATASET, WEB_DATASET, render_dataset_card
+from humpback.datasets import CheckpointHandle
+from humpback.params import AugmentationParams, WebParams
+
+
+def _model(handle: CheckpointHandle) -> dict[str, Any]:
+    metadata = handle.metadata
+    return {
+        "role": metadata.get("role", handle.path),
+        "base_model": metadata.get("base_model", metadata.get("model_id")),
+        "licence": metadata.get("base_model_licence", metadata.get("licence")),
+        "weights_sha256": metadata.get("weights_sha256"),
+    }
+
+
+def _curation_facts(provenance: dict) -> dict[str, Any]:
+    """The provenance without the curator check's rows (the card states its verdict)."""
+    check = provenance.get("curator_check") or {}
+    return {key: value for key, value in provenance.items() if key != "curator_check"} | {
+        "curator_check_passed": check.get("passed"),
+        "curator_check_reason": check.get("reason"),
+    }
+
+
+def export_candidates(
+    candidates: pd.DataFrame,
+    ingestion_funnel: pd.DataFrame,
+    backward_model: CheckpointHandle,
+    augmentation: AugmentationParams,
+    web: WebParams,
+) -> tuple[pd.DataFrame, str]:
+    """Every web document with the instruction the backward model wrote for it (or why none)."""
+    web_funnel = ingestion_funnel.loc[ingestion_funnel["source"] == "c4", ["rule", "dropped", "remaining"]]
+    statuses = candidates["status"].value_counts().rename_axis("rule").reset_index(name="dropped")
+    statuses = statuses.assign(rule="augmentation: " + statuses["rule"], remaining=None)
+    card = render_dataset_card(
+        name="candidates",
+        summary="Candidate instruction–response pairs: each cleaned c4 document (the response) with the "
+        "instruction the backward model M_yx predicted for it, before curation. Only rows with status `ok` "
+        "go on to curation; the others say why not.",
+        frame=candidates,
+        sources=[WEB_DATASET, SEED_DATASET],
+        models=[_model(backward_model)],
+        parameters={
+            "ingestion.web": web.model_dump(mode="json"),
+            "augmentation": augmentation.model_dump(mode="json"),
+        },
+        funnel=pd.concat([web_funnel, statuses], ignore_index=True),
+    )
+    return candidates, card
+
+
+def export_curated_pairs(
+    name: str,
+    curated_pairs: pd.DataFrame,
+    curation_funnel: pd.DataFrame,
+    scored_candidates: pd.DataFrame,
+    provenance: dict,
+    backward_model: CheckpointHandle,
+) -> tuple[pd.DataFrame, str]:
+    """The candidate pairs the iteration's curator kept, with their scores."""
+    rater = {
+        "role": provenance.get("rater"),
+        "weights_sha256": provenance.get("rater_weights_sha256"),
+        "base_model": backward_model.metadata.get("base_model"),
+        "licence": backward_model.metadata.get("base_model_licence"),
+    }
+    card = render_dataset_card(
+        name=name,
+        summary="Curated instruction–response pairs: the candidates the iteration's own model rated best on "
+        "the paper's 5-point rubric (self-curation), after any rewriting.",
+        frame=curated_pairs,
+        sources=[WEB_DATASET, SEED_DATASET],
+        models=[_model(backward_model), rater],
+        parameters=_curation_facts(provenance),
+        funnel=curation_funnel,
+        scores=scored_candidates["score"],
+    )
+    return curated_pairs, card
+
+
+def export_training_pairs(name: str, training_pairs: pd.DataFrame, provenance: dict) -> tuple[pd.DataFrame, str]:
+    """The pairs the next model trains on: seed pairs and curated pairs, tagged by source."""
+    composition = training_pairs["source"].value_counts().rename_axis("source").reset_index(name="pairs")
+    card = render_dataset_card(
+        name=name,
+        summary="Training pairs of the next model: the human seed pairs (source `seed`, trained under the "
+        "assistant tag) and the curated web pairs (source `augmented`, trained under the web tag).",
+        frame=training_pairs,
+        sources=[SEED_DATASET, WEB_DATASET],
+        models=[{"role": provenance.get("rater"), "weights_sha256": provenance.get("rater_weights_sha256")}],
+        parameters=_curation_facts(provenance),
+        funnel=composition,
+    )
+    return training_pairs, card

@@ -1,0 +1,52 @@
+"""Exports of an iteration's datasets with their cards (``export.<name>.data`` / ``.card``)."""
+
+from functools import partial, update_wrapper
+
+from kedro.pipeline import Node, Pipeline
+
+from humpback.pipelines.publishing.nodes import export_candidates, export_curated_pairs, export_training_pairs
+
+
+def _named(function, name: str):
+    """``function`` with its dataset name bound (these nodes read no typed parameters)."""
+    return update_wrapper(partial(function, name), function)
+
+
+def dataset_exports_pipeline(iteration: str, candidates: bool) -> Pipeline:
+    """Curated and training pairs of ``iteration`` (and, once per run, the candidates) as exports."""
+    nodes = [
+        Node(
+            _named(export_curated_pairs, f"{iteration}_curated_pairs"),
+            [
+                f"{iteration}.curated_pairs",
+                f"{iteration}.curation_funnel",
+                f"{iteration}.scored_candidates",
+                f"{iteration}.curation_provenance",
+                "backward_model.model",
+            ],
+            [f"export.{iteration}_curated_pairs.data", f"export.{iteration}_curated_pairs.card"],
+            name=f"export_{iteration}_curated_pairs",
+        ),
+        Node(
+            _named(export_training_pairs, f"{iteration}_training_pairs"),
+            [f"{iteration}.training_pairs", f"{iteration}.curation_provenance"],
+            [f"export.{iteration}_training_pairs.data", f"export.{iteration}_training_pairs.card"],
+            name=f"export_{iteration}_training_pairs",
+        ),
+    ]
+    if candidates:
+        nodes.append(
+            Node(
+                export_candidates,
+                [
+                    "candidates",
+                    "ingestion_funnel",
+                    "backward_model.model",
+                    "params:augmentation",
+                    "params:ingestion.web",
+                ],
+                ["export.candidates.data", "export.candidates.card"],
+                name="export_candidates",
+            )
+        )
+    return Pipeline(nodes)
