@@ -283,6 +283,10 @@ def build_llm(config: LLMConfig | dict, model_path: str) -> LanguageModel:
         from humpback.llm.scripted import ScriptedLanguageModel
 
         return ScriptedLanguageModel(config, model_path)
+    if config.backend == "openai":
+        from humpback.llm.openai_backend import OpenAICompatibleLanguageModel
+
+        return OpenAICompatibleLanguageModel(config, model_path)
     if config.backend == "vllm":
         from humpback.llm.vllm_backend import VLLMLanguageModel
 

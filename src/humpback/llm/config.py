@@ -21,7 +21,9 @@ class LLMConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: scripted: answers come from a rule (``script``), for tests and dry runs of a pipeline
-    backend: Literal["transformers", "vllm", "scripted"]
+    #: openai: a model behind an OpenAI-compatible server (``base_url``); the stage's model folder
+    #: gives the tokenizer and must hold the served model's weights
+    backend: Literal["transformers", "vllm", "scripted", "openai"]
     dtype: Literal["auto", "float32", "bfloat16", "float16"]
     seed: int
     trust_remote_code: bool
@@ -39,9 +41,26 @@ class LLMConfig(BaseModel):
     gpu_memory_utilization: float = Field(gt=0, le=1, json_schema_extra=RUNTIME_ONLY)
     enforce_eager: bool = Field(json_schema_extra=RUNTIME_ONLY)
     vllm_kwargs: dict
+    # openai backend
+    #: the server's API root, e.g. http://localhost:8000/v1
+    base_url: str | None
+    #: the model's name on the server
+    served_model: str | None
+    #: the environment variable that holds the API key (never the key itself); None: no key
+    api_key_env: str | None = Field(json_schema_extra=RUNTIME_ONLY)
+    #: requests in flight at once
+    concurrency: int = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
+    #: retries of a failed request (connection errors, timeouts, 429, 5xx), with exponential backoff
+    max_retries: int = Field(ge=0, json_schema_extra=RUNTIME_ONLY)
+    request_timeout_s: float = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
     # scripted backend
     #: "module:attribute" of an object answering requests by rule (see ``humpback.llm.scripted``)
     script: str | None
+
+    def with_overrides(self, overrides: dict[str, Any]) -> LLMConfig:
+        """This configuration with some fields replaced: one role's model (the judge, the rewriter)
+        served elsewhere while the other stages keep theirs."""
+        return type(self).model_validate(self.model_dump() | overrides) if overrides else self
 
     def output_settings(self) -> dict[str, Any]:
         """The settings that can change what the model answers: part of every cache key."""
