@@ -92,6 +92,14 @@ class FirstAnswerJudge:
         return [0.8 if option == "1" else 0.1 for option in options]
 
 
+class SilentJudge:
+    """Gives none of the verdict options any probability it can report (a server whose top tokens
+    hold no digit): every prompt is not judged."""
+
+    def option_probabilities(self, prompt: str, options: list[str]) -> list[float]:
+        return [float("nan")] * len(options)
+
+
 class ReferenceScorer:
     """-1 nat per token for an answer containing GOOD, -3 otherwise."""
 

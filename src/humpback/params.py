@@ -10,7 +10,7 @@ Kedro hands them validated objects (Kedro's typed parameters), never raw diction
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -20,6 +20,14 @@ from humpback.llm.config import LLMConfig
 
 class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_llm_overrides(block: BaseModel) -> BaseModel:
+    """A role's ``llm`` overrides name fields of the ``llm`` block, so a typo stops the run early."""
+    unknown = sorted(set(block.llm) - set(LLMConfig.model_fields))
+    if unknown:
+        raise ValueError(f"llm overrides name unknown fields {unknown} (known: {', '.join(LLMConfig.model_fields)})")
+    return block
 
 
 class SeedParams(_Block):
@@ -259,6 +267,12 @@ class RewritingParams(_Block):
     iteration2: Literal["rewrite", "reuse"]
     sampling: SamplingConfig
     min_chars: int = Field(ge=1)
+    #: the rewriter's own backend settings over the ``llm`` block ({}: the same), e.g. a served model
+    llm: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _llm_overrides_known(self):
+        return _check_llm_overrides(self)
 
 
 class SelectionParams(_Block):
@@ -310,6 +324,12 @@ class JudgeParams(_Block):
     #: the judge's win rates are reported as inconclusive
     min_control_accuracy: float = Field(ge=0, le=1)
     min_order_consistency: float = Field(ge=0, le=1)
+    #: the judge's own backend settings over the ``llm`` block ({}: the same), e.g. a served model
+    llm: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _llm_overrides_known(self):
+        return _check_llm_overrides(self)
 
 
 class DecontaminationParams(_Block):

@@ -7,7 +7,8 @@ Prompts are rendered and tokenized here, with the tokenizer of the model folder 
 
 - ``generate``: one completion per prompt (temperature, top-p, seed, max tokens).
 - option probabilities: one token generated with ``logprobs`` (the server's top log-probabilities);
-  an option outside the top list gets probability 0.
+  an option outside the top list gets probability 0, and a prompt with none of them in it NaN
+  (the stage records it as not scored, as it does a prompt too long).
 - completion log-probabilities: ``echo`` with ``logprobs`` and no new token, the prompt's own
   token log-probabilities (vLLM supports it; many servers do not).
 
@@ -51,7 +52,9 @@ class OpenAICompatibleLanguageModel(LanguageModel):
             raise ValueError("the openai backend needs llm.base_url and llm.served_model")
         self._tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=config.trust_remote_code)
         own = getattr(AutoConfig.from_pretrained(model_path), "max_position_embeddings", None)
-        self._context_length = min(x for x in (config.max_model_len, own) if x) if (config.max_model_len or own) else 2048
+        self._context_length = (
+            min(x for x in (config.max_model_len, own) if x) if (config.max_model_len or own) else 2048
+        )
         headers = {}
         if config.api_key_env:
             key = os.environ.get(config.api_key_env)
@@ -142,7 +145,9 @@ class OpenAICompatibleLanguageModel(LanguageModel):
                     f"{self.config.base_url} returned no top log-probabilities: option probabilities need them"
                 )
             top = logprobs[0]
-            return [float(top.get(option, -np.inf)) for option in options]
+            values = [float(top.get(option, -np.inf)) for option in options]
+            # none of the options among the top tokens: unknown, not zero (argmax would pick the first)
+            return [np.nan] * len(options) if np.isneginf(values).all() else values
 
         return np.array(self._map(one, prompt_ids), dtype=np.float64)
 

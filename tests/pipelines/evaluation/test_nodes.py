@@ -71,7 +71,7 @@ NLL = pd.DataFrame(
 
 
 def test_a_judge_that_tells_answers_apart_passes_its_controls(judge):
-    controls = nodes.judge_controls(HELDOUT_PAIRS, judge, scripted("RelevanceJudge"), NO_SHARDS)
+    controls = nodes.judge_controls(HELDOUT_PAIRS, judge, scripted("RelevanceJudge"), params("evaluation"), NO_SHARDS)
     assert controls["correct_first"].tolist() == [True] * 4 and controls["correct_second"].tolist() == [True] * 4
     check = nodes.summarise_judge_controls(controls, judge, params("evaluation"))
     assert (check["control_accuracy"], check["order_consistency"], check["passed"]) == (1.0, 1.0, True)
@@ -79,7 +79,7 @@ def test_a_judge_that_tells_answers_apart_passes_its_controls(judge):
 
 
 def test_a_judge_that_always_says_first_fails_its_controls_and_win_rates_are_inconclusive(judge):
-    controls = nodes.judge_controls(HELDOUT_PAIRS, judge, scripted("FirstAnswerJudge"), NO_SHARDS)
+    controls = nodes.judge_controls(HELDOUT_PAIRS, judge, scripted("FirstAnswerJudge"), params("evaluation"), NO_SHARDS)
     assert controls["correct_first"].all() and not controls["correct_second"].any() and not controls["consistent"].any()
     check = nodes.summarise_judge_controls(controls, judge, params("evaluation"))
     assert (check["control_accuracy"], check["order_consistency"], check["passed"]) == (0.5, 0.0, False)
@@ -98,6 +98,17 @@ def test_a_judge_that_always_says_first_fails_its_controls_and_win_rates_are_inc
     assert "| judge (judge-model) | picks the human answer over another prompt's | 0.500 |" in card
     assert ModelCard(card).data.eval_results is None  # an inconclusive win rate is no result
     assert card.count("**failed**") == 2
+
+
+def test_prompts_the_judge_could_not_judge_are_counted_not_scored(judge):
+    judgements = nodes.judge_pairs(
+        CHALLENGER, REFERENCE, judge, scripted("SilentJudge"), params("evaluation"), NO_SHARDS
+    )
+    assert judgements["outcome"].tolist() == ["not_judged"] * 3 and judgements["score"].isna().all()
+    controls = nodes.judge_controls(HELDOUT_PAIRS, judge, scripted("SilentJudge"), params("evaluation"), NO_SHARDS)
+    assert controls[["correct_first", "correct_second", "consistent"]].isna().all().all()
+    check = nodes.summarise_judge_controls(controls, judge, params("evaluation"))
+    assert math.isnan(check["control_accuracy"]) and not check["passed"]
 
 
 def test_nll_difference_is_paired_over_prompts():

@@ -35,9 +35,9 @@ def challenger_score(challenger_first: str | None, challenger_second: str | None
         challenger_second: the verdict when it was shown second (``None`` if not asked).
     """
     scores = []
-    if challenger_first is not None:
+    if isinstance(challenger_first, str):  # a verdict not given is None, or NaN once in a frame
         scores.append({FIRST: 1.0, SECOND: 0.0, TIE: 0.5}[challenger_first])
-    if challenger_second is not None:
+    if isinstance(challenger_second, str):
         scores.append({FIRST: 0.0, SECOND: 1.0, TIE: 0.5}[challenger_second])
     return sum(scores) / len(scores) if scores else None
 

@@ -217,7 +217,7 @@ def judge_pairs(
     orders = list(ORDERS) if params.judge.both_orders else ["challenger_first"]
     judged = pairs
     for order in orders:
-        judged = run_model_task(judgement_task(order), judged, judge, llm, generation)
+        judged = run_model_task(judgement_task(order), judged, judge, llm.with_overrides(params.judge.llm), generation)
     result = judged.drop(columns=["instruction", "response_challenger", "response_reference"])
     second = result["challenger_second_verdict"] if params.judge.both_orders else [None] * len(result)
     scores = [challenger_score(a, b) for a, b in zip(result["challenger_first_verdict"], second)]
@@ -269,7 +269,11 @@ def control_pairs(heldout: pd.DataFrame) -> pd.DataFrame:
 
 
 def judge_controls(
-    heldout: pd.DataFrame, judge: CheckpointHandle, llm: LLMConfig, generation: GenerationRunParams
+    heldout: pd.DataFrame,
+    judge: CheckpointHandle,
+    llm: LLMConfig,
+    params: EvaluationParams,
+    generation: GenerationRunParams,
 ) -> pd.DataFrame:
     """The judge's verdicts on the control pairs in both orders, and whether each picked the human answer.
 
@@ -280,15 +284,17 @@ def judge_controls(
     """
     judged = control_pairs(heldout)
     for order in ORDERS:  # both orders always: order consistency is one of the checks
-        judged = run_model_task(judgement_task(order, "evaluation_judge_controls"), judged, judge, llm, generation)
+        task = judgement_task(order, "evaluation_judge_controls")
+        judged = run_model_task(task, judged, judge, llm.with_overrides(params.judge.llm), generation)
     first, second = judged["challenger_first_verdict"], judged["challenger_second_verdict"]
     human_first = {FIRST: "human", SECOND: "other", TIE: TIE}
     human_second = {FIRST: "other", SECOND: "human", TIE: TIE}
     return judged.drop(columns=["instruction", "response_challenger", "response_reference"]).assign(
-        correct_first=[None if v is None else v == FIRST for v in first],
-        correct_second=[None if v is None else v == SECOND for v in second],
+        # a verdict not given (prompt too long, no option among a server's top tokens) is missing
+        correct_first=[None if pd.isna(v) else v == FIRST for v in first],
+        correct_second=[None if pd.isna(v) else v == SECOND for v in second],
         consistent=[
-            None if a is None or b is None else human_first[a] == human_second[b] for a, b in zip(first, second)
+            None if pd.isna(a) or pd.isna(b) else human_first[a] == human_second[b] for a, b in zip(first, second)
         ],
     )
 

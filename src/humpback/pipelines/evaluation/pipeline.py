@@ -65,7 +65,13 @@ def heldout_pipeline() -> Pipeline:
             Node(choose_judge, ["aligned_model", "params:evaluation"], "evaluation.judge", name="choose_judge"),
             Node(
                 judge_controls,
-                ["evaluation.heldout_pairs", "evaluation.judge", "params:llm", "params:generation"],
+                [
+                    "evaluation.heldout_pairs",
+                    "evaluation.judge",
+                    "params:llm",
+                    "params:evaluation",
+                    "params:generation",
+                ],
                 "evaluation.judge_controls",
                 name="judge_controls",
             ),

@@ -81,7 +81,9 @@ def rewrite_candidates(
     if params.mode != "self_before_curation" or usable.empty:
         return _not_rewritten(usable)
     rewriter = _self_rewriter(seed_model, own_model, params)
-    return run_model_task(rewrite_task(params, "rewrite_before_curation"), usable, rewriter, llm, generation)
+    return run_model_task(
+        rewrite_task(params, "rewrite_before_curation"), usable, rewriter, llm.with_overrides(params.llm), generation
+    )
 
 
 def rewrite_selected(
@@ -104,4 +106,6 @@ def rewrite_selected(
         rewriter = _self_rewriter(seed_model, own_model, params)
     else:
         rewriter = CheckpointHandle(path=params.model, metadata={"role": "rewriter", "model_id": params.model})
-    return run_model_task(rewrite_task(params, "rewrite_after_curation"), drafts, rewriter, llm, generation)
+    return run_model_task(
+        rewrite_task(params, "rewrite_after_curation"), drafts, rewriter, llm.with_overrides(params.llm), generation
+    )
