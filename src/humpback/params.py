@@ -342,6 +342,19 @@ class DecontaminationParams(_Block):
     max_overlap: float = Field(gt=0, le=1)
 
 
+class PublishParams(_Block):
+    """What the ``publish`` pipeline pushes to the Hub: export name / model name → repository id."""
+
+    datasets: dict[str, str]
+    models: dict[str, str]
+    private: bool
+    #: the environment variable holding a write token (the token itself is never configured)
+    token_env: str
+    endpoint: str
+    export_dir: str
+    models_dir: str
+
+
 class EvaluationParams(_Block):
     #: split of the held-out oasst1 messages when they come as a dataset dictionary
     split: str
@@ -374,6 +387,7 @@ PARAMETER_BLOCKS: dict[str, type[BaseModel]] = {
     "rewriting_variants": RewritingVariantsParams,
     "evaluation": EvaluationParams,
     "decontamination": DecontaminationParams,
+    "publish": PublishParams,
 }
 
 

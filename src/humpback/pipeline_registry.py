@@ -11,7 +11,7 @@ from kedro.pipeline import Pipeline
 from humpback.pipelines import augmentation, base_model, curation, ingestion, rewriting, training
 from humpback.pipelines.evaluation import evaluation_pipeline, heldout_pairs_pipeline
 from humpback.pipelines.method_health import method_health_pipeline
-from humpback.pipelines.publishing import dataset_exports_pipeline
+from humpback.pipelines.publishing import dataset_exports_pipeline, publish_pipeline
 from humpback.pipelines.training import trained_model_pipeline
 
 #: rewriting modes trained as M1 variants beside the run's own M1 (rewriting as configured)
@@ -144,5 +144,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         "evaluation": evaluation,
         "evaluation_m2": evaluation_m2,
         "evaluation_variants": evaluation_variants,
+        "publish": publish_pipeline(),
         "__default__": iteration1,
     }

@@ -1,5 +1,5 @@
-"""Hub-ready exports of the run's datasets (Parquet + dataset card)."""
+"""Hub-ready exports of the run's datasets (Parquet + dataset card), and pushing them to the Hub."""
 
-from humpback.pipelines.publishing.pipeline import dataset_exports_pipeline
+from humpback.pipelines.publishing.pipeline import dataset_exports_pipeline, publish_pipeline
 
-__all__ = ["dataset_exports_pipeline"]
+__all__ = ["dataset_exports_pipeline", "publish_pipeline"]

@@ -4,6 +4,7 @@ from functools import partial, update_wrapper
 
 from kedro.pipeline import Node, Pipeline
 
+from humpback.pipelines.publishing.hub import publish_to_hub
 from humpback.pipelines.publishing.nodes import export_candidates, export_curated_pairs, export_training_pairs
 
 
@@ -50,3 +51,8 @@ def dataset_exports_pipeline(iteration: str, candidates: bool) -> Pipeline:
             )
         )
     return Pipeline(nodes)
+
+
+def publish_pipeline() -> Pipeline:
+    """Push the exports and models named in ``publish`` to the Hub; a receipt of what went where."""
+    return Pipeline([Node(publish_to_hub, "params:publish", "publish_receipt", name="publish_to_hub")])
