@@ -11,9 +11,10 @@ import importlib.metadata
 import json
 import math
 from collections.abc import Sequence
+from importlib.resources import files
 from typing import Any
 
-from huggingface_hub import EvalResult, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 ROLES = {
     "backward": (
@@ -28,6 +29,24 @@ ROLES = {
     "m1": ("M1", "the base model fine-tuned on the seed pairs and the candidate pairs M0 kept (iteration 1)."),
     "m2": ("M2", "the base model fine-tuned on the seed pairs and the candidate pairs M1 kept (iteration 2)."),
 }
+#: the card's text, a Jinja template (huggingface_hub renders it, with the metadata as ``card_data``)
+TEMPLATE = files("humpback").joinpath("resources/model_card_template.md")
+#: the hyper-parameters a card lists, in this order
+CARD_HYPERPARAMETERS = (
+    "method",
+    "learning_rate",
+    "end_learning_rate",
+    "weight_decay",
+    "warmup_ratio",
+    "batch_size",
+    "num_train_epochs",
+    "max_steps",
+    "max_length",
+    "dropout",
+    "precision",
+    "train_embeddings",
+    "seed",
+)
 FRAMEWORKS = ["humpback", "transformers", "trl", "peft", "torch", "datasets", "kedro"]
 SEED_DATASET, WEB_DATASET = "OpenAssistant/oasst1", "allenai/c4"
 
@@ -68,7 +87,10 @@ def framework_versions() -> dict[str, str]:
 
 
 def render_model_card(
-    metadata: dict[str, Any], evaluation: dict[str, Any] | None = None, checks: Sequence[dict] = ()
+    metadata: dict[str, Any],
+    evaluation: dict[str, Any] | None = None,
+    checks: Sequence[dict] = (),
+    template: str | None = None,
 ) -> str:
     """The card of one trained checkpoint.
 
@@ -78,6 +100,8 @@ def render_model_card(
         checks: method-health checks (:mod:`humpback.health`) that concern this model, beside the
             curator's check its metadata carries: its own controls as backward model, the judge's
             that decides whether its win rates count.
+        template: a Jinja template of the card's text in place of the shipped one
+            (``humpback/resources/model_card_template.md``; its variables are the shipped one's).
     """
     role = metadata.get("role", "model")
     title, purpose = ROLES.get(role, (role, "a model trained by humpback."))
@@ -106,97 +130,44 @@ def render_model_card(
         tags=["humpback", "instruction-backtranslation", "trl", "sft", f"humpback-{role}"],
         eval_results=_eval_results(evaluation) or None,
     )
-    lines = [
-        "---",
-        card_data.to_yaml(),
-        "---",
-        "",
-        f"# {title}",
-        "",
-        f"{title}: {purpose}",
-        "",
-        "Trained with humpback: instruction backtranslation (Li et al. 2023) with optional rewriting "
-        "(Nguyen et al. 2024), run as a Kedro pipeline that keeps every intermediate dataset as Parquet.",
-        "",
-        "## Method",
-        "",
-        f"- Base model: `{metadata.get('base_model', 'unknown')}`"
-        + (
-            f", licence: {metadata['base_model_licence']} (this model is a derivative and falls under it)"
-            if metadata.get("base_model_licence")
-            else ""
-        ),
-        f"- Prompt format: {_prompt_format(metadata)}",
-        f"- Direction: {hyper.get('direction', 'forward')} "
-        f"({'response → instruction' if hyper.get('direction') == 'backward' else 'instruction → response'})",
-        f"- System-prompt tags per source: {'yes' if hyper.get('use_tags') else 'no'}",
-    ]
+    curation_lines = []
     if curation:
-        lines += [
+        curation_lines = [
             f"- Curation: rated by {ROLES.get(curation.get('rater'), (curation.get('rater', 'unknown'),))[0]} with the "
-            f"{curation.get('scorer')} scorer "
-            f"({curation.get('few_shot')} worked examples); selection {_selection(curation)}",
+            f"{curation.get('scorer')} scorer ({curation.get('few_shot')} worked examples); selection {_selection(curation)}",
             f"- Rewriting: {curation.get('rewriting_mode', 'off')}"
             + (f" (by `{curation['rewriting_model']}`)" if curation.get("rewriting_model") else ""),
             f"- Candidates: {curation.get('documents', '?')} web documents → {curation.get('candidates', '?')} "
             f"candidate pairs → {curation.get('rated', '?')} rated → {curation.get('kept', '?')} kept",
         ]
-    lines += [
-        "",
-        "## Training data",
-        "",
-        f"- Examples: {training.get('examples', '?')} "
+    direction = hyper.get("direction", "forward")
+    context = {
+        "title": title,
+        "purpose": purpose,
+        "base_model": metadata.get("base_model", "unknown"),
+        "licence": metadata.get("base_model_licence"),
+        "prompt_format": _prompt_format(metadata),
+        "direction": f"{direction} ({'response → instruction' if direction == 'backward' else 'instruction → response'})",
+        "tags": "yes" if hyper.get("use_tags") else "no",
+        "curation": curation_lines,
+        "examples": f"{training.get('examples', '?')} "
         f"({', '.join(f'{source}: {count}' for source, count in composition.items()) or 'composition unknown'})",
-        f"- Over-long examples: {training.get('overlong_truncated', 0)} truncated at {hyper.get('max_length', '?')} tokens "
+        "overlong": f"{training.get('overlong_truncated', 0)} truncated at {hyper.get('max_length', '?')} tokens "
         "(dropped ones are counted in the training funnel)",
-        f"- Held out to measure the loss: {training.get('heldout_examples', 0)} seed pairs",
-        "",
-        "## Training procedure",
-        "",
-        "Supervised fine-tuning with TRL's `SFTTrainer`, loss on the completion tokens only.",
-        "",
-        "| hyper-parameter | value |",
-        "|---|---|",
-        *[
-            f"| {key} | {_cell(hyper.get(key))} |"
-            for key in [
-                "method",
-                "learning_rate",
-                "end_learning_rate",
-                "weight_decay",
-                "warmup_ratio",
-                "batch_size",
-                "num_train_epochs",
-                "max_steps",
-                "max_length",
-                "dropout",
-                "precision",
-                "train_embeddings",
-                "seed",
-            ]
-            if key in hyper
-        ],
-        "",
-        f"Steps: {training.get('steps', '?')} ({_number(training.get('epochs'))} epochs) on {training.get('processes', 1)} "
-        f"process(es); train loss {_number(training.get('train_loss'))}; completion loss on {training.get('heldout_examples', '?')} "
-        f"held-out seed pairs {_number(training.get('heldout_loss_before'))} before → "
-        f"{_number(training.get('heldout_loss_after'))} after; {_number(training.get('train_runtime_s'))} s.",
-        "",
-        "## Evaluation",
-        "",
-        *_evaluation_lines(evaluation),
-        "",
-        *_health_lines(checks),
-        "## Framework versions",
-        "",
-        *[f"- {name}: {version}" for name, version in framework_versions().items()],
-        "",
-        "## Citations",
-        "",
-        CITATIONS,
-        "",
-    ]
-    return "\n".join(lines)
+        "heldout": training.get("heldout_examples", 0),
+        "hyperparameters": [(key, _cell(hyper.get(key))) for key in CARD_HYPERPARAMETERS if key in hyper],
+        "steps": f"Steps: {training.get('steps', '?')} ({_number(training.get('epochs'))} epochs) on "
+        f"{training.get('processes', 1)} process(es); train loss {_number(training.get('train_loss'))}; completion "
+        f"loss on {training.get('heldout_examples', '?')} held-out seed pairs {_number(training.get('heldout_loss_before'))} "
+        f"before → {_number(training.get('heldout_loss_after'))} after; {_number(training.get('train_runtime_s'))} s.",
+        "evaluation": _evaluation_lines(evaluation),
+        "health": _health_lines(checks),
+        "versions": list(framework_versions().items()),
+        "citations": CITATIONS,
+    }
+    return str(
+        ModelCard.from_template(card_data, template_str=template or TEMPLATE.read_text(encoding="utf-8"), **context)
+    )
 
 
 def _eval_results(evaluation: dict[str, Any] | None) -> list[EvalResult]:
