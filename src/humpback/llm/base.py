@@ -276,6 +276,27 @@ class LazyLanguageModel:
             self._model = None
 
 
+class FolderTokenizerModel(LanguageModel):
+    """A backend whose answers come from elsewhere (a rule, a server) but whose tokens are the model
+    folder's: the tokenizer and the context length (``llm.max_model_len`` caps the model's own)."""
+
+    def __init__(self, config: LLMConfig, model_path: str) -> None:
+        super().__init__(config, model_path)
+        from transformers import AutoConfig, AutoTokenizer
+
+        self._tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=config.trust_remote_code)
+        own = AutoConfig.from_pretrained(model_path).max_position_embeddings
+        self._context_length = min(config.max_model_len or own, own)
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    @property
+    def context_length(self) -> int:
+        return self._context_length
+
+
 def build_llm(config: LLMConfig | dict, model_path: str) -> LanguageModel:
     """Build the configured backend for the model in ``model_path`` (imports it only now)."""
     config = LLMConfig.model_validate(config)

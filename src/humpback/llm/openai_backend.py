@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from humpback.llm.base import LanguageModel, SamplingConfig
+from humpback.llm.base import FolderTokenizerModel, SamplingConfig
 from humpback.llm.config import LLMConfig
 
 logger = logging.getLogger(__name__)
@@ -42,19 +42,13 @@ class ServerCapabilityError(ServerError):
     """The server answered, but cannot do what the stage asks (log-probabilities, token prompts)."""
 
 
-class OpenAICompatibleLanguageModel(LanguageModel):
+class OpenAICompatibleLanguageModel(FolderTokenizerModel):
     def __init__(self, config: LLMConfig, model_path: str) -> None:
-        super().__init__(config, model_path)
         import httpx
-        from transformers import AutoConfig, AutoTokenizer
 
         if not config.base_url or not config.served_model:
             raise ValueError("the openai backend needs llm.base_url and llm.served_model")
-        self._tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=config.trust_remote_code)
-        own = getattr(AutoConfig.from_pretrained(model_path), "max_position_embeddings", None)
-        self._context_length = (
-            min(x for x in (config.max_model_len, own) if x) if (config.max_model_len or own) else 2048
-        )
+        super().__init__(config, model_path)
         headers = {}
         if config.api_key_env:
             key = os.environ.get(config.api_key_env)
@@ -64,14 +58,6 @@ class OpenAICompatibleLanguageModel(LanguageModel):
         self._client = httpx.Client(
             base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.request_timeout_s
         )
-
-    @property
-    def tokenizer(self):
-        return self._tokenizer
-
-    @property
-    def context_length(self) -> int:
-        return self._context_length
 
     def close(self) -> None:
         self._client.close()

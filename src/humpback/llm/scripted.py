@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from humpback.llm.base import LanguageModel, PromptError, SamplingConfig
+from humpback.llm.base import FolderTokenizerModel, PromptError, SamplingConfig
 from humpback.llm.config import LLMConfig
 
 
@@ -36,23 +36,10 @@ def load_script(reference: str | None) -> Any:
     return script() if isinstance(script, type) else script
 
 
-class ScriptedLanguageModel(LanguageModel):
+class ScriptedLanguageModel(FolderTokenizerModel):
     def __init__(self, config: LLMConfig, model_path: str) -> None:
         super().__init__(config, model_path)
-        from transformers import AutoConfig, AutoTokenizer
-
         self.script = load_script(config.script)
-        self._tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=config.trust_remote_code)
-        own = AutoConfig.from_pretrained(model_path).max_position_embeddings
-        self._context_length = min(config.max_model_len or own, own)
-
-    @property
-    def tokenizer(self):
-        return self._tokenizer
-
-    @property
-    def context_length(self) -> int:
-        return self._context_length
 
     def _rule(self, name: str):
         rule = getattr(self.script, name, None)
