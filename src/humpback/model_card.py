@@ -122,7 +122,7 @@ def render_model_card(
     composition = training.get("composition", {})
     datasets = [SEED_DATASET] + ([WEB_DATASET] if composition.get("augmented") or curation else [])
     card_data = ModelCardData(
-        model_name=f"humpback-{role}",
+        model_name=f"humpback-{role}" + ("-random-selection" if randomly_selected else ""),
         base_model=metadata.get("base_model", "unknown"),
         datasets=datasets,
         library_name="transformers",

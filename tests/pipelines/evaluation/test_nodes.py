@@ -312,6 +312,7 @@ def test_a_randomly_selected_model_says_so_and_leaves_out_the_curator_it_did_not
     card = render_model_card(random)
     assert "# M1 (random selection)" in card and "11 drawn at random (seed 0), as many as curation kept" in card
     assert "curator (seed)" not in card  # the curator chose nothing for this model
+    assert ModelCard(card).data.model_name == "humpback-m1-random-selection"
     curated = render_model_card(METADATA | {"curation": METADATA["curation"] | {"curator_check": CURATOR}})
     assert (
         "| curator (seed) | ROC AUC human vs mismatched pairs | 0.490 | [0.340, 0.630] | ≥ 0.7 | **failed** |"
