@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from humpback.model_card import CITATIONS, SEED_DATASET, WEB_DATASET, framework_versions
+from humpback.model_card import CITATIONS, SEED_DATASET, WEB_DATASET, framework_versions, markdown_table
 
 #: the data file of every export, as the card's ``configs`` names it
 DATA_FILE = "data/train-00000-of-00001.parquet"
@@ -93,7 +93,7 @@ def render_dataset_card(
         "",
         "## Funnel",
         "",
-        _markdown_table(funnel),
+        _frame_table(funnel),
         "",
     ]
     if scores is not None:
@@ -103,7 +103,7 @@ def render_dataset_card(
             "",
             "The curator's score (1–5, the paper's rubric) of every rated candidate:",
             "",
-            _markdown_table(pd.DataFrame({"score": histogram.index, "pairs": histogram.to_numpy()})),
+            markdown_table(("score", "pairs"), histogram.items()),
             "",
         ]
     lines += [
@@ -125,9 +125,5 @@ def render_dataset_card(
     return str(DatasetCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n".join(lines)))
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rows = [
-        "| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in frame.itertuples(index=False)
-    ]
-    return "\n".join([header, "|" + "---|" * len(frame.columns), *rows])
+def _frame_table(frame: pd.DataFrame) -> str:
+    return markdown_table(frame.columns, frame.itertuples(index=False))

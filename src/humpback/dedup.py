@@ -25,11 +25,8 @@ def exact_key(text: str) -> str:
 
 
 def shingles(text: str, size: int) -> set[str]:
-    """The text's word ``size``-grams (the whole text when it is shorter)."""
-    words = _WORD.findall(text.lower()) or [text.strip().lower()]
-    if len(words) <= size:
-        return {" ".join(words)}
-    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+    """The text's word ``size``-grams as strings (a text without words is its own shingle)."""
+    return {" ".join(gram) for gram in ngrams(text, size)} or {text.strip().lower()}
 
 
 def near_duplicate_mask(texts: list[str], params: NearDuplicateParams, seed: int = 1) -> np.ndarray:

@@ -40,6 +40,34 @@ def criterion(
     }
 
 
+def at_least(
+    model: str, check: str, value: float, minimum: float, what: str, low: float = math.nan, high: float = math.nan
+) -> dict:
+    """A criterion that ``value`` reaches ``minimum``; its failure reads "<what> <value> < <minimum>"."""
+    return criterion(
+        model,
+        check,
+        value,
+        low=low,
+        high=high,
+        threshold=f"≥ {minimum}",
+        passed=value >= minimum,
+        failure=f"{what} {value:.2f} < {minimum:.2f}",
+    )
+
+
+def at_most(model: str, check: str, value: float, maximum: float, what: str) -> dict:
+    """A criterion that ``value`` stays within ``maximum``; its failure reads "<what> <value> > <maximum>"."""
+    return criterion(
+        model,
+        check,
+        value,
+        threshold=f"≤ {maximum}",
+        passed=value <= maximum,
+        failure=f"{what} {value:.2f} > {maximum:.2f}",
+    )
+
+
 def information(model: str, check: str, value: float) -> dict:
     """A row that only reports (a spread, a position bias): no threshold, no verdict."""
     return {

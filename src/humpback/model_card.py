@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib.resources import files
 from typing import Any
 
@@ -241,17 +241,31 @@ def _health_lines(checks: Sequence[dict]) -> list[str]:
         "(the run's `method_health` report has every check). A failed check means the figures it guards are "
         "not evidence.",
         "",
-        "| model | check | value | 95 % interval | threshold | verdict |",
-        "|---|---|---|---|---|---|",
     ]
-    for row in (row for check in checks for row in check["rows"]):
-        interval = "" if math.isnan(row["ci_low"]) else f"[{_number(row['ci_low'])}, {_number(row['ci_high'])}]"
-        verdict = {True: "passed", False: "**failed**", None: "information"}[row["passed"]]
-        lines.append(
-            f"| {row['model']} | {row['check']} | {_number(float(row['value']))} | {interval} "
-            f"| {row['threshold']} | {verdict} |"
+    rows = [
+        (
+            row["model"],
+            row["check"],
+            _number(float(row["value"])),
+            "" if math.isnan(row["ci_low"]) else f"[{_number(row['ci_low'])}, {_number(row['ci_high'])}]",
+            row["threshold"],
+            {True: "passed", False: "**failed**", None: "information"}[row["passed"]],
         )
-    return [*lines, ""]
+        for check in checks
+        for row in check["rows"]
+    ]
+    header = ("model", "check", "value", "95 % interval", "threshold", "verdict")
+    return [*lines, markdown_table(header, rows), ""]
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table; a missing cell (None, NaN) is left empty."""
+
+    def cell(value: Any) -> str:
+        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(cell, row)) + " |" for row in rows])
 
 
 def _prompt_format(metadata: dict[str, Any]) -> str:

@@ -22,12 +22,21 @@ class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_llm_overrides(block: BaseModel) -> BaseModel:
-    """A role's ``llm`` overrides name fields of the ``llm`` block, so a typo stops the run early."""
-    unknown = sorted(set(block.llm) - set(LLMConfig.model_fields))
-    if unknown:
-        raise ValueError(f"llm overrides name unknown fields {unknown} (known: {', '.join(LLMConfig.model_fields)})")
-    return block
+class _RoleBlock(_Block):
+    """A role's block (the judge, the rewriter) that may run its model on other backend settings."""
+
+    #: this role's backend settings over the ``llm`` block ({}: the same), e.g. a served model
+    llm: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _llm_overrides_known(self) -> _RoleBlock:
+        """The overrides name fields of the ``llm`` block, so a typo stops the run early."""
+        unknown = sorted(set(self.llm) - set(LLMConfig.model_fields))
+        if unknown:
+            raise ValueError(
+                f"llm overrides name unknown fields {unknown} (known: {', '.join(LLMConfig.model_fields)})"
+            )
+        return self
 
 
 class SeedParams(_Block):
@@ -257,7 +266,7 @@ class AugmentationParams(_Block):
     instruction_duplicates: NearDuplicateParams
 
 
-class RewritingParams(_Block):
+class RewritingParams(_RoleBlock):
     mode: Literal["off", "self_before_curation", "after_curation"]
     #: after_curation rewriter: aligned (the embedded aligned model, as the back-and-forth paper uses
     #: an aligned model), self (the iteration's own model: M0, then M1), or a folder / Hub id
@@ -267,12 +276,6 @@ class RewritingParams(_Block):
     iteration2: Literal["rewrite", "reuse"]
     sampling: SamplingConfig
     min_chars: int = Field(ge=1)
-    #: the rewriter's own backend settings over the ``llm`` block ({}: the same), e.g. a served model
-    llm: dict[str, Any]
-
-    @model_validator(mode="after")
-    def _llm_overrides_known(self):
-        return _check_llm_overrides(self)
 
 
 class SelectionParams(_Block):
@@ -314,7 +317,7 @@ class RewritingVariantsParams(_Block):
         return self
 
 
-class JudgeParams(_Block):
+class JudgeParams(_RoleBlock):
     #: aligned: the embedded aligned model (never a contestant); or a folder / Hub id of a stronger judge
     model: str
     #: the judge also rates each pair in swapped order; disagreements count as ties
@@ -324,12 +327,6 @@ class JudgeParams(_Block):
     #: the judge's win rates are reported as inconclusive
     min_control_accuracy: float = Field(ge=0, le=1)
     min_order_consistency: float = Field(ge=0, le=1)
-    #: the judge's own backend settings over the ``llm`` block ({}: the same), e.g. a served model
-    llm: dict[str, Any]
-
-    @model_validator(mode="after")
-    def _llm_overrides_known(self):
-        return _check_llm_overrides(self)
 
 
 class DecontaminationParams(_Block):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from humpback.pipelines import augmentation, base_model, curation, ingestion, rewriting, training
+from humpback.pipelines import augmentation, base_model, curation, ingestion, rewriting
 from humpback.pipelines.evaluation import evaluation_pipeline, heldout_pairs_pipeline
 from humpback.pipelines.method_health import method_health_pipeline
 from humpback.pipelines.publishing import dataset_exports_pipeline, publish_pipeline
@@ -46,12 +46,15 @@ def curated_iteration(
 def rewriting_variant(mode: str) -> Pipeline:
     """M1 trained on the same candidates with rewriting ``mode`` (``rewriting_variants.<mode>``),
     under namespace ``m1_<mode>``; backward model, candidates and M0 are the run's."""
-    variant = curated_iteration(f"m1_{mode}", "seed_model.model", f"rewriting_variants.{mode}")
-    return variant + Pipeline(
-        training.create_pipeline(curated=True),
-        namespace=f"m1_{mode}",
-        inputs=training.SHARED_INPUTS,
-        parameters={"training": "m1.training", **training.SHARED_PARAMETERS},
+    namespace = f"m1_{mode}"
+    variant = curated_iteration(namespace, "seed_model.model", f"rewriting_variants.{mode}")
+    return variant + _trained_as_m1(namespace)
+
+
+def _trained_as_m1(namespace: str) -> Pipeline:
+    """The model of a variant under ``namespace``, trained on its own pairs with M1's training block."""
+    return trained_model_pipeline(
+        namespace, f"{namespace}.training_pairs", f"{namespace}.curation_provenance", training="m1.training"
     )
 
 
@@ -63,24 +66,16 @@ def random_selection_control(iteration: str, rater: str, namespace: str) -> Pipe
         curation.random_selection_pipeline() + rewriting.create_pipeline().only_nodes_with_outputs("curated_pairs"),
         namespace=namespace,
         inputs={
-            **{
-                name: name
-                for name in ("candidates", "web_documents", "seed_pairs", "seed_model.model", "aligned_model")
-            },
+            **{name: name for name in SHARED_INPUTS if name != "evaluation.heldout_pairs"},
             "own_model": rater,
             "rater_model": rater,
             "scored_candidates": f"{iteration}.scored_candidates",
             "curated_selection": f"{iteration}.selection_summary",
             "curator_check": f"{iteration}.curator_check",
         },
-        parameters={name: name for name in ("llm", "curation", "rewriting", "generation")},
+        parameters={name: name for name in SHARED_PARAMETERS if name != "curation.examples_per_score"},
     )
-    return selection + Pipeline(
-        training.create_pipeline(curated=True),
-        namespace=namespace,
-        inputs=training.SHARED_INPUTS,
-        parameters={"training": "m1.training", **training.SHARED_PARAMETERS},
-    )
+    return selection + _trained_as_m1(namespace)
 
 
 def register_pipelines() -> dict[str, Pipeline]:

@@ -38,6 +38,7 @@ from humpback.execution import map_with_model
 from humpback.llm import LanguageModel, LLMConfig, Prompt, PromptError, SamplingConfig
 from humpback.llm.base import encode_completion, encode_prompt, stop_token_ids
 from humpback.params import GenerationRunParams
+from humpback.statistics import paired_bootstrap_difference
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,29 @@ def parse_completion_nll(column: str, rows: pd.DataFrame, raw: pd.DataFrame) -> 
             "status": [OK if s is not None else PROMPT_TOO_LONG for s in scored],
         }
     )
+
+
+def paired_nll_difference(first: pd.DataFrame, second: pd.DataFrame, column: str, samples: int, seed: int) -> dict:
+    """Per-token NLL of ``column`` under two models on the same items (two frames that
+    :func:`parse_completion_nll` wrote, with ``prompt_id``), and the first minus the second with a
+    paired bootstrap interval, over the items both scored."""
+    both = first.merge(second, on="prompt_id", suffixes=("_first", "_second"))
+    both = both.loc[(both["status_first"] == OK) & (both["status_second"] == OK)]
+    nll, tokens = f"{column}_nll", f"{column}_tokens"
+    sides = {side: both[[f"{nll}_{side}", f"{tokens}_{side}"]].to_numpy(float) for side in ("first", "second")}
+    point, low, high = paired_bootstrap_difference(sides["first"], sides["second"], samples, seed)
+    per_token = {
+        side: float(values[:, 0].sum() / values[:, 1].sum()) if values[:, 1].sum() else math.nan
+        for side, values in sides.items()
+    }
+    return {
+        "items": len(both),
+        "first": per_token["first"],
+        "second": per_token["second"],
+        "difference": point,
+        "ci_low": low,
+        "ci_high": high,
+    }
 
 
 Request = Generate | OptionProbabilities | CompletionLogprobs

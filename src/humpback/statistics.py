@@ -30,8 +30,7 @@ def bootstrap_auc(
     draws = [
         roc_auc(rng.choice(positives, len(positives)), rng.choice(negatives, len(negatives))) for _ in range(samples)
     ]
-    tail = 100 * (1 - level) / 2
-    return point, float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))
+    return point, *_percentile_interval(draws, level)
 
 
 def paired_bootstrap_difference(
@@ -51,7 +50,9 @@ def paired_bootstrap_difference(
         return a[rows, 0].sum(-1) / a[rows, 1].sum(-1) - b[rows, 0].sum(-1) / b[rows, 1].sum(-1)
 
     draws = np.random.default_rng(seed).integers(0, len(a), size=(samples, len(a)))
-    resampled = difference(draws)
+    return float(difference(np.arange(len(a)))), *_percentile_interval(difference(draws), level)
+
+
+def _percentile_interval(draws, level: float) -> tuple[float, float]:
     tail = 100 * (1 - level) / 2
-    point = float(difference(np.arange(len(a))))
-    return point, float(np.percentile(resampled, tail)), float(np.percentile(resampled, 100 - tail))
+    return float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))

@@ -24,6 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import numpy as np
 
 from humpback.llm.base import FolderTokenizerModel, SamplingConfig
@@ -44,8 +45,6 @@ class ServerCapabilityError(ServerError):
 
 class OpenAICompatibleLanguageModel(FolderTokenizerModel):
     def __init__(self, config: LLMConfig, model_path: str) -> None:
-        import httpx
-
         if not config.base_url or not config.served_model:
             raise ValueError("the openai backend needs llm.base_url and llm.served_model")
         super().__init__(config, model_path)
@@ -66,8 +65,6 @@ class OpenAICompatibleLanguageModel(FolderTokenizerModel):
 
     def _post(self, body: dict[str, Any], capability: str) -> dict[str, Any]:
         """POST /completions with retries; a 4xx other than rate limits is the server saying it cannot."""
-        import httpx
-
         body = {"model": self.config.served_model, **body}
         delay = 1.0
         for attempt in range(self.config.max_retries + 1):
@@ -118,7 +115,7 @@ class OpenAICompatibleLanguageModel(FolderTokenizerModel):
         return self._map(one, prompt_ids)
 
     def _option_logprobs(self, prompt_ids: list[list[int]], option_ids: list[int]) -> np.ndarray:
-        options = [self._tokenizer.decode([token]) for token in option_ids]
+        options = [self.tokenizer.decode([token]) for token in option_ids]
 
         def one(ids: list[int]) -> list[float]:
             answer = self._post(

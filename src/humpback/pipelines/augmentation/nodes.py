@@ -27,8 +27,14 @@ from humpback.pipelines.augmentation.postprocess import (
     looks_like_request,
 )
 from humpback.prompts import backward_chat
-from humpback.runner import CompletionLogprobs, Generate, ModelTask, parse_completion_nll, run_model_task
-from humpback.statistics import paired_bootstrap_difference
+from humpback.runner import (
+    CompletionLogprobs,
+    Generate,
+    ModelTask,
+    paired_nll_difference,
+    parse_completion_nll,
+    run_model_task,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,14 +104,10 @@ def summarise_backward_controls(
 ) -> dict:
     """Whether the backward model does its job: it predicts held-out true instructions better than
     the base model (paired bootstrap over pairs), and what it wrote reads as requests, not echoes."""
-    both = backward_nll.merge(base_nll, on="prompt_id", suffixes=("_backward", "_base"))
-    both = both.loc[(both["status_backward"] == OK) & (both["status_base"] == OK)]
-    point, low, high = paired_bootstrap_difference(
-        both[["instruction_nll_backward", "instruction_tokens_backward"]].to_numpy(float),
-        both[["instruction_nll_base", "instruction_tokens_base"]].to_numpy(float),
-        params.control_bootstrap_samples,
-        params.control_seed,
+    nll = paired_nll_difference(
+        backward_nll, base_nll, "instruction", params.control_bootstrap_samples, params.control_seed
     )
+    point, low, high = nll["difference"], nll["ci_low"], nll["ci_high"]
     usable = candidates["status"].isin(CLEANED)  # whether or not screened out afterwards
     request_like = float(candidates.loc[usable, "request_like"].mean()) if usable.any() else math.nan
     echo = float((candidates["status"] == ECHO).mean()) if len(candidates) else math.nan
@@ -120,27 +122,19 @@ def summarise_backward_controls(
             passed=high < 0,
             failure=f"true-instruction NLL not below the base model's (difference {point:.3f} [{low:.3f}, {high:.3f}])",
         ),
-        health.criterion(
+        health.at_least(
             "backward model",
             "request-like share of usable instructions",
             request_like,
-            threshold=f"≥ {params.min_request_like_share}",
-            passed=request_like >= params.min_request_like_share,
-            failure=f"request-like share {request_like:.2f} < {params.min_request_like_share:.2f}",
+            params.min_request_like_share,
+            "request-like share",
         ),
-        health.criterion(
-            "backward model",
-            "echo share of outputs",
-            echo,
-            threshold=f"≤ {params.max_echo_share}",
-            passed=echo <= params.max_echo_share,
-            failure=f"echo share {echo:.2f} > {params.max_echo_share:.2f}",
-        ),
+        health.at_most("backward model", "echo share of outputs", echo, params.max_echo_share, "echo share"),
     ]
     check = {
-        "heldout_pairs": len(both),
-        "instruction_nll_backward": _per_token(both, "backward"),
-        "instruction_nll_base": _per_token(both, "base"),
+        "heldout_pairs": nll["items"],
+        "instruction_nll_backward": nll["first"],
+        "instruction_nll_base": nll["second"],
         "nll_difference": point,
         "nll_difference_ci_low": low,
         "nll_difference_ci_high": high,
@@ -153,11 +147,6 @@ def summarise_backward_controls(
     if not check["passed"]:
         logger.warning("BACKWARD MODEL FAILED ITS CONTROLS: %s", check["reason"])
     return check
-
-
-def _per_token(scored: pd.DataFrame, model: str) -> float:
-    tokens = scored[f"instruction_tokens_{model}"].sum()
-    return float(scored[f"instruction_nll_{model}"].sum() / tokens) if tokens else math.nan
 
 
 def generate_instructions(

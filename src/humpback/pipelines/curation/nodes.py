@@ -144,8 +144,8 @@ def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, 
     """Whether the rater's scores separate held-out human pairs from mismatched and from web pairs
     (ROC AUC with a bootstrap interval, against ``curation.min_control_auc``), the spread of its
     scores and how many it could rate (the generate scorer's parse rate)."""
-    ranking = "expected_score" if params.scorer == "option_probabilities" else "score"
     rated = controls.loc[controls["score"].notna()]
+    ranking = _ranking(rated)
     values = {kind: rated.loc[rated["control"] == kind, ranking].astype(float).to_numpy() for kind in CONTROL_KINDS}
     check = {
         "rater": rater.metadata.get("role", rater.path),
@@ -165,15 +165,14 @@ def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, 
         )
         check |= {f"auc_vs_{other}": auc, f"auc_vs_{other}_ci_low": low, f"auc_vs_{other}_ci_high": high}
         rows.append(
-            health.criterion(
+            health.at_least(
                 model,
                 f"ROC AUC human vs {other} pairs",
                 auc,
+                params.min_control_auc,
+                f"AUC human vs {other}",
                 low=low,
                 high=high,
-                threshold=f"≥ {params.min_control_auc}",
-                passed=auc >= params.min_control_auc,
-                failure=f"AUC human vs {other} {auc:.2f} < {params.min_control_auc:.2f}",
             )
         )
     rows += [
@@ -202,12 +201,13 @@ def select_pairs(scored: pd.DataFrame, params: CurationParams) -> tuple[pd.DataF
     """
     selection: SelectionParams = params.selection
     rated = scored.loc[scored["score"].notna()]
+    ranking = _ranking(rated)
     if selection.method == "threshold":
         kept = rated.loc[rated["score"] >= selection.threshold]
     else:
-        ranking = rated[_ranking(rated)].astype(float)
         count = int(np.floor(len(rated) * selection.top_fraction))
-        kept = rated.loc[ranking.sort_values(ascending=False, kind="stable").index[:count]] if count else rated.iloc[:0]
+        best = rated[ranking].astype(float).sort_values(ascending=False, kind="stable").index[:count]
+        kept = rated.loc[best] if count else rated.iloc[:0]
     kept = kept.sort_index()
     summary = {
         "method": selection.method,
@@ -217,7 +217,7 @@ def select_pairs(scored: pd.DataFrame, params: CurationParams) -> tuple[pd.DataF
         "rated": len(rated),
         "kept": len(kept),
         "nothing_selected": kept.empty,
-        f"mean_{_ranking(rated)}_kept": _mean(kept[_ranking(rated)]),
+        f"mean_{ranking}_kept": _mean(kept[ranking]),
     }
     if kept.empty:
         logger.warning(

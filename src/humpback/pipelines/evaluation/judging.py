@@ -27,6 +27,12 @@ def verdict(probabilities: Sequence[float]) -> str | None:
     return VERDICTS[int(np.argmax(values))]
 
 
+def given(value: object) -> bool:
+    """Whether the judge gave this verdict: one not given (prompt too long, no option among a
+    server's top tokens) is None, or NaN once it sits in a frame."""
+    return isinstance(value, str)
+
+
 def challenger_score(challenger_first: str | None, challenger_second: str | None) -> float | None:
     """Score of the challenger on one prompt: 1 win, 0.5 tie, 0 loss, averaged over the orders judged.
 
@@ -35,9 +41,9 @@ def challenger_score(challenger_first: str | None, challenger_second: str | None
         challenger_second: the verdict when it was shown second (``None`` if not asked).
     """
     scores = []
-    if isinstance(challenger_first, str):  # a verdict not given is None, or NaN once in a frame
+    if given(challenger_first):
         scores.append({FIRST: 1.0, SECOND: 0.0, TIE: 0.5}[challenger_first])
-    if isinstance(challenger_second, str):
+    if given(challenger_second):
         scores.append({FIRST: 0.0, SECOND: 1.0, TIE: 0.5}[challenger_second])
     return sum(scores) / len(scores) if scores else None
 

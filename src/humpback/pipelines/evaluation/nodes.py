@@ -28,6 +28,7 @@ from humpback.pipelines.evaluation.judging import (
     SECOND,
     TIE,
     challenger_score,
+    given,
     outcome,
     verdict,
     wilson_interval,
@@ -42,10 +43,10 @@ from humpback.runner import (
     Generate,
     ModelTask,
     OptionProbabilities,
+    paired_nll_difference,
     parse_completion_nll,
     run_model_task,
 )
-from humpback.statistics import paired_bootstrap_difference
 
 logger = logging.getLogger(__name__)
 
@@ -215,10 +216,7 @@ def judge_pairs(
         validate="one_to_one",
     )
     orders = list(ORDERS) if params.judge.both_orders else ["challenger_first"]
-    judged = pairs
-    for order in orders:
-        judged = run_model_task(judgement_task(order), judged, judge, llm.with_overrides(params.judge.llm), generation)
-    result = judged.drop(columns=["instruction", "response_challenger", "response_reference"])
+    result = _judge(pairs, orders, "evaluation_judge", judge, llm, params, generation)
     second = result["challenger_second_verdict"] if params.judge.both_orders else [None] * len(result)
     scores = [challenger_score(a, b) for a, b in zip(result["challenger_first_verdict"], second)]
     result["score"] = [math.nan if s is None else s for s in scores]
@@ -282,21 +280,35 @@ def judge_controls(
         human answer won in that order; None: not judged) and ``consistent`` (the same answer, or a
         tie, preferred in both orders).
     """
-    judged = control_pairs(heldout)
-    for order in ORDERS:  # both orders always: order consistency is one of the checks
-        task = judgement_task(order, "evaluation_judge_controls")
-        judged = run_model_task(task, judged, judge, llm.with_overrides(params.judge.llm), generation)
+    # both orders always: order consistency is one of the checks
+    judged = _judge(control_pairs(heldout), list(ORDERS), "evaluation_judge_controls", judge, llm, params, generation)
     first, second = judged["challenger_first_verdict"], judged["challenger_second_verdict"]
     human_first = {FIRST: "human", SECOND: "other", TIE: TIE}
     human_second = {FIRST: "other", SECOND: "human", TIE: TIE}
-    return judged.drop(columns=["instruction", "response_challenger", "response_reference"]).assign(
-        # a verdict not given (prompt too long, no option among a server's top tokens) is missing
-        correct_first=[None if pd.isna(v) else v == FIRST for v in first],
-        correct_second=[None if pd.isna(v) else v == SECOND for v in second],
+    return judged.assign(
+        correct_first=[v == FIRST if given(v) else None for v in first],
+        correct_second=[v == SECOND if given(v) else None for v in second],
         consistent=[
-            None if pd.isna(a) or pd.isna(b) else human_first[a] == human_second[b] for a, b in zip(first, second)
+            human_first[a] == human_second[b] if given(a) and given(b) else None for a, b in zip(first, second)
         ],
     )
+
+
+def _judge(
+    pairs: pd.DataFrame,
+    orders: list[str],
+    stage: str,
+    judge: CheckpointHandle,
+    llm: LLMConfig,
+    params: EvaluationParams,
+    generation: GenerationRunParams,
+) -> pd.DataFrame:
+    """The judge's option probabilities and verdict for each pair in each order, on the judge's own
+    backend settings (``evaluation.judge.llm``); the texts judged are dropped."""
+    judge_llm = llm.with_overrides(params.judge.llm)
+    for order in orders:
+        pairs = run_model_task(judgement_task(order, stage), pairs, judge, judge_llm, generation)
+    return pairs.drop(columns=["instruction", "response_challenger", "response_reference"])
 
 
 def summarise_judge_controls(controls: pd.DataFrame, judge: CheckpointHandle, params: EvaluationParams) -> dict:
@@ -311,23 +323,21 @@ def summarise_judge_controls(controls: pd.DataFrame, judge: CheckpointHandle, pa
     name = judge.metadata.get("model_id") or judge.metadata.get("role") or judge.path
     first_position = _first_position_rate(controls)
     rows = [
-        health.criterion(
+        health.at_least(
             f"judge ({name})",
             "picks the human answer over another prompt's",
             accuracy,
+            thresholds.min_control_accuracy,
+            "control accuracy",
             low=low,
             high=high,
-            threshold=f"≥ {thresholds.min_control_accuracy}",
-            passed=accuracy >= thresholds.min_control_accuracy,
-            failure=f"control accuracy {accuracy:.2f} < {thresholds.min_control_accuracy:.2f}",
         ),
-        health.criterion(
+        health.at_least(
             f"judge ({name})",
             "same verdict in both orders",
             consistency,
-            threshold=f"≥ {thresholds.min_order_consistency}",
-            passed=consistency >= thresholds.min_order_consistency,
-            failure=f"order consistency {consistency:.2f} < {thresholds.min_order_consistency:.2f}",
+            thresholds.min_order_consistency,
+            "order consistency",
         ),
         health.information(f"judge ({name})", "first-position rate (0.5: no position bias)", first_position),
     ]
@@ -348,15 +358,12 @@ def summarise_judge_controls(controls: pd.DataFrame, judge: CheckpointHandle, pa
 def nll_difference(challenger: pd.DataFrame, reference: pd.DataFrame, samples: int, seed: int) -> dict:
     """Reference-answer NLL per token of the challenger minus the reference model's (negative: the
     challenger fits the human answers better), with a paired 95 % bootstrap interval over prompts."""
-    both = challenger.merge(reference, on="prompt_id", suffixes=("_c", "_r"))
-    both = both.loc[(both["status_c"] == OK) & (both["status_r"] == OK)]
-    point, low, high = paired_bootstrap_difference(
-        both[["reference_nll_c", "reference_tokens_c"]].to_numpy(float),
-        both[["reference_nll_r", "reference_tokens_r"]].to_numpy(float),
-        samples,
-        seed,
-    )
-    return {"nll_difference": point, "nll_difference_ci_low": low, "nll_difference_ci_high": high}
+    nll = paired_nll_difference(challenger, reference, "reference", samples, seed)
+    return {
+        "nll_difference": nll["difference"],
+        "nll_difference_ci_low": nll["ci_low"],
+        "nll_difference_ci_high": nll["ci_high"],
+    }
 
 
 def summarise_comparison(

@@ -6,12 +6,9 @@ read back from their saved datasets, so `evaluation_m2` and `evaluation_variants
 `evaluation` without recomputing it.
 """
 
-import inspect
-import typing
-from collections.abc import Callable
-
 from kedro.pipeline import Node, Pipeline
 
+from humpback.node_functions import with_labels
 from humpback.pipelines.evaluation.nodes import (
     build_heldout_pairs,
     choose_judge,
@@ -25,23 +22,6 @@ from humpback.pipelines.evaluation.nodes import (
     summarise_model,
     update_model_card,
 )
-
-
-def _with_labels(function: Callable, *labels: str) -> Callable:
-    """``function`` with its leading label arguments bound, as a function Kedro can read: named and
-    documented as ``function``, with the signature and types of its other parameters (a partial hides
-    them, and Kedro would then hand the node raw parameter dictionaries)."""
-
-    def bound(*args):
-        return function(*labels, *args)
-
-    signature, hints = inspect.signature(function), typing.get_type_hints(function)
-    parameters = list(signature.parameters.values())[len(labels) :]
-    bound.__signature__ = signature.replace(parameters=parameters)
-    bound.__annotations__ = {name: hints[name] for name in [p.name for p in parameters] + ["return"] if name in hints}
-    bound.__name__ = bound.__qualname__ = function.__name__
-    bound.__doc__ = function.__doc__
-    return bound
 
 
 def heldout_pairs_pipeline() -> Pipeline:
@@ -101,7 +81,7 @@ def _model_nodes(label: str, checkpoint: str) -> list[Node]:
             name=f"{label}_generate_responses",
         ),
         Node(
-            _with_labels(summarise_model, label),
+            with_labels(summarise_model, label),
             [checkpoint, f"{prefix}.reference_nll", f"{prefix}.responses"],
             f"{prefix}.summary",
             name=f"{label}_summary",
@@ -126,7 +106,7 @@ def _comparison_nodes(challenger: str, reference: str) -> list[Node]:
             name=f"judge_{challenger}_vs_{reference}",
         ),
         Node(
-            _with_labels(summarise_comparison, challenger, reference),
+            with_labels(summarise_comparison, challenger, reference),
             [
                 f"{prefix}.judgements",
                 "evaluation.judge_check",

@@ -7,6 +7,8 @@ one line that says so.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -16,6 +18,13 @@ from huggingface_hub import HfApi
 from humpback.params import PublishParams
 
 logger = logging.getLogger(__name__)
+
+#: what the Hub client raises when the Hub cannot be reached or refuses (its errors are OSErrors;
+#: its HTTP layer, httpx or, in huggingface_hub 2, httpx2, has an error class of its own)
+NETWORK_ERRORS = (
+    OSError,
+    *(importlib.import_module(name).HTTPError for name in ("httpx", "httpx2") if importlib.util.find_spec(name)),
+)
 
 
 class PublishError(RuntimeError):
@@ -55,7 +64,7 @@ def publish_to_hub(publish: PublishParams) -> dict:
                 repo_type=repo_type,
                 commit_message=f"humpback: {folder.name}",
             )
-        except Exception as error:  # the client raises many kinds for "no network"; keep one line
+        except NETWORK_ERRORS as error:
             raise PublishError(
                 f"could not publish {folder} to {publish.endpoint} ({repo_type} {repo_id}): "
                 f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"

@@ -1,23 +1,17 @@
 """Exports of an iteration's datasets with their cards (``export.<name>.data`` / ``.card``)."""
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Node, Pipeline
 
+from humpback.node_functions import with_labels
 from humpback.pipelines.publishing.hub import publish_to_hub
 from humpback.pipelines.publishing.nodes import export_candidates, export_curated_pairs, export_training_pairs
-
-
-def _named(function, name: str):
-    """``function`` with its dataset name bound (these nodes read no typed parameters)."""
-    return update_wrapper(partial(function, name), function)
 
 
 def dataset_exports_pipeline(iteration: str, candidates: bool) -> Pipeline:
     """Curated and training pairs of ``iteration`` (and, once per run, the candidates) as exports."""
     nodes = [
         Node(
-            _named(export_curated_pairs, f"{iteration}_curated_pairs"),
+            with_labels(export_curated_pairs, f"{iteration}_curated_pairs"),
             [
                 f"{iteration}.curated_pairs",
                 f"{iteration}.curation_funnel",
@@ -29,7 +23,7 @@ def dataset_exports_pipeline(iteration: str, candidates: bool) -> Pipeline:
             name=f"export_{iteration}_curated_pairs",
         ),
         Node(
-            _named(export_training_pairs, f"{iteration}_training_pairs"),
+            with_labels(export_training_pairs, f"{iteration}_training_pairs"),
             [f"{iteration}.training_pairs", f"{iteration}.curation_provenance"],
             [f"export.{iteration}_training_pairs.data", f"export.{iteration}_training_pairs.card"],
             name=f"export_{iteration}_training_pairs",

@@ -81,9 +81,7 @@ def rewrite_candidates(
     if params.mode != "self_before_curation" or usable.empty:
         return _not_rewritten(usable)
     rewriter = _self_rewriter(seed_model, own_model, params)
-    return run_model_task(
-        rewrite_task(params, "rewrite_before_curation"), usable, rewriter, llm.with_overrides(params.llm), generation
-    )
+    return _rewrite("rewrite_before_curation", usable, rewriter, llm, params, generation)
 
 
 def rewrite_selected(
@@ -106,6 +104,17 @@ def rewrite_selected(
         rewriter = _self_rewriter(seed_model, own_model, params)
     else:
         rewriter = CheckpointHandle(path=params.model, metadata={"role": "rewriter", "model_id": params.model})
-    return run_model_task(
-        rewrite_task(params, "rewrite_after_curation"), drafts, rewriter, llm.with_overrides(params.llm), generation
-    )
+    return _rewrite("rewrite_after_curation", drafts, rewriter, llm, params, generation)
+
+
+def _rewrite(
+    stage: str,
+    pairs: pd.DataFrame,
+    rewriter: CheckpointHandle,
+    llm: LLMConfig,
+    params: RewritingParams,
+    generation: GenerationRunParams,
+) -> pd.DataFrame:
+    """Each pair's response rewritten by ``rewriter`` on the rewriter's own backend settings
+    (``rewriting.llm`` over ``llm``)."""
+    return run_model_task(rewrite_task(params, stage), pairs, rewriter, llm.with_overrides(params.llm), generation)

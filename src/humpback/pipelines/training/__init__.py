@@ -1,8 +1,3 @@
-from humpback.pipelines.training.pipeline import (
-    SHARED_INPUTS,
-    SHARED_PARAMETERS,
-    create_pipeline,
-    trained_model_pipeline,
-)
+from humpback.pipelines.training.pipeline import create_pipeline, trained_model_pipeline
 
-__all__ = ["SHARED_INPUTS", "SHARED_PARAMETERS", "create_pipeline", "trained_model_pipeline"]
+__all__ = ["create_pipeline", "trained_model_pipeline"]

@@ -3,10 +3,11 @@
 The same rows train three models: the backward model reads the response and writes the
 instruction; the seed model and M0 read the instruction and write the response. The loss falls on
 the completion only (TRL's prompt/completion format), so a model is never trained to write its
-own prompt. Order of the rules, each counted in the funnel: unusable rows, over-long examples
-(dropped, or cut on the long side — the answer forward, the document backward — with the
-tokenizer the model trains with), the cap on the training set (so it
-counts usable examples); pairs overlapping an evaluation prompt go right after the unusable rows, then a few seed pairs held out to measure the loss before and after.
+own prompt. Order of the rules, each counted in the funnel: unusable rows, pairs whose instruction
+overlaps an evaluation prompt (decontamination), over-long examples (dropped, or cut on the long
+side — the answer forward, the document backward — with the tokenizer the model trains with), the
+cap on the training set (so it counts usable examples), then a few seed pairs held out to measure
+the loss before and after.
 """
 
 from __future__ import annotations

@@ -39,9 +39,12 @@ def create_pipeline(curated: bool = False, **kwargs) -> Pipeline:
     )
 
 
-def trained_model_pipeline(namespace: str, training_pairs: str, curation_provenance: str | None = None) -> Pipeline:
-    """The training pipeline under ``namespace``, reading ``training_pairs`` and the base model
-    (and, for models trained on curated pairs, the curation's provenance)."""
+def trained_model_pipeline(
+    namespace: str, training_pairs: str, curation_provenance: str | None = None, training: str | None = None
+) -> Pipeline:
+    """The training pipeline under ``namespace``, reading ``training_pairs``, the base model and the
+    evaluation prompts (decontamination), and for models trained on curated pairs the curation's
+    provenance; ``training`` names another model's training block (a variant trains as M1 does)."""
     inputs = {"training_pairs": training_pairs, **SHARED_INPUTS}
     if curation_provenance:
         inputs["curation_provenance"] = curation_provenance
@@ -49,5 +52,5 @@ def trained_model_pipeline(namespace: str, training_pairs: str, curation_provena
         create_pipeline(curated=bool(curation_provenance)),
         namespace=namespace,
         inputs=inputs,
-        parameters=SHARED_PARAMETERS,
+        parameters=SHARED_PARAMETERS | ({"training": training} if training else {}),
     )
