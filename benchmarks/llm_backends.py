@@ -82,7 +82,7 @@ def run_case(case: str, model: str, n: int, new_tokens: int) -> dict:
         tokenizer, hf_model = lm.tokenizer, lm.model
         texts = []
         with torch.inference_mode():
-            for ids in lm.encode(prompts, reserve=new_tokens):
+            for ids in lm.encode(prompts):
                 output = hf_model.generate(
                     input_ids=torch.tensor([ids]),
                     max_new_tokens=new_tokens,
@@ -113,7 +113,7 @@ def run_case(case: str, model: str, n: int, new_tokens: int) -> dict:
         documents = pd.read_parquet(ROOT / "data/03_primary/web_documents.parquet")["text"].head(n // 2)
         chats = [backward_chat(text) for text in documents]
         lm.MIN_SHARED_PREFIX = 10**9  # every token computed: this measures raw prefill
-        ids = lm.encode(chats, reserve=1)
+        ids = lm.encode(chats)
         lm.score_options(chats, ["1"])
         result["prefill_tokens"] = sum(map(len, ids))
         result["parameters"] = lm.model.num_parameters()

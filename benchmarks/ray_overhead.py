@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle
+from humpback.engine.runner import run_model_task
 from humpback.params import project_parameters
 from humpback.pipelines.augmentation.nodes import instruction_task
-from humpback.runner import run_model_task
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY = {"num_cpus": 2, "num_actors": 2, "cpus_per_actor": 0.5, "threads_per_actor": 1, "timeout_s": 600}

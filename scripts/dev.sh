@@ -60,7 +60,7 @@ fi
 
 # The offline environment reads local exports from data/01_raw; on machines that carry the shared
 # sample beside the checkout, copy it there (never into git: data/ is ignored).
-"$venv/bin/python" -m humpback.sample_data --quiet || true
+"$venv/bin/python" -m humpback.data.sample --quiet || true
 
 export PATH="$PWD/$venv/bin:$PATH"
 if [ "$mode" = run ]; then

@@ -15,8 +15,8 @@ from kedro.config import OmegaConfigLoader
 from pydantic import BaseModel
 
 from humpback import settings
+from humpback.data.sample import SAMPLE_FILES, default_shared_dir, stage_sample_data
 from humpback.params import project_parameters
-from humpback.sample_data import SAMPLE_FILES, default_shared_dir, stage_sample_data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HUMPBACK_SHARED_DATA", default_shared_dir(REPO_ROOT)))
@@ -102,7 +102,7 @@ def tiny_raw_model_dir(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from humpback.models import embedded_model
+    from humpback.pipelines.base_model.materialise import embedded_model
 
     gguf = embedded_model("smollm2-135m-instruct").locate()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -1,7 +1,7 @@
 """Method-health checks as the stages make them (their own tests show how each verdict is decided):
 the report's and the cards' tests lay them out."""
 
-from humpback.health import criterion, information, verdict
+from humpback.reports.health import criterion, information, verdict
 
 BACKWARD = verdict(
     [

@@ -129,7 +129,7 @@ def test_iteration2_rescores_with_m1_and_trains_m2(iteration2):
 
 def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
     data = evaluation
-    heldout = pd.read_parquet(data / "05_model_input/evaluation_heldout_pairs.parquet")
+    heldout = pd.read_parquet(data / "05_model_input/heldout_pairs.parquet")
     seed = pd.read_parquet(data / "03_primary/seed_pairs.parquet")
     assert len(heldout) == 4 and not set(heldout["prompt_id"]) & set(seed["prompt_message_id"])
     models = pd.read_csv(data / "08_reporting/evaluation_models.csv")

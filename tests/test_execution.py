@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from humpback.datasets import CheckpointHandle
-from humpback.execution import ExecutionError
+from humpback.engine.execution import ExecutionError
+from humpback.engine.runner import Generate, run_model_task
 from humpback.pipelines.augmentation.nodes import generate_instructions, instruction_task
 from humpback.pipelines.curation.nodes import score_candidates
-from humpback.runner import Generate, run_model_task
 from tests.conftest import TEST_LLM, clean_documents, params
 
 ray = pytest.importorskip("ray")

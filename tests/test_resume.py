@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from humpback.datasets import CheckpointHandle
+from humpback.engine.execution import run_sharded, shard_key
 from humpback.pipelines.augmentation.nodes import generate_instructions
-from humpback.shards import run_sharded, shard_key
 from tests.conftest import TEST_LLM, clean_documents, params
 
 AUGMENTATION = params("augmentation", sampling={"max_new_tokens": 48, "seed": 3})

@@ -5,8 +5,8 @@ import pytest
 
 from humpback import prompts
 from humpback.datasets import CheckpointHandle
+from humpback.engine.runner import ModelTask, TaskInputError, run_model_task
 from humpback.pipelines.augmentation.nodes import generate_instructions, instruction_task
-from humpback.runner import ModelTask, TaskInputError, run_model_task
 from tests.conftest import params
 from tests.scripts import Counting, scripted
 

@@ -1,6 +1,6 @@
 """Typed, validated parameter blocks, one per stage (like TRL's config dataclasses).
 
-`conf/base/parameters.yml` is the one home of every value (environments override single values);
+`conf/base/parameters/<pipeline>.yml` is the one home of every value (environments override single values);
 these models hold the meaning and the bounds, and no defaults of their own, so no code path can run
 on a configuration nobody ships. :func:`validate_parameters` runs when a Kedro context is created
 (see ``hooks.py``) so a typo or an impossible value stops the run before any work, with one
@@ -16,6 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from humpback.llm.base import SamplingConfig
 from humpback.llm.config import LLMConfig
+
+#: how Kedro reads ``conf/`` (``settings.py`` hands it to Kedro; :func:`project_parameters` reads the same)
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "config_patterns": {"parameters": ["parameters*", "parameters*/**", "**/parameters*"]},
+    # An environment overrides single values (`ingestion.web.max_documents`), not whole blocks.
+    "merge_strategy": {"parameters": "soft"},
+}
 
 
 class _Block(BaseModel):
@@ -128,8 +137,19 @@ class WebParams(_Block):
         return self
 
 
+class HeldoutParams(_Block):
+    """First-turn pairs no model trains on: evaluation's prompts and every control's pairs."""
+
+    #: split of the held-out oasst1 messages when they come as a dataset dictionary
+    split: str
+    #: held-out prompts used, taken in a seed-stable pseudo-random order
+    max_prompts: int | None = Field(gt=0)
+    sample_seed: int
+
+
 class IngestionParams(_Block):
     seed: SeedParams
+    heldout: HeldoutParams
     web: WebParams
 
 
@@ -353,10 +373,7 @@ class PublishParams(_Block):
 
 
 class EvaluationParams(_Block):
-    #: split of the held-out oasst1 messages when they come as a dataset dictionary
-    split: str
-    #: held-out prompts used, taken in a seed-stable pseudo-random order
-    max_prompts: int | None = Field(gt=0)
+    #: seed of the paired bootstraps
     sample_seed: int
     #: responses to the held-out prompts (greedy by default: comparable between models)
     sampling: SamplingConfig
@@ -421,7 +438,5 @@ def project_parameters(env: str = "base", conf_source: str = "conf") -> dict[str
 
     from kedro.config import OmegaConfigLoader
 
-    from humpback import settings
-
-    loader = OmegaConfigLoader(conf_source=conf_source, **{**settings.CONFIG_LOADER_ARGS, "default_run_env": env})
+    loader = OmegaConfigLoader(conf_source=conf_source, **{**CONFIG_LOADER_ARGS, "default_run_env": env})
     return validate_parameters(copy.deepcopy(dict(loader["parameters"])))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from humpback.pipelines import augmentation, base_model, curation, ingestion, rewriting
-from humpback.pipelines.evaluation import evaluation_pipeline, heldout_pairs_pipeline
+from humpback.pipelines.evaluation import evaluation_pipeline
 from humpback.pipelines.method_health import method_health_pipeline
 from humpback.pipelines.publishing import dataset_exports_pipeline, publish_pipeline
 from humpback.pipelines.training import trained_model_pipeline
@@ -17,30 +17,46 @@ from humpback.pipelines.training import trained_model_pipeline
 #: rewriting modes trained as M1 variants beside the run's own M1 (rewriting as configured)
 VARIANT_MODES = ("self_before_curation", "after_curation")
 #: datasets every iteration reads from the run
-SHARED_INPUTS = (
-    "candidates",
-    "web_documents",
-    "seed_pairs",
-    "seed_model.model",
-    "aligned_model",
-    "evaluation.heldout_pairs",
-)
+SHARED_INPUTS = ("candidates", "web_documents", "seed_pairs", "seed_model.model", "aligned_model", "heldout_pairs")
 #: parameters every iteration shares (rewriting is swapped for the variants)
 SHARED_PARAMETERS = ("llm", "curation", "curation.examples_per_score", "rewriting", "generation")
 
 
-def curated_iteration(
-    namespace: str, own_model: str, rewriting_parameters: str = "rewriting", **outputs: str
+def in_iteration(
+    namespace: str, stage: Pipeline, own_model: str, rewriting_parameters: str = "rewriting", **shared: str
 ) -> Pipeline:
-    """Rewriting and curation of the candidates by the iteration's own model (M0, then M1) under
-    ``namespace``: rated candidates → scored → kept → (rewritten) → training pairs and reports."""
+    """``stage`` under ``namespace``: it reads the run's shared datasets, and the iteration's own
+    model (M0, then M1) as ``own_model`` and ``rater_model``; ``shared`` names more datasets the
+    iteration shares with the run (in either direction), e.g. ``rated_candidates="rated_candidates"``."""
+    inputs = {name: name for name in SHARED_INPUTS} | {"own_model": own_model, "rater_model": own_model} | shared
+    parameters = {name: name for name in SHARED_PARAMETERS} | {"rewriting": rewriting_parameters}
+    used = {name.removeprefix("params:") for name in stage.inputs() if name.startswith("params:")}
     return Pipeline(
-        rewriting.create_pipeline() + curation.create_pipeline(),
+        stage,
         namespace=namespace,
-        inputs={**{name: name for name in SHARED_INPUTS}, "own_model": own_model, "rater_model": own_model},
-        outputs=outputs or None,
-        parameters={name: name for name in SHARED_PARAMETERS} | {"rewriting": rewriting_parameters},
+        inputs={name: target for name, target in inputs.items() if name in stage.inputs()},
+        outputs={name: target for name, target in shared.items() if name in stage.outputs()} or None,
+        parameters={name: target for name, target in parameters.items() if name in used},
     )
+
+
+def curated_iteration(
+    namespace: str, own_model: str, rewriting_parameters: str = "rewriting", **shared: str
+) -> dict[str, Pipeline]:
+    """One iteration's data work, in the order it runs: rewriting before curation, curation (rate →
+    select), rewriting of the kept pairs → training pairs and reports."""
+    return {
+        "rewriting": in_iteration(
+            namespace, rewriting.before_curation_pipeline(), own_model, rewriting_parameters, **shared
+        ),
+        "curation": in_iteration(
+            namespace,
+            curation.create_pipeline() + rewriting.after_curation_pipeline(),
+            own_model,
+            rewriting_parameters,
+            **shared,
+        ),
+    }
 
 
 def rewriting_variant(mode: str) -> Pipeline:
@@ -48,7 +64,7 @@ def rewriting_variant(mode: str) -> Pipeline:
     under namespace ``m1_<mode>``; backward model, candidates and M0 are the run's."""
     namespace = f"m1_{mode}"
     variant = curated_iteration(namespace, "seed_model.model", f"rewriting_variants.{mode}")
-    return variant + _trained_as_m1(namespace)
+    return sum(variant.values(), Pipeline([])) + _trained_as_m1(namespace)
 
 
 def _trained_as_m1(namespace: str) -> Pipeline:
@@ -62,47 +78,40 @@ def random_selection_control(iteration: str, rater: str, namespace: str) -> Pipe
     """A second M1 (``namespace``) trained on as many candidates as ``iteration``'s curation kept,
     drawn at random from the pairs it rated: same seed pairs, same training block, and the same
     after-curation rewriting. Evaluation sets it beside M1: did curation beat chance?"""
-    selection = Pipeline(
-        curation.random_selection_pipeline() + rewriting.create_pipeline().only_nodes_with_outputs("curated_pairs"),
-        namespace=namespace,
-        inputs={
-            **{name: name for name in SHARED_INPUTS if name != "evaluation.heldout_pairs"},
-            "own_model": rater,
-            "rater_model": rater,
-            "scored_candidates": f"{iteration}.scored_candidates",
-            "curated_selection": f"{iteration}.selection_summary",
-            "curator_check": f"{iteration}.curator_check",
-        },
-        parameters={name: name for name in SHARED_PARAMETERS if name != "curation.examples_per_score"},
+    selection = in_iteration(
+        namespace,
+        curation.random_selection_pipeline() + rewriting.after_curation_pipeline(),
+        rater,
+        scored_candidates=f"{iteration}.scored_candidates",
+        curated_selection=f"{iteration}.selection_summary",
+        curator_check=f"{iteration}.curator_check",
     )
     return selection + _trained_as_m1(namespace)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     # iteration 1 keeps its rated candidates un-namespaced: the dataset the README and notebook show
-    iteration1_curation = curated_iteration("iteration1", "seed_model.model", rated_candidates="rated_candidates")
-    rewriting_stage = iteration1_curation.only_nodes_with_outputs("rated_candidates")
+    iteration1_data = curated_iteration("iteration1", "seed_model.model", rated_candidates="rated_candidates")
     stages = {
-        "ingestion": ingestion.create_pipeline(),
+        "ingestion": ingestion.create_pipeline(),  # seed pairs, the held-out pairs, web documents
         "base_model": base_model.create_pipeline(),
         "backward_model": trained_model_pipeline("backward_model", training_pairs="seed_pairs"),
         "augmentation": augmentation.create_pipeline(),
         "seed_model": trained_model_pipeline("seed_model", training_pairs="seed_pairs"),
-        "rewriting": rewriting_stage,
-        "curation": iteration1_curation - rewriting_stage,
+        "rewriting": iteration1_data["rewriting"],
+        "curation": iteration1_data["curation"],
         "m1": trained_model_pipeline("m1", "iteration1.training_pairs", "iteration1.curation_provenance"),
         "m1_random": random_selection_control("iteration1", "seed_model.model", "m1_random"),
     }
-    # the held-out pairs (no model trains on them) are the curator's controls as well as evaluation's prompts
     iteration1 = (
-        sum(stages.values(), heldout_pairs_pipeline())
+        sum(stages.values(), Pipeline([]))
         + method_health_pipeline("iteration1", ["augmentation.backward_check", "iteration1.curator_check"])
         + dataset_exports_pipeline("iteration1", candidates=True)
     )
     # M1 rewrites (when rewriting is on, `rewriting.iteration2`) and rescores the candidates of
     # iteration 1 (nothing of iteration 1 is recomputed) → M2.
     iteration2 = (
-        curated_iteration("iteration2", "m1.model")
+        sum(curated_iteration("iteration2", "m1.model").values(), Pipeline([]))
         + trained_model_pipeline("m2", "iteration2.training_pairs", "iteration2.curation_provenance")
         + method_health_pipeline("iteration2", ["iteration2.curator_check"])
         + dataset_exports_pipeline("iteration2", candidates=False)

@@ -70,7 +70,7 @@ def test_backends_see_the_same_tokens_as_training(transformers_lm, vllm_lm):
         *CHATS,
         rating_chat("What is a tide?", "The rise and fall of the sea.", "option_probabilities", few_shot=1),
     ]
-    ours, theirs = transformers_lm.encode(prompts, reserve=0), vllm_lm.encode(prompts, reserve=0)
+    ours, theirs = transformers_lm.encode(prompts), vllm_lm.encode(prompts)
     assert ours == theirs
     tokenizer = transformers_lm.tokenizer
     for chat, ids in zip(CHATS, ours):
@@ -93,15 +93,19 @@ def test_backends_agree(transformers_lm, vllm_lm):
     )
 
 
-def test_bad_requests_give_clear_errors(lm):
+def test_bad_requests_give_clear_errors_and_overlong_prompts_no_answer(lm):
     assert lm.generate([], GREEDY) == []
     assert lm.score_options([], OPTIONS).shape == (0, 5)
     with pytest.raises(PromptError, match="prompt 1 is empty"):
         lm.generate([CHATS[0], "  "], GREEDY)
     with pytest.raises(PromptError, match="prompt 0 is empty"):
         lm.generate([[{"role": "user", "content": ""}]], GREEDY)
-    with pytest.raises(PromptError, match="prompt 0 has .* tokens"):
-        lm.generate(["tide " * 2500], GREEDY)
+    # too long for the context: answered None in both doors (text and ids), never an exception
+    too_long = "tide " * 2500
+    assert lm.generate([too_long, CHATS[0]], GREEDY)[0] is None
+    assert lm.generate_ids(lm.encode([too_long]), GREEDY) == [None]
+    assert np.isnan(lm.score_options([too_long], OPTIONS)).all()
+    assert lm.completion_logprobs([too_long], ["an answer"]) == [None]
     with pytest.raises(PromptError, match="must be one token"):
         lm.score_options(CHATS, ["excellent answer"])
     with pytest.raises(PromptError, match="at least one option"):
@@ -167,7 +171,7 @@ def test_completion_logprobs_match_a_direct_forward_pass(transformers_lm, tiny_m
     import torch
 
     [values] = transformers_lm.completion_logprobs([CHATS[0]], [ANSWERS[0]])
-    prompt_ids = transformers_lm.encode([CHATS[0]], reserve=0)[0]
+    prompt_ids = transformers_lm.encode([CHATS[0]])[0]
     full = transformers_lm.tokenizer.apply_chat_template(
         [*CHATS[0], {"role": "assistant", "content": ANSWERS[0]}], tokenize=False
     )
@@ -194,13 +198,12 @@ def test_completion_logprobs_reject_or_skip_bad_pairs(lm):
         lm.completion_logprobs(CHATS[:2], ANSWERS[:1])
     with pytest.raises(PromptError, match="completion 0 is empty"):
         lm.completion_logprobs(CHATS[:1], [" "])
-    with pytest.raises(PromptError, match="context holds"):
-        lm.completion_logprobs(CHATS[:1], ["tide " * 2500])
+    assert lm.completion_logprobs(CHATS[:1], ["tide " * 2500]) == [None]  # too long: no answer, as generate
 
 
 def test_requests_too_long_for_the_context_are_answered_with_none(lm):
     """The id-level requests the runner uses: a row that does not fit is None/NaN, the others are answered."""
-    prompt_ids = lm.encode([CHATS[0], CHATS[2]], reserve=0)
+    prompt_ids = lm.encode([CHATS[0], CHATS[2]])
     too_long = prompt_ids[0] * 200
     assert lm.generate_ids([too_long, prompt_ids[1]], GREEDY) == [None, lm.generate([CHATS[2]], GREEDY)[0]]
     options = lm.option_probabilities_ids([prompt_ids[0], too_long], OPTIONS)

@@ -78,7 +78,7 @@ def test_token_prompts_in_order_with_retries_and_the_key_from_the_environment(st
     with build_llm(config, str(tiny_model_dir)) as lm:
         prompts = ["a", "a b c d", "a b", "a b c d e f g h"]
         texts = lm.generate(prompts, GREEDY)
-        lengths = [len(ids) for ids in lm.encode(prompts, reserve=8)]
+        lengths = [len(ids) for ids in lm.encode(prompts)]
     assert texts == [f"{n} tokens" for n in lengths]  # the server saw token ids, answers in order
     assert len(StandIn.requests) == 4 + 2  # two 503s retried
     assert set(StandIn.headers_seen) == {"Bearer secret"} and StandIn.requests[-1]["model"] == "stand-in"

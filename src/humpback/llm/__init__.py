@@ -6,14 +6,18 @@ plain, serialisable :class:`LLMConfig` and a checkpoint folder, then uses ``gene
 the vLLM backend is only needed where it is selected.
 """
 
-from humpback.llm.base import (
-    LanguageModel,
-    LazyLanguageModel,
-    Prompt,
-    PromptError,
-    SamplingConfig,
-    build_llm,
-)
+from humpback.llm.base import LanguageModel, Prompt, PromptError, SamplingConfig
 from humpback.llm.config import LLMConfig
+from humpback.llm.factory import LazyLanguageModel, build_llm
+from humpback.llm.tokenizer import load_tokenizer
 
-__all__ = ["LLMConfig", "LanguageModel", "LazyLanguageModel", "Prompt", "PromptError", "SamplingConfig", "build_llm"]
+__all__ = [
+    "LLMConfig",
+    "LanguageModel",
+    "LazyLanguageModel",
+    "Prompt",
+    "PromptError",
+    "SamplingConfig",
+    "build_llm",
+    "load_tokenizer",
+]

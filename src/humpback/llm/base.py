@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from humpback.llm.config import LLMConfig
+from humpback.llm.tokenizer import load_tokenizer
 
 #: A chat (list of {"role", "content"} messages) rendered with the model's chat template, or a raw
 #: string given to the model as it is. A chat that ends with an assistant message asks the model to
@@ -75,11 +76,13 @@ class LanguageModel(abc.ABC):
     def _token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[np.ndarray]:
         """Log-probability of each token ``sequences[i][starts[i]:]`` given the tokens before it."""
 
-    def generate(self, prompts: Sequence[Prompt], sampling: SamplingConfig) -> list[str]:
-        """One completion per prompt, in the order given. An empty batch returns an empty list."""
-        if not prompts:
-            return []
-        return self._generate_checked(self.encode(prompts, reserve=sampling.max_new_tokens), sampling)
+    # --- One API, two doors: text prompts are encoded, then served like already-encoded ones -----
+    # A request too long for the context is not an error: its answer is None (NaN for options), so
+    # a stage records the row with a status and goes on. An empty prompt or a bad option is an error.
+
+    def generate(self, prompts: Sequence[Prompt], sampling: SamplingConfig) -> list[str | None]:
+        """One completion per prompt, in the order given (None: the prompt leaves no room to answer)."""
+        return self.generate_ids(self.encode(prompts), sampling)
 
     def score_options(self, prompts: Sequence[Prompt], options: Sequence[str]) -> np.ndarray:
         """Probability of each option as the very next token: shape (len(prompts), len(options)).
@@ -87,12 +90,9 @@ class LanguageModel(abc.ABC):
         One forward pass per prompt, no free generation. Probabilities are not renormalised over
         the options, so their row sum tells how much of the model's mass the options hold.
         """
-        option_ids = self.option_token_ids(options)
-        if not prompts:
-            return np.zeros((0, len(options)))
-        return np.exp(self._option_logprobs(self.encode(prompts, reserve=1), option_ids))
+        return self.option_probabilities_ids(self.encode(prompts), options)
 
-    def completion_logprobs(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[np.ndarray]:
+    def completion_logprobs(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[np.ndarray | None]:
         """Log-probability of every token of each given completion after its prompt (teacher forcing).
 
         The completion is scored as the model would have to write it: for a chat prompt, the
@@ -104,18 +104,7 @@ class LanguageModel(abc.ABC):
         encoded = [
             encode_completion(self.tokenizer, p, c, index) for index, (p, c) in enumerate(zip(prompts, completions))
         ]
-        for index, (sequence, _) in enumerate(encoded):
-            if len(sequence) > self.context_length:
-                raise PromptError(
-                    f"prompt and completion {index} have {len(sequence)} tokens; the context holds {self.context_length}"
-                )
-        if not encoded:
-            return []
-        return self._token_logprobs([sequence for sequence, _ in encoded], [start for _, start in encoded])
-
-    # --- Requests already encoded (the runner renders and fingerprints prompts once) -------------
-    # A request too long for the context is not an error here: its answer is None (NaN for
-    # options), so a stage records the row with a status and goes on.
+        return self.completion_logprobs_ids([sequence for sequence, _ in encoded], [start for _, start in encoded])
 
     def generate_ids(self, prompt_ids: Sequence[list[int]], sampling: SamplingConfig) -> list[str | None]:
         fits = [len(ids) <= self.context_length - sampling.max_new_tokens for ids in prompt_ids]
@@ -160,19 +149,9 @@ class LanguageModel(abc.ABC):
         """The exact text the model sees for ``prompt``."""
         return render_prompt(self.tokenizer, prompt)
 
-    def encode(self, prompts: Sequence[Prompt], reserve: int) -> list[list[int]]:
-        """Token ids of every prompt, checked: none empty, each leaving ``reserve`` tokens of room."""
-        limit = self.context_length - reserve
-        encoded = []
-        for index, prompt in enumerate(prompts):
-            ids = encode_prompt(self.tokenizer, prompt, index)
-            if len(ids) > limit:
-                raise PromptError(
-                    f"prompt {index} has {len(ids)} tokens; the context of {self.context_length} leaves "
-                    f"{limit} after reserving {reserve} for the output. Shorten it or filter such rows first."
-                )
-            encoded.append(ids)
-        return encoded
+    def encode(self, prompts: Sequence[Prompt]) -> list[list[int]]:
+        """Token ids of every prompt as the model sees it; an empty prompt is refused."""
+        return [encode_prompt(self.tokenizer, prompt, index) for index, prompt in enumerate(prompts)]
 
 
 def encode_prompt(tokenizer: Any, prompt: Prompt, index: int = 0) -> list[int]:
@@ -255,36 +234,15 @@ def _cut_at_stop(text: str, stop: list[str]) -> str:
     return text[:cut] if cut >= 0 else text
 
 
-class LazyLanguageModel:
-    """Builds the model on first use: a resumed stage whose shards are all done loads nothing."""
-
-    def __init__(self, config: LLMConfig | dict, model_path: str) -> None:
-        self.config, self.model_path = config, model_path
-        self._model: LanguageModel | None = None
-
-    def get(self) -> LanguageModel:
-        if self._model is None:
-            self._model = build_llm(self.config, self.model_path)
-        return self._model
-
-    def __enter__(self) -> LazyLanguageModel:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self._model is not None:
-            self._model.close()
-            self._model = None
-
-
 class FolderTokenizerModel(LanguageModel):
     """A backend whose answers come from elsewhere (a rule, a server) but whose tokens are the model
     folder's: the tokenizer and the context length (``llm.max_model_len`` caps the model's own)."""
 
     def __init__(self, config: LLMConfig, model_path: str) -> None:
         super().__init__(config, model_path)
-        from transformers import AutoConfig, AutoTokenizer
+        from transformers import AutoConfig
 
-        self._tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=config.trust_remote_code)
+        self._tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code)
         own = AutoConfig.from_pretrained(model_path).max_position_embeddings
         self._context_length = min(config.max_model_len or own, own)
 
@@ -295,23 +253,3 @@ class FolderTokenizerModel(LanguageModel):
     @property
     def context_length(self) -> int:
         return self._context_length
-
-
-def build_llm(config: LLMConfig | dict, model_path: str) -> LanguageModel:
-    """Build the configured backend for the model in ``model_path`` (imports it only now)."""
-    config = LLMConfig.model_validate(config)
-    if config.backend == "scripted":
-        from humpback.llm.scripted import ScriptedLanguageModel
-
-        return ScriptedLanguageModel(config, model_path)
-    if config.backend == "openai":
-        from humpback.llm.openai_backend import OpenAICompatibleLanguageModel
-
-        return OpenAICompatibleLanguageModel(config, model_path)
-    if config.backend == "vllm":
-        from humpback.llm.vllm_backend import VLLMLanguageModel
-
-        return VLLMLanguageModel(config, model_path)
-    from humpback.llm.transformers_backend import TransformersLanguageModel
-
-    return TransformersLanguageModel(config, model_path)

@@ -1,6 +1,6 @@
 """Serialisable settings of a language-model backend (one block per environment).
 
-The values live in ``conf/base/parameters.yml`` (``llm``); this model describes and checks them.
+The values live in ``conf/base/parameters/engine.yml`` (``llm``); this model describes and checks them.
 Fields marked :data:`RUNTIME_ONLY` change how fast or how visibly a backend works, never what it
 answers: the cache of finished shards ignores them, every other field is part of its key.
 """

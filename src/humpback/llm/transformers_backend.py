@@ -13,6 +13,7 @@ import torch
 from humpback.llm.base import LanguageModel, SamplingConfig
 from humpback.llm.config import LLMConfig
 from humpback.llm.progress import TokenProgress
+from humpback.llm.tokenizer import load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -52,14 +53,12 @@ class TransformersLanguageModel(LanguageModel):
 
     def __init__(self, config: LLMConfig, model_path: str) -> None:
         super().__init__(config, model_path)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
             torch.set_num_threads(config.num_threads or len(os.sched_getaffinity(0)))
-        self._tokenizer = AutoTokenizer.from_pretrained(
-            model_path, padding_side="left", trust_remote_code=config.trust_remote_code
-        )
+        self._tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code, padding_side="left")
         if self._tokenizer.pad_token_id is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
         self.dtype = resolve_dtype(config.dtype, self.device)

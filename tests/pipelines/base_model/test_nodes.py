@@ -4,7 +4,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from humpback.datasets import ModelCheckpointDataset
-from humpback.models import PromptFormatError
+from humpback.pipelines.base_model.materialise import PromptFormatError
 from humpback.pipelines.base_model.nodes import materialise_aligned_model, materialise_base_model
 from humpback.prompts import BASE_CHAT_TEMPLATE
 from tests.conftest import params

@@ -13,7 +13,7 @@ from humpback.pipelines.curation.nodes import (
 )
 from humpback.pipelines.curation.parsing import parse_score
 from humpback.pipelines.curation.reports import curation_funnel, score_examples, score_histogram
-from humpback.statistics import bootstrap_auc, roc_auc
+from humpback.reports.statistics import bootstrap_auc, roc_auc
 from tests.conftest import HELDOUT_PAIRS, NO_SHARDS, params
 from tests.scripts import scripted
 

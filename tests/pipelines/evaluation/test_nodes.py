@@ -9,40 +9,13 @@ import yaml
 from huggingface_hub import ModelCard
 from transformers import AutoTokenizer
 
-from humpback import health
 from humpback.datasets import CheckpointHandle
-from humpback.model_card import render_model_card
 from humpback.pipelines.evaluation import nodes
-from humpback.pipelines.ingestion.nodes import build_seed_pairs
+from humpback.reports import health
+from humpback.reports.model_card import render_model_card
 from tests.conftest import HELDOUT_PAIRS, NO_SHARDS, params
 from tests.health_checks import CURATOR
 from tests.scripts import scripted
-
-
-def test_heldout_pairs_never_share_a_tree_with_the_seed(oasst1_messages):
-    messages = oasst1_messages
-    seed_params = params("ingestion.seed", max_pairs=None, heldout_fraction=0.2)
-    seed, funnel = build_seed_pairs(messages, seed_params)
-    heldout = nodes.build_heldout_pairs(
-        messages, seed, seed_params, params("evaluation", max_prompts=None, split="train")
-    )
-
-    held_out_count = funnel.loc[funnel["rule"] == "held_out_for_evaluation", "dropped"].sum()
-    assert held_out_count == len(heldout) > 0  # the slice kept out of the seed is exactly the held-out set
-    assert len(seed) + len(heldout) == 186  # all first-turn pairs of the sample, split in two
-    assert not set(heldout["prompt_id"]) & set(seed["prompt_message_id"])
-    assert heldout.columns.tolist() == ["prompt_id", "instruction", "reference"]
-    assert heldout["reference"].str.len().min() > 0
-    capped = nodes.build_heldout_pairs(messages, seed, seed_params, params("evaluation", max_prompts=5, split="train"))
-    assert capped["prompt_id"].tolist() == heldout["prompt_id"].tolist()[:5]
-
-
-def test_heldout_pairs_refuse_an_evaluation_set_that_is_all_seed(oasst1_messages):
-    messages = oasst1_messages
-    seed_params = params("ingestion.seed", max_pairs=None, heldout_fraction=0.0)
-    seed, _ = build_seed_pairs(messages, seed_params)
-    with pytest.raises(ValueError, match="heldout_fraction"):
-        nodes.build_heldout_pairs(messages, seed, seed_params, params("evaluation", split="train"))
 
 
 def _responses(texts):

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from humpback.oasst import SEED_COLUMNS, select_seed_pairs
-from humpback.records import RawDataError
+from humpback.data.oasst import SEED_COLUMNS, select_seed_pairs
+from humpback.data.records import RawDataError
 
 DEFAULTS = dict(languages=["en"], rank=0, max_text_chars=20_000, drop_synthetic=True, max_pairs=None, sample_seed=42)
 

@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from humpback.dedup import near_duplicate_mask
+from humpback.data.dedup import near_duplicate_mask
+from humpback.data.records import RawDataError
 from humpback.pipelines.ingestion.quality import (
     gopher_quality_failure,
     gopher_repetition_failure,
@@ -13,7 +14,6 @@ from humpback.pipelines.ingestion.web import (
     normalise_whitespace,
     repeated_sentence_fraction,
 )
-from humpback.records import RawDataError
 from tests.conftest import clean_documents, params
 
 

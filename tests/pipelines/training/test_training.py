@@ -45,7 +45,7 @@ def examples_of(pairs, tokenizer, evaluation_prompts=(), **params):
 
 @pytest.fixture(scope="module")
 def pairs(oasst1_messages) -> pd.DataFrame:
-    from humpback.oasst import select_seed_pairs
+    from humpback.data.oasst import select_seed_pairs
 
     seed, _ = select_seed_pairs(oasst1_messages, ["en"], 0, 20_000, True, 24, 42)
     augmented = seed.head(8).assign(
@@ -331,7 +331,7 @@ def test_pairs_that_overlap_an_evaluation_prompt_are_dropped_and_counted(pairs, 
 
 
 def test_contamination_overlap_is_containment_of_the_shorter_text():
-    from humpback.dedup import contamination_overlap
+    from humpback.data.dedup import contamination_overlap
 
     evaluation = ["Write a short poem about the sea at night, with rhymes and a calm mood please"]
     texts = [

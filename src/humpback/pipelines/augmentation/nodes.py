@@ -10,12 +10,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from humpback import health
+from humpback.data.dedup import exact_key, near_duplicate_mask
+from humpback.data.language import other_language
 from humpback.datasets import CheckpointHandle
-from humpback.dedup import exact_key, near_duplicate_mask
-from humpback.language import other_language
+from humpback.engine.runner import (
+    CompletionLogprobs,
+    Generate,
+    ModelTask,
+    parse_completion_nll,
+    run_model_task,
+)
 from humpback.llm import LLMConfig
-from humpback.model_card import render_model_card
 from humpback.params import AugmentationParams, GenerationRunParams
 from humpback.pipelines.augmentation.postprocess import (
     DUPLICATE,
@@ -27,14 +32,9 @@ from humpback.pipelines.augmentation.postprocess import (
     looks_like_request,
 )
 from humpback.prompts import backward_chat
-from humpback.runner import (
-    CompletionLogprobs,
-    Generate,
-    ModelTask,
-    paired_nll_difference,
-    parse_completion_nll,
-    run_model_task,
-)
+from humpback.reports import health
+from humpback.reports.model_card import render_model_card
+from humpback.reports.statistics import paired_nll_difference
 
 logger = logging.getLogger(__name__)
 

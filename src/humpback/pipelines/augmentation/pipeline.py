@@ -29,7 +29,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             *(
                 Node(
                     instruction_nll,
-                    ["evaluation.heldout_pairs", model, "params:llm", "params:generation"],
+                    ["heldout_pairs", model, "params:llm", "params:generation"],
                     f"augmentation.{name}_instruction_nll",
                     name=f"{name}_instruction_nll",
                 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from humpback.runner import OK, PROMPT_TOO_LONG
+from humpback.engine.runner import OK, PROMPT_TOO_LONG
 
 EMPTY, TOO_SHORT, TOO_LONG, ECHO = "empty", "too_short", "too_long", "echo"
 #: instructions screened out after cleaning (kept in the dataset, with their text, but not curated)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from humpback.datasets import ModelArtifacts
-from humpback.models import apply_prompt_format, embedded_model, load_model_and_tokenizer
 from humpback.params import ModelSourceParams
+from humpback.pipelines.base_model.materialise import apply_prompt_format, embedded_model, load_model_and_tokenizer
 
 
 def materialise_model(source: ModelSourceParams, role: str) -> ModelArtifacts:

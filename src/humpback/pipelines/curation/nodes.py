@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from humpback import health
 from humpback.datasets import CheckpointHandle
+from humpback.engine.runner import PROMPT_TOO_LONG, Generate, ModelTask, OptionProbabilities, run_model_task
 from humpback.llm import LLMConfig
 from humpback.params import CurationParams, GenerationRunParams, RewritingParams, SelectionParams
 from humpback.pipelines.curation.parsing import PARSED, parse_score
 from humpback.prompts import SCORE_OPTIONS, rating_chat
-from humpback.runner import PROMPT_TOO_LONG, Generate, ModelTask, OptionProbabilities, run_model_task
-from humpback.statistics import bootstrap_auc
+from humpback.reports import health
+from humpback.reports.statistics import bootstrap_auc
 
 logger = logging.getLogger(__name__)
 

@@ -60,7 +60,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 curator_controls,
                 inputs=[
-                    "evaluation.heldout_pairs",
+                    "heldout_pairs",
                     "web_documents",
                     "rater_model",
                     "params:llm",

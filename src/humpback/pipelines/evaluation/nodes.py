@@ -17,12 +17,19 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from humpback import health
 from humpback.datasets import CheckpointHandle
+from humpback.engine.runner import (
+    OK,
+    PROMPT_TOO_LONG,
+    CompletionLogprobs,
+    Generate,
+    ModelTask,
+    OptionProbabilities,
+    parse_completion_nll,
+    run_model_task,
+)
 from humpback.llm import LLMConfig
-from humpback.model_card import render_model_card
-from humpback.oasst import select_seed_pairs
-from humpback.params import EvaluationParams, GenerationRunParams, SeedParams
+from humpback.params import EvaluationParams, GenerationRunParams
 from humpback.pipelines.evaluation.judging import (
     FIRST,
     SECOND,
@@ -35,61 +42,11 @@ from humpback.pipelines.evaluation.judging import (
     win_rate,
 )
 from humpback.prompts import JUDGE_OPTIONS, forward_chat, judge_chat
-from humpback.records import to_frame
-from humpback.runner import (
-    OK,
-    PROMPT_TOO_LONG,
-    CompletionLogprobs,
-    Generate,
-    ModelTask,
-    OptionProbabilities,
-    paired_nll_difference,
-    parse_completion_nll,
-    run_model_task,
-)
+from humpback.reports import health
+from humpback.reports.model_card import render_model_card
+from humpback.reports.statistics import paired_nll_difference
 
 logger = logging.getLogger(__name__)
-
-HELDOUT_COLUMNS = ["prompt_id", "instruction", "reference"]
-
-
-def build_heldout_pairs(
-    raw_messages, seed_pairs: pd.DataFrame, seed: SeedParams, params: EvaluationParams
-) -> pd.DataFrame:
-    """First-turn prompts and their rank-0 reference answers that no model was trained on.
-
-    The same rules as the seed data select the pairs; every conversation tree that gave a seed pair
-    is excluded, so the evaluation split may be the seed's own sample with a held-out slice
-    (offline) or another split (validation).
-    """
-    messages = to_frame(raw_messages, split=params.split)
-    pairs, _ = select_seed_pairs(
-        messages,
-        languages=seed.languages,
-        rank=seed.rank,
-        max_text_chars=seed.max_text_chars,
-        drop_synthetic=seed.drop_synthetic,
-        max_pairs=None,
-        sample_seed=params.sample_seed,
-    )
-    trained_on = pairs["message_tree_id"].isin(set(seed_pairs["message_tree_id"]))
-    heldout = pairs.loc[~trained_on]
-    if params.max_prompts is not None:
-        heldout = heldout.iloc[: params.max_prompts]
-    logger.info(
-        "held-out prompts: %d of %d first-turn pairs (%d excluded: their tree is in the seed data)",
-        len(heldout),
-        len(pairs),
-        int(trained_on.sum()),
-    )
-    if heldout.empty:
-        raise ValueError(
-            "no held-out prompts: every first-turn pair of the evaluation messages is in the seed data. "
-            "Evaluate on another split, or set ingestion.seed.heldout_fraction > 0 to keep a slice out."
-        )
-    return heldout.rename(columns={"prompt_message_id": "prompt_id", "response": "reference"})[
-        HELDOUT_COLUMNS
-    ].reset_index(drop=True)
 
 
 def _uses_assistant_tag(model: CheckpointHandle) -> bool:

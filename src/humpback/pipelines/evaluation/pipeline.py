@@ -8,9 +8,8 @@ read back from their saved datasets, so `evaluation_m2` and `evaluation_variants
 
 from kedro.pipeline import Node, Pipeline
 
-from humpback.node_functions import with_labels
+from humpback.engine.wiring import with_labels
 from humpback.pipelines.evaluation.nodes import (
-    build_heldout_pairs,
     choose_judge,
     comparison_report,
     generate_responses,
@@ -24,29 +23,15 @@ from humpback.pipelines.evaluation.nodes import (
 )
 
 
-def heldout_pairs_pipeline() -> Pipeline:
-    """Held-out prompts with their human answers: evaluation's prompts and every control's pairs."""
-    return Pipeline(
-        [
-            Node(
-                build_heldout_pairs,
-                inputs=["oasst1_heldout_messages", "seed_pairs", "params:ingestion.seed", "params:evaluation"],
-                outputs="evaluation.heldout_pairs",
-                name="build_heldout_pairs",
-            )
-        ]
-    )
-
-
 def heldout_pipeline() -> Pipeline:
-    """Held-out pairs, the judge, and the judge's controls."""
-    return heldout_pairs_pipeline() + Pipeline(
+    """The judge, and the judge's controls on the held-out pairs."""
+    return Pipeline(
         [
             Node(choose_judge, ["aligned_model", "params:evaluation"], "evaluation.judge", name="choose_judge"),
             Node(
                 judge_controls,
                 [
-                    "evaluation.heldout_pairs",
+                    "heldout_pairs",
                     "evaluation.judge",
                     "params:llm",
                     "params:evaluation",
@@ -70,13 +55,13 @@ def _model_nodes(label: str, checkpoint: str) -> list[Node]:
     return [
         Node(
             score_references,
-            ["evaluation.heldout_pairs", checkpoint, "params:llm", "params:generation"],
+            ["heldout_pairs", checkpoint, "params:llm", "params:generation"],
             f"{prefix}.reference_nll",
             name=f"{label}_score_references",
         ),
         Node(
             generate_responses,
-            ["evaluation.heldout_pairs", checkpoint, "params:llm", "params:evaluation", "params:generation"],
+            ["heldout_pairs", checkpoint, "params:llm", "params:evaluation", "params:generation"],
             f"{prefix}.responses",
             name=f"{label}_generate_responses",
         ),

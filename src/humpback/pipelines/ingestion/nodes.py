@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
 
-from humpback.oasst import select_seed_pairs
-from humpback.params import SeedParams, WebParams
+from humpback.data.oasst import select_seed_pairs
+from humpback.data.records import to_frame
+from humpback.params import HeldoutParams, SeedParams, WebParams
 from humpback.pipelines.ingestion.web import clean_web_documents
-from humpback.records import to_frame
+
+logger = logging.getLogger(__name__)
 
 
 def build_seed_pairs(raw_messages: Any, seed: SeedParams) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -22,16 +25,59 @@ def build_seed_pairs(raw_messages: Any, seed: SeedParams) -> tuple[pd.DataFrame,
         Seed pairs (instruction, response, source, provenance ids) and the funnel table.
     """
     messages = to_frame(raw_messages, split=seed.split)
+    return _first_turn_pairs(messages, seed, seed.max_pairs, seed.sample_seed, seed.heldout_fraction)
+
+
+def _first_turn_pairs(
+    messages: pd.DataFrame, seed: SeedParams, max_pairs: int | None, sample_seed: int, heldout_fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seed data's rules (language, rank, trust) applied to ``messages``: pairs and funnel."""
     return select_seed_pairs(
         messages,
         languages=seed.languages,
         rank=seed.rank,
         max_text_chars=seed.max_text_chars,
         drop_synthetic=seed.drop_synthetic,
-        max_pairs=seed.max_pairs,
-        sample_seed=seed.sample_seed,
-        heldout_fraction=seed.heldout_fraction,
+        max_pairs=max_pairs,
+        sample_seed=sample_seed,
+        heldout_fraction=heldout_fraction,
     )
+
+
+#: the held-out pairs' columns
+HELDOUT_COLUMNS = ["prompt_id", "instruction", "reference"]
+
+
+def build_heldout_pairs(
+    raw_messages: Any, seed_pairs: pd.DataFrame, seed: SeedParams, heldout: HeldoutParams
+) -> pd.DataFrame:
+    """First-turn prompts and their rank-0 reference answers that no model was trained on: the
+    evaluation's prompts, the controls' pairs and what training is decontaminated against.
+
+    The same rules as the seed data select the pairs; every conversation tree that gave a seed pair
+    is excluded, so the evaluation split may be the seed's own sample with a held-out slice
+    (offline) or another split (validation).
+    """
+    messages = to_frame(raw_messages, split=heldout.split)
+    pairs, _ = _first_turn_pairs(messages, seed, None, heldout.sample_seed, heldout_fraction=0.0)
+    trained_on = pairs["message_tree_id"].isin(set(seed_pairs["message_tree_id"]))
+    kept = pairs.loc[~trained_on]
+    if heldout.max_prompts is not None:
+        kept = kept.iloc[: heldout.max_prompts]
+    logger.info(
+        "held-out prompts: %d of %d first-turn pairs (%d excluded: their tree is in the seed data)",
+        len(kept),
+        len(pairs),
+        int(trained_on.sum()),
+    )
+    if kept.empty:
+        raise ValueError(
+            "no held-out prompts: every first-turn pair of the evaluation messages is in the seed data. "
+            "Evaluate on another split, or set ingestion.seed.heldout_fraction > 0 to keep a slice out."
+        )
+    return kept.rename(columns={"prompt_message_id": "prompt_id", "response": "reference"})[
+        HELDOUT_COLUMNS
+    ].reset_index(drop=True)
 
 
 def build_web_documents(raw_documents: Any, web: WebParams) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,8 +1,14 @@
-"""Ingestion: oasst1 → seed pairs; c4 → candidate web documents; one funnel report."""
+"""Ingestion: oasst1 → seed pairs and the held-out pairs no model trains on; c4 → candidate web
+documents; one funnel report."""
 
 from kedro.pipeline import Node, Pipeline
 
-from humpback.pipelines.ingestion.nodes import build_seed_pairs, build_web_documents, combine_funnels
+from humpback.pipelines.ingestion.nodes import (
+    build_heldout_pairs,
+    build_seed_pairs,
+    build_web_documents,
+    combine_funnels,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -13,6 +19,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["oasst1_messages", "params:ingestion.seed"],
                 outputs=["seed_pairs", "seed_funnel"],
                 name="build_seed_pairs",
+            ),
+            Node(
+                build_heldout_pairs,
+                inputs=["oasst1_heldout_messages", "seed_pairs", "params:ingestion.seed", "params:ingestion.heldout"],
+                outputs="heldout_pairs",
+                name="build_heldout_pairs",
             ),
             Node(
                 build_web_documents,

@@ -3,7 +3,7 @@ runs offline here: datatrove downloads the bad-words list and needs spaCy for it
 
 - C4 "bad words" (Raffel et al. 2020, section 2.2): drop any page containing a word or phrase of
   the English "List of Dirty, Naughty, Obscene, and Otherwise Bad Words" (shipped in
-  ``humpback/resources``, CC BY 4.0).
+  ``humpback/pipelines/ingestion``, CC BY 4.0).
 - Gopher quality and repetition rules (Rae et al. 2021, appendix A.1.1 and table A1).
 
 Each rule returns the name of the first sub-rule a text fails (or None), so the funnel counts
@@ -28,7 +28,7 @@ GOPHER_STOP_WORDS = frozenset(["the", "be", "to", "of", "and", "that", "have", "
 
 @cache
 def _bad_words_pattern() -> re.Pattern:
-    lines = files("humpback").joinpath("resources/ldnoobw_en.txt").read_text(encoding="utf-8").splitlines()
+    lines = files("humpback.pipelines.ingestion").joinpath("ldnoobw_en.txt").read_text(encoding="utf-8").splitlines()
     words = sorted((line.strip().lower() for line in lines if line.strip() and not line.startswith("#")), key=len)
     # whole words or phrases only: "ass" must not match "class"
     return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(word) for word in reversed(words)) + r")(?!\w)")

@@ -12,9 +12,11 @@ import re
 
 import pandas as pd
 
-from humpback.dedup import exact_key, near_duplicate_mask
-from humpback.funnel import Funnel
-from humpback.language import other_language
+from humpback.data.dedup import exact_key, near_duplicate_mask
+from humpback.data.funnel import Funnel
+from humpback.data.language import other_language
+from humpback.data.records import require_columns
+from humpback.data.text import normalise_whitespace, repeated_sentence_fraction
 from humpback.params import WebParams
 from humpback.pipelines.ingestion.quality import (
     GOPHER_QUALITY_RULES,
@@ -23,8 +25,6 @@ from humpback.pipelines.ingestion.quality import (
     gopher_repetition_rules,
     has_bad_words,
 )
-from humpback.records import require_columns
-from humpback.text import normalise_whitespace, repeated_sentence_fraction
 
 WEB_SOURCE = "c4"
 WEB_COLUMNS = ["doc_id", "text", "url", "timestamp", "n_chars"]

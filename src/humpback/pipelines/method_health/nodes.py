@@ -1,7 +1,7 @@
 """One table of the run's checks: each check, its value, interval, threshold and pass/fail.
 
 The stages make their own checks (the backward model's in augmentation, the curator's in curation,
-the judge's in evaluation) as rows of :mod:`humpback.health`, each verdict decided there; this node
+the judge's in evaluation) as rows of :mod:`humpback.reports.health`, each verdict decided there; this node
 only lays them out side by side, with a figure that ``kedro viz`` previews, and says once per
 failing check what failed.
 """
@@ -13,7 +13,7 @@ import logging
 import pandas as pd
 import plotly.graph_objects as go
 
-from humpback.health import COLUMNS
+from humpback.reports.health import COLUMNS
 
 logger = logging.getLogger(__name__)
 

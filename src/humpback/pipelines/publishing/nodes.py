@@ -7,9 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-from humpback.dataset_card import SEED_DATASET, WEB_DATASET, render_dataset_card
 from humpback.datasets import CheckpointHandle
 from humpback.params import AugmentationParams, WebParams
+from humpback.reports.dataset_card import SEED_DATASET, WEB_DATASET, render_dataset_card
 
 
 def _model(handle: CheckpointHandle) -> dict[str, Any]:

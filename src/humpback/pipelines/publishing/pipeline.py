@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from humpback.node_functions import with_labels
+from humpback.engine.wiring import with_labels
 from humpback.pipelines.publishing.hub import publish_to_hub
 from humpback.pipelines.publishing.nodes import export_candidates, export_curated_pairs, export_training_pairs
 

@@ -1,3 +1,3 @@
-from humpback.pipelines.rewriting.pipeline import create_pipeline
+from humpback.pipelines.rewriting.pipeline import after_curation_pipeline, before_curation_pipeline
 
-__all__ = ["create_pipeline"]
+__all__ = ["after_curation_pipeline", "before_curation_pipeline"]

@@ -15,11 +15,11 @@ from typing import Any
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle
+from humpback.engine.runner import Generate, ModelTask, run_model_task
 from humpback.llm import LLMConfig
 from humpback.params import GenerationRunParams, RewritingParams
 from humpback.pipelines.rewriting.parsing import NOT_REQUESTED, parse_rewrite
 from humpback.prompts import rewrite_chat
-from humpback.runner import Generate, ModelTask, run_model_task
 
 
 def _pair_prompt(row: dict[str, Any]):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+from humpback.data.text import repeated_sentence_fraction
+from humpback.engine.runner import PROMPT_TOO_LONG
 from humpback.prompts import REWRITE_CLOSE, REWRITE_OPEN
-from humpback.runner import PROMPT_TOO_LONG
-from humpback.text import repeated_sentence_fraction
 
 REWRITTEN, NO_MARKERS, EMPTY, DEGENERATE = "rewritten", "no_markers", "empty", "degenerate"
 NOT_REQUESTED = "not_requested"

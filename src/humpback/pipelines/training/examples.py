@@ -18,12 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from humpback.dedup import contamination_overlap
-from humpback.funnel import Funnel
+from humpback.data.dedup import contamination_overlap
+from humpback.data.funnel import Funnel
+from humpback.data.records import require_columns, stable_order_key
 from humpback.llm.base import chat_token_ids
 from humpback.params import DecontaminationParams, TrainingParams
 from humpback.prompts import backward_chat, forward_chat
-from humpback.records import require_columns, stable_order_key
 
 #: which system-prompt tag each data source trains under (paper, section 2.3)
 SOURCE_TAGS = {"seed": "assistant", "augmented": "web"}

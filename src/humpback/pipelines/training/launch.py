@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from humpback.llm import load_tokenizer
 from humpback.params import TrainingParams
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def train_launched(
 ) -> tuple[Any, Any, pd.DataFrame, dict]:
     """Like :func:`~humpback.pipelines.training.sft.train_sft`, in ``params.nproc_per_node`` processes."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     with tempfile.TemporaryDirectory(prefix="humpback-launch-") as folder:
         work = Path(folder)
@@ -63,7 +64,7 @@ def train_launched(
             model = AutoPeftModelForCausalLM.from_pretrained(work / "model", dtype=dtype).merge_and_unload()
         else:
             model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(work / "model")
+        tokenizer = load_tokenizer(work / "model")
         curve = pd.read_csv(work / "loss_curve.csv")
         summary = json.loads((work / "summary.json").read_text())
     return model, tokenizer, curve, summary

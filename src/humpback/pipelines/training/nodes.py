@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle, ModelArtifacts
-from humpback.model_card import render_model_card
+from humpback.llm import load_tokenizer
 from humpback.params import DecontaminationParams, TrainingParams
 from humpback.pipelines.training.examples import build_examples
 from humpback.pipelines.training.launch import train_launched
 from humpback.pipelines.training.sft import train_sft
+from humpback.reports.model_card import render_model_card
 
 
 def prepare_sft_examples(
@@ -29,9 +30,7 @@ def prepare_sft_examples(
         evaluation_pairs: the held-out prompts of the evaluation (``instruction`` column).
         decontamination: the overlap rule that keeps them out of training.
     """
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base_model.path)
+    tokenizer = load_tokenizer(base_model.path)
     return build_examples(pairs, tokenizer, training, evaluation_pairs["instruction"].tolist(), decontamination)
 
 

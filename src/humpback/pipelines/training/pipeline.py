@@ -9,7 +9,7 @@ from kedro.pipeline import Node, Pipeline
 from humpback.pipelines.training.nodes import prepare_sft_examples, train_model
 
 #: what every trained model reads from the run, whatever its namespace
-SHARED_INPUTS = {"base_model": "base_model", "evaluation.heldout_pairs": "evaluation.heldout_pairs"}
+SHARED_INPUTS = {"base_model": "base_model", "heldout_pairs": "heldout_pairs"}
 SHARED_PARAMETERS = {"decontamination": "decontamination"}
 
 
@@ -23,7 +23,7 @@ def create_pipeline(curated: bool = False, **kwargs) -> Pipeline:
                     "training_pairs",
                     "base_model",
                     "params:training",
-                    "evaluation.heldout_pairs",
+                    "heldout_pairs",
                     "params:decontamination",
                 ],
                 outputs=["sft_examples", "sft_funnel"],

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from humpback.llm import load_tokenizer
 from humpback.params import TrainingParams
 from humpback.pipelines.training.examples import HELDOUT, TRAIN, TrainingDataError
 
@@ -92,12 +93,10 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
     tokens only (tests check the collated labels); TRL's fused LM head computes logits only at
     those positions.
     """
-    import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer = load_tokenizer(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     train = examples.loc[examples["split"] == TRAIN]
@@ -106,33 +105,50 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
         raise TrainingDataError(f"{len(train)} training examples; at least {params.min_examples} needed")
     batch = effective_batch_size(len(train), params)
     processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun / accelerate launch
-    per_device = min(params.per_device_train_batch_size, max(batch // processes, 1))
-    max_steps = params.max_steps or (steps_for_size(len(train), params.steps_by_size) if params.steps_by_size else -1)
     model = load_trainable_model(model_path, params)
     score_label_positions_only()
 
+    def dataset(rows: pd.DataFrame):
+        return Dataset.from_list(rows[["prompt", "completion"]].to_dict("records"))
+
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(params, len(train), processes, output_dir),
+        train_dataset=dataset(train),
+        eval_dataset=dataset(heldout) if len(heldout) else None,
+        processing_class=tokenizer,
+        peft_config=_lora_config(params),
+    )
+    sizes = {
+        "examples": len(train),
+        "composition": {str(k): int(v) for k, v in train["source"].value_counts().items()},
+        "heldout_examples": len(heldout),
+        "overlong_truncated": int(examples["truncated"].sum()),
+        "batch_size": batch,
+        "processes": processes,
+        "trainable_parameters": int(sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)),
+    }
+    return trainer, sizes
+
+
+def sft_config(params: TrainingParams, train_examples: int, processes: int, output_dir: str):
+    """TRL's ``SFTConfig`` from the training block: the batch split over processes and accumulation
+    steps, the step budget, the learning-rate schedule and the precision."""
+    import torch
+    from trl import SFTConfig
+
+    batch = effective_batch_size(train_examples, params)
+    per_device = min(params.per_device_train_batch_size, max(batch // processes, 1))
+    max_steps = params.max_steps or (
+        steps_for_size(train_examples, params.steps_by_size) if params.steps_by_size else -1
+    )
     scheduler: dict[str, Any] = {"lr_scheduler_type": "linear"}
     if params.end_learning_rate is not None:
         scheduler = {
             "lr_scheduler_type": "polynomial",
             "lr_scheduler_kwargs": {"lr_end": params.end_learning_rate, "power": 1.0},
         }
-    peft_config = None
-    if params.method == "lora":
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=params.lora.r,
-            lora_alpha=params.lora.alpha,
-            lora_dropout=params.lora.dropout,
-            target_modules=params.lora.target_modules,
-            task_type="CAUSAL_LM",
-        )
-
-    def dataset(rows: pd.DataFrame):
-        return Dataset.from_list(rows[["prompt", "completion"]].to_dict("records"))
-
-    config = SFTConfig(
+    return SFTConfig(
         output_dir=output_dir,
         max_length=params.max_length,
         per_device_train_batch_size=per_device,
@@ -156,25 +172,21 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
         train_sampling_strategy="group_by_length" if params.group_by_length else "random",
         **scheduler,
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=dataset(train),
-        eval_dataset=dataset(heldout) if len(heldout) else None,
-        processing_class=tokenizer,
-        peft_config=peft_config,
+
+
+def _lora_config(params: TrainingParams):
+    """PEFT's LoRA settings for ``method: lora``; None trains every weight."""
+    if params.method != "lora":
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=params.lora.r,
+        lora_alpha=params.lora.alpha,
+        lora_dropout=params.lora.dropout,
+        target_modules=params.lora.target_modules,
+        task_type="CAUSAL_LM",
     )
-    composition = {str(k): int(v) for k, v in train["source"].value_counts().items()}
-    sizes = {
-        "examples": len(train),
-        "composition": composition,
-        "heldout_examples": len(heldout),
-        "overlong_truncated": int(examples["truncated"].sum()),
-        "batch_size": batch,
-        "processes": processes,
-        "trainable_parameters": int(sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)),
-    }
-    return trainer, sizes
 
 
 def fit_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> tuple[Any, pd.DataFrame, dict]:

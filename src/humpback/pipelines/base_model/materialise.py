@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from humpback.llm import load_tokenizer
 from humpback.params import ModelSourceParams
 from humpback.prompts import BASE_CHAT_TEMPLATE
 
@@ -98,7 +99,7 @@ def torch_dtype(name: str):
 
 def load_model_and_tokenizer(source: ModelSourceParams) -> tuple[Any, Any]:
     """Load a dense, trainable model and its tokenizer from the configured source."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     dtype = torch_dtype(source.dtype)
     if source.source == "embedded":
@@ -112,7 +113,7 @@ def load_model_and_tokenizer(source: ModelSourceParams) -> tuple[Any, Any]:
             extra["gguf_file"] = source.gguf_file
     common = {"revision": source.revision, "trust_remote_code": source.trust_remote_code, **extra}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location, **common)
+        tokenizer = load_tokenizer(location, **common)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **common)
     except OSError as error:
         if source.source == "hub":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 
 def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
@@ -56,3 +57,27 @@ def paired_bootstrap_difference(
 def _percentile_interval(draws, level: float) -> tuple[float, float]:
     tail = 100 * (1 - level) / 2
     return float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))
+
+
+def paired_nll_difference(first: pd.DataFrame, second: pd.DataFrame, column: str, samples: int, seed: int) -> dict:
+    """Per-token NLL of ``column`` under two models on the same items (two frames that
+    :func:`humpback.engine.runner.parse_completion_nll` wrote, with ``prompt_id``), and the first minus the second with a
+    paired bootstrap interval, over the items both scored."""
+    nll, tokens = f"{column}_nll", f"{column}_tokens"
+    both = first.merge(second, on="prompt_id", suffixes=("_first", "_second"))
+    # an item a model could not score (it did not fit the context) has no NLL
+    both = both.loc[both[f"{nll}_first"].notna() & both[f"{nll}_second"].notna()]
+    sides = {side: both[[f"{nll}_{side}", f"{tokens}_{side}"]].to_numpy(float) for side in ("first", "second")}
+    point, low, high = paired_bootstrap_difference(sides["first"], sides["second"], samples, seed)
+    per_token = {
+        side: float(values[:, 0].sum() / values[:, 1].sum()) if values[:, 1].sum() else math.nan
+        for side, values in sides.items()
+    }
+    return {
+        "items": len(both),
+        "first": per_token["first"],
+        "second": per_token["second"],
+        "difference": point,
+        "ci_low": low,
+        "ci_high": high,
+    }

@@ -11,7 +11,7 @@ a prompt, what is asked of the model (:class:`Generate`, :class:`OptionProbabili
    (sampling, option tokens, stop tokens), the weights' hash and the backend settings that can
    change an output (never cosmetic ones such as the progress bar). Editing a template, a few-shot
    example or a tag therefore recomputes exactly the rows whose tokens changed shard by shard;
-4. runs the missing shards in this process or on Ray (:mod:`humpback.execution`), resumably;
+4. runs the missing shards in this process or on Ray (:mod:`humpback.engine.execution`), resumably;
 5. parses the raw outputs, checks one status per row and logs the status counts.
 
 Raw outputs are what is cached, not parsed ones: a parser fix needs no model call.
@@ -19,26 +19,23 @@ Raw outputs are what is cached, not parsed ones: a parser fix needs no model cal
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle
-from humpback.datasets.model_checkpoint import weights_digest
-from humpback.execution import map_with_model
+from humpback.engine.caches import cached_tokenizer, weights_identity
+from humpback.engine.execution import map_with_model
 from humpback.llm import LanguageModel, LLMConfig, Prompt, PromptError, SamplingConfig
 from humpback.llm.base import encode_completion, encode_prompt, stop_token_ids
 from humpback.params import GenerationRunParams
-from humpback.statistics import paired_bootstrap_difference
 
 logger = logging.getLogger(__name__)
 
@@ -115,29 +112,6 @@ def parse_completion_nll(column: str, rows: pd.DataFrame, raw: pd.DataFrame) -> 
     )
 
 
-def paired_nll_difference(first: pd.DataFrame, second: pd.DataFrame, column: str, samples: int, seed: int) -> dict:
-    """Per-token NLL of ``column`` under two models on the same items (two frames that
-    :func:`parse_completion_nll` wrote, with ``prompt_id``), and the first minus the second with a
-    paired bootstrap interval, over the items both scored."""
-    both = first.merge(second, on="prompt_id", suffixes=("_first", "_second"))
-    both = both.loc[(both["status_first"] == OK) & (both["status_second"] == OK)]
-    nll, tokens = f"{column}_nll", f"{column}_tokens"
-    sides = {side: both[[f"{nll}_{side}", f"{tokens}_{side}"]].to_numpy(float) for side in ("first", "second")}
-    point, low, high = paired_bootstrap_difference(sides["first"], sides["second"], samples, seed)
-    per_token = {
-        side: float(values[:, 0].sum() / values[:, 1].sum()) if values[:, 1].sum() else math.nan
-        for side, values in sides.items()
-    }
-    return {
-        "items": len(both),
-        "first": per_token["first"],
-        "second": per_token["second"],
-        "difference": point,
-        "ci_low": low,
-        "ci_high": high,
-    }
-
-
 Request = Generate | OptionProbabilities | CompletionLogprobs
 #: (input rows, raw outputs) -> the stage's columns, one row per input row, including the status
 Parser = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
@@ -171,7 +145,7 @@ def run_model_task(
     if rows.empty:  # nothing to ask: no model is loaded
         raw = task.request.empty()
     else:
-        tokenizer = load_tokenizer(model.path, llm.trust_remote_code)
+        tokenizer = cached_tokenizer(model.path, llm.trust_remote_code)
         requests = _encode(task, rows, tokenizer)
         settings = {
             "request": task.request.describe(tokenizer, model.path),
@@ -224,38 +198,3 @@ def _digest(data: bytes) -> str:
 
 def _row_key(ids: list[int], start: int) -> str:
     return _digest(np.asarray(ids, dtype=np.int64).tobytes() + start.to_bytes(8, "little"))
-
-
-def load_tokenizer(model_path: str, trust_remote_code: bool) -> Any:
-    """The model's tokenizer (with its chat template): the prompts are rendered with it. Loaded once
-    per folder state, so a checkpoint saved again at the same path is read again."""
-    return _cached_tokenizer(model_path, trust_remote_code, _folder_state(model_path))
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_tokenizer(model_path: str, trust_remote_code: bool, state: int) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
-
-
-def weights_identity(model: CheckpointHandle) -> str:
-    """What identifies the weights: the checkpoint's hash, a local folder's content hash, or for a
-    Hub id its name and revision."""
-    if model.metadata.get("weights_sha256"):
-        return model.metadata["weights_sha256"]
-    if Path(model.path).is_dir():
-        return _folder_digest(str(Path(model.path).resolve()), _folder_state(model.path))
-    return f"{model.path}@{model.metadata.get('revision') or 'main'}"
-
-
-def _folder_state(path: str) -> int:
-    """When a local folder last changed (0 for a Hub id): part of the keys of the caches above."""
-    folder = Path(path)
-    return max((p.stat().st_mtime_ns for p in folder.iterdir()), default=0) if folder.is_dir() else 0
-
-
-@functools.lru_cache(maxsize=8)
-def _folder_digest(folder: str, state: int) -> str:
-    """Content hash of a folder's weights, computed once per folder state."""
-    return weights_digest(Path(folder))

@@ -1,7 +1,6 @@
-"""Where a stage's language-model work runs: in this process (``local``) or on Ray Data (``ray``).
+"""Where a stage's language-model work runs, and how it resumes.
 
-Both go through the project's shards (:mod:`humpback.shards`), the one resume mechanism: only the
-shards a previous run did not finish are computed, and each is written as soon as it is back.
+Where: in this process (``local``) or on Ray Data (``ray``).
 
 - ``local`` builds the backend once, lazily, and computes the missing shards one after another.
 - ``ray`` hands the missing shards to Ray Data from inside the node (Kedro has no Ray runner):
@@ -10,23 +9,34 @@ shards a previous run did not finish are computed, and each is written as soon a
   any order and are put back in place, so the node returns the same rows, in the same order, as
   ``local`` (each shard is computed alone in both, with the same seed).
 
+How it resumes (:func:`run_sharded`, the one resume mechanism): a stage's input rows are cut into
+fixed shards in a stable order. Each finished shard is written as Parquet to
+``<shard_dir>/<stage>/<key>.parquet``, where the key hashes the settings that shape the output and
+the keys of the shard's rows (what the model sees: see :mod:`humpback.engine.runner`). A run that
+was killed and started again reads the finished shards and computes only the missing ones, so no
+row is generated twice, lost or duplicated; a shard whose rows or settings changed has another key
+and is computed again. That folder is a work cache, like a trainer's checkpoint folder; the
+stage's real output is the DataFrame the node returns, saved by the catalog.
+
 Work is a picklable callable ``(model, rows) -> result rows`` (a module-level function or a
 ``functools.partial`` of one), so it can be shipped to actors. Pipelines do not call this module:
-they describe a :class:`~humpback.runner.ModelTask` and the runner calls it.
+they describe a :class:`~humpback.engine.runner.ModelTask` and the runner calls it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from humpback.llm import LanguageModel, LazyLanguageModel, LLMConfig, build_llm
 from humpback.params import GenerationRunParams, RayParams
-from humpback.shards import run_sharded
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +61,7 @@ def map_with_model(
 ) -> pd.DataFrame:
     """Run ``task`` over ``frame`` with the model at ``model_path``, shard by shard, resumably.
 
-    ``settings_key`` and ``row_keys`` (one per row) name each shard (:func:`humpback.shards.shard_key`),
+    ``settings_key`` and ``row_keys`` (one per row) name each shard (:func:`shard_key`),
     so results of another configuration are never reused. The engine is not part of them: ``local``
     and ``ray`` give the same rows and share finished shards.
     """
@@ -70,6 +80,66 @@ def map_with_model(
         return run_sharded(
             frame, lambda shards: ((n, task(lazy.get(), shard)) for n, shard in enumerate(shards)), **shard_options
         )
+
+
+def shard_key(settings_key: str, row_keys: list[str]) -> str:
+    """A shard's name: the settings and its rows, in order."""
+    digest = hashlib.sha256(settings_key.encode())
+    for key in row_keys:
+        digest.update(key.encode())
+    return digest.hexdigest()[:16]
+
+
+def run_sharded(
+    frame: pd.DataFrame,
+    compute: Callable[[list[pd.DataFrame]], Iterable[tuple[int, pd.DataFrame]]],
+    *,
+    stage: str,
+    shard_dir: str | None,
+    shard_size: int,
+    settings_key: str,
+    row_keys: list[str],
+) -> pd.DataFrame:
+    """Apply ``compute`` to ``frame`` shard by shard, reusing the shards a previous run finished.
+
+    ``compute`` gets the missing shards and yields ``(position in that list, result)`` as each is
+    done, in any order (in this process, or from a cluster, where a later shard may finish first);
+    each is written at once, so a kill loses only the shards in flight. A result has one row per
+    input row, in order. With ``shard_dir`` None everything is computed in memory (no resume).
+    ``frame`` must not be empty (the runner answers empty inputs without a model).
+    """
+    if len(row_keys) != len(frame) or frame.empty:
+        raise ValueError(f"{stage}: {len(row_keys)} row keys for {len(frame)} rows (at least one)")
+    bounds = [(start, min(start + shard_size, len(frame))) for start in range(0, len(frame), shard_size)]
+    folder = None
+    if shard_dir is not None:
+        folder = Path(shard_dir) / stage
+        folder.mkdir(parents=True, exist_ok=True)
+    paths = [
+        folder / f"{shard_key(settings_key, row_keys[start:stop])}.parquet" if folder else None
+        for start, stop in bounds
+    ]
+    parts: dict[int, pd.DataFrame] = {
+        number: pd.read_parquet(path) for number, path in enumerate(paths) if path is not None and path.is_file()
+    }
+    if parts:
+        logger.info("%s: resumed %d of %d shards from %s", stage, len(parts), len(bounds), folder)
+    missing = [number for number in range(len(bounds)) if number not in parts]
+    results = compute([frame.iloc[bounds[number][0] : bounds[number][1]] for number in missing])
+    for position, part in results:
+        number = missing[position]
+        start, stop = bounds[number]
+        if len(part) != stop - start:
+            raise RuntimeError(f"{stage}: shard {number} returned {len(part)} rows for {stop - start}")
+        if paths[number] is not None:
+            tmp = paths[number].with_suffix(".partial")
+            part.to_parquet(tmp, index=False)
+            os.replace(tmp, paths[number])  # a kill mid-write leaves no half shard behind
+        parts[number] = part
+        logger.info("%s: shard %d/%d done (%d of %d shards)", stage, number + 1, len(bounds), len(parts), len(bounds))
+    if len(parts) != len(bounds):
+        raise RuntimeError(f"{stage}: {len(bounds) - len(parts)} shards were not computed")
+    return pd.concat([parts[number] for number in range(len(bounds))], ignore_index=True)
 
 
 class _ShardWorker:

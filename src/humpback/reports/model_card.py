@@ -30,7 +30,7 @@ ROLES = {
     "m2": ("M2", "the base model fine-tuned on the seed pairs and the candidate pairs M1 kept (iteration 2)."),
 }
 #: the card's text, a Jinja template (huggingface_hub renders it, with the metadata as ``card_data``)
-TEMPLATE = files("humpback").joinpath("resources/model_card_template.md")
+TEMPLATE = files("humpback.reports").joinpath("templates/model_card.md")
 #: the hyper-parameters a card lists, in this order
 CARD_HYPERPARAMETERS = (
     "method",
@@ -97,77 +97,85 @@ def render_model_card(
     Args:
         metadata: the checkpoint's ``humpback.json`` content.
         evaluation: figures from the evaluation pipeline (``reference_nll``, ``comparisons``), if any.
-        checks: method-health checks (:mod:`humpback.health`) that concern this model, beside the
+        checks: method-health checks (:mod:`humpback.reports.health`) that concern this model, beside the
             curator's check its metadata carries: its own controls as backward model, the judge's
             that decides whether its win rates count.
         template: a Jinja template of the card's text in place of the shipped one
-            (``humpback/resources/model_card_template.md``; its variables are the shipped one's).
+            (``humpback/reports/templates/model_card.md``; its variables are the shipped one's).
     """
-    role = metadata.get("role", "model")
-    title, purpose = ROLES.get(role, (role, "a model trained by humpback."))
-    training = metadata.get("training", {})
-    hyper = metadata.get("hyperparameters", {})
     curation = metadata.get("curation") or {}
-    randomly_selected = curation.get("method") == "random"
-    if randomly_selected:
-        title, purpose = (
-            f"{title} (random selection)",
-            (
-                "the base model fine-tuned on the seed pairs and as many candidate pairs as curation kept for M1, "
-                "drawn at random from the same rated pool: curation's control (does the curator beat chance?)."
-            ),
-        )
+    title, purpose, randomly_selected = _title(metadata.get("role", "model"), curation)
     if curation.get("curator_check") and not randomly_selected:
         checks = [curation["curator_check"], *checks]
-    composition = training.get("composition", {})
-    datasets = [SEED_DATASET] + ([WEB_DATASET] if composition.get("augmented") or curation else [])
-    card_data = ModelCardData(
-        model_name=f"humpback-{role}" + ("-random-selection" if randomly_selected else ""),
-        base_model=metadata.get("base_model", "unknown"),
-        datasets=datasets,
-        library_name="transformers",
-        pipeline_tag="text-generation",
-        tags=["humpback", "instruction-backtranslation", "trl", "sft", f"humpback-{role}"],
-        eval_results=_eval_results(evaluation) or None,
-    )
-    curation_lines = []
-    if curation:
-        curation_lines = [
-            f"- Curation: rated by {ROLES.get(curation.get('rater'), (curation.get('rater', 'unknown'),))[0]} with the "
-            f"{curation.get('scorer')} scorer ({curation.get('few_shot')} worked examples); selection {_selection(curation)}",
-            f"- Rewriting: {curation.get('rewriting_mode', 'off')}"
-            + (f" (by `{curation['rewriting_model']}`)" if curation.get("rewriting_model") else ""),
-            f"- Candidates: {curation.get('documents', '?')} web documents → {curation.get('candidates', '?')} "
-            f"candidate pairs → {curation.get('rated', '?')} rated → {curation.get('kept', '?')} kept",
-        ]
-    direction = hyper.get("direction", "forward")
     context = {
+        **_training_context(metadata),
         "title": title,
         "purpose": purpose,
-        "base_model": metadata.get("base_model", "unknown"),
-        "licence": metadata.get("base_model_licence"),
-        "prompt_format": _prompt_format(metadata),
-        "direction": f"{direction} ({'response → instruction' if direction == 'backward' else 'instruction → response'})",
-        "tags": "yes" if hyper.get("use_tags") else "no",
-        "curation": curation_lines,
-        "examples": f"{training.get('examples', '?')} "
-        f"({', '.join(f'{source}: {count}' for source, count in composition.items()) or 'composition unknown'})",
-        "overlong": f"{training.get('overlong_truncated', 0)} truncated at {hyper.get('max_length', '?')} tokens "
-        "(dropped ones are counted in the training funnel)",
-        "heldout": training.get("heldout_examples", 0),
-        "hyperparameters": [(key, _cell(hyper.get(key))) for key in CARD_HYPERPARAMETERS if key in hyper],
-        "steps": f"Steps: {training.get('steps', '?')} ({_number(training.get('epochs'))} epochs) on "
-        f"{training.get('processes', 1)} process(es); train loss {_number(training.get('train_loss'))}; completion "
-        f"loss on {training.get('heldout_examples', '?')} held-out seed pairs {_number(training.get('heldout_loss_before'))} "
-        f"before → {_number(training.get('heldout_loss_after'))} after; {_number(training.get('train_runtime_s'))} s.",
+        "curation": curation,
+        "rater": ROLES.get(curation.get("rater"), (curation.get("rater", "unknown"),))[0],
+        "selection": _selection(curation) if curation else "",
         "evaluation": _evaluation_lines(evaluation),
         "health": _health_lines(checks),
         "versions": list(framework_versions().items()),
         "citations": CITATIONS,
     }
+    card_data = _card_data(metadata, evaluation, randomly_selected)
     return str(
         ModelCard.from_template(card_data, template_str=template or TEMPLATE.read_text(encoding="utf-8"), **context)
     )
+
+
+def _title(role: str, curation: dict[str, Any]) -> tuple[str, str, bool]:
+    """(title, what the model is, whether its curated pairs were drawn at random)."""
+    title, purpose = ROLES.get(role, (role, "a model trained by humpback."))
+    if curation.get("method") != "random":
+        return title, purpose, False
+    return (
+        f"{title} (random selection)",
+        "the base model fine-tuned on the seed pairs and as many candidate pairs as curation kept for M1, "
+        "drawn at random from the same rated pool: curation's control (does the curator beat chance?).",
+        True,
+    )
+
+
+def _card_data(metadata: dict[str, Any], evaluation: dict[str, Any] | None, randomly_selected: bool) -> ModelCardData:
+    """The card's metadata block: what the Hub indexes (base model, datasets, model-index)."""
+    role = metadata.get("role", "model")
+    composition = metadata.get("training", {}).get("composition", {})
+    used_web = composition.get("augmented") or metadata.get("curation")
+    return ModelCardData(
+        model_name=f"humpback-{role}" + ("-random-selection" if randomly_selected else ""),
+        base_model=metadata.get("base_model", "unknown"),
+        datasets=[SEED_DATASET] + ([WEB_DATASET] if used_web else []),
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=["humpback", "instruction-backtranslation", "trl", "sft", f"humpback-{role}"],
+        eval_results=_eval_results(evaluation) or None,
+    )
+
+
+def _training_context(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The template's values that describe the base model, the data and the training run."""
+    training, hyper = metadata.get("training", {}), metadata.get("hyperparameters", {})
+    composition = training.get("composition", {})
+    return {
+        "base_model": metadata.get("base_model", "unknown"),
+        "licence": metadata.get("base_model_licence"),
+        "prompt_format": _prompt_format(metadata),
+        "direction": hyper.get("direction", "forward"),
+        "tags": "yes" if hyper.get("use_tags") else "no",
+        "examples": training.get("examples", "?"),
+        "composition": ", ".join(f"{source}: {count}" for source, count in composition.items())
+        or "composition unknown",
+        "overlong_truncated": training.get("overlong_truncated", 0),
+        "max_length": hyper.get("max_length", "?"),
+        "hyperparameters": [(key, _cell(hyper.get(key))) for key in CARD_HYPERPARAMETERS if key in hyper],
+        "training": training,
+        "numbers": {
+            key: _number(training.get(key))
+            for key in ("epochs", "train_loss", "heldout_loss_before", "heldout_loss_after", "train_runtime_s")
+        },
+    }
 
 
 def _eval_results(evaluation: dict[str, Any] | None) -> list[EvalResult]:

@@ -7,13 +7,16 @@ parameters), the funnel counts and the score histogram. Nothing in a card is typ
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 from typing import Any
 
 import pandas as pd
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from humpback.model_card import CITATIONS, SEED_DATASET, WEB_DATASET, framework_versions, markdown_table
+from humpback.reports.model_card import CITATIONS, SEED_DATASET, WEB_DATASET, framework_versions, markdown_table
 
+#: the card's text, a Jinja template (huggingface_hub renders it, with the metadata as ``card_data``)
+TEMPLATE = files("humpback.reports").joinpath("templates/dataset_card.md")
 #: the data file of every export, as the card's ``configs`` names it
 DATA_FILE = "data/train-00000-of-00001.parquet"
 SOURCES = {
@@ -62,67 +65,24 @@ def render_dataset_card(
         tags=["humpback", "instruction-backtranslation", "synthetic"],
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": DATA_FILE}]}],
     )
-    lines = [
-        f"# humpback {name}",
-        "",
-        summary,
-        "",
-        "Made by humpback: instruction backtranslation (Li et al. 2023) with optional rewriting (Nguyen et al. "
-        "2024), run as a Kedro pipeline that keeps every intermediate dataset.",
-        "",
-        f"Rows: {len(frame)}. Columns: {', '.join(f'`{column}`' for column in frame.columns)}.",
-        "",
-        "## Sources and licences",
-        "",
-        *[
-            f"- [{source}](https://huggingface.co/datasets/{source}) ({SOURCES[source][0]}): {SOURCES[source][1]}"
-            for source in sources
-        ],
-        "- Model-written text (instructions, ratings, rewrites) comes from the models below; the base model's "
-        "licence governs them where it says so.",
-        "",
-        "## Models that made the data",
-        "",
-        "| role | base model | base model licence | weights sha256 |",
-        "|---|---|---|---|",
-        *[
-            f"| {model.get('role', '?')} | {model.get('base_model', '?')} | {model.get('licence') or '?'} "
-            f"| `{model.get('weights_sha256') or '?'}` |"
-            for model in models
-        ],
-        "",
-        "## Funnel",
-        "",
-        _frame_table(funnel),
-        "",
-    ]
+    histogram = None
     if scores is not None:
-        histogram = scores.dropna().astype(int).value_counts().reindex(range(1, 6), fill_value=0)
-        lines += [
-            "## Score histogram",
-            "",
-            "The curator's score (1–5, the paper's rubric) of every rated candidate:",
-            "",
-            markdown_table(("score", "pairs"), histogram.items()),
-            "",
-        ]
-    lines += [
-        "## Parameters",
-        "",
-        "```json",
-        json.dumps(parameters, indent=2, sort_keys=True, default=str),
-        "```",
-        "",
-        "## Framework versions",
-        "",
-        *[f"- {name}: {version}" for name, version in framework_versions().items()],
-        "",
-        "## Citations",
-        "",
-        CITATIONS,
-        "",
-    ]
-    return str(DatasetCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n".join(lines)))
+        counts = scores.dropna().astype(int).value_counts().reindex(range(1, 6), fill_value=0)
+        histogram = markdown_table(("score", "pairs"), counts.items())
+    context = {
+        "name": name,
+        "summary": summary,
+        "rows": len(frame),
+        "columns": ", ".join(f"`{column}`" for column in frame.columns),
+        "sources": [(source, *SOURCES[source]) for source in sources],
+        "models": models,
+        "funnel": _frame_table(funnel),
+        "histogram": histogram,
+        "parameters": json.dumps(parameters, indent=2, sort_keys=True, default=str),
+        "versions": list(framework_versions().items()),
+        "citations": CITATIONS,
+    }
+    return str(DatasetCard.from_template(data, template_str=TEMPLATE.read_text(encoding="utf-8"), **context))
 
 
 def _frame_table(frame: pd.DataFrame) -> str:

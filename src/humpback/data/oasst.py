@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from humpback.funnel import Funnel
-from humpback.records import require_columns, stable_order_key
+from humpback.data.funnel import Funnel
+from humpback.data.records import require_columns, stable_order_key
 
 SEED_SOURCE = "oasst1"
 REQUIRED_COLUMNS = ["message_id", "parent_id", "message_tree_id", "text", "role", "lang", "rank"]
