@@ -7,6 +7,7 @@ import ctypes
 import gc
 import logging
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,12 @@ class RawDataHooks:
 class NodeResourceHooks:
     """Log each node's wall time and the process's memory: long CPU runs are measured.
 
-    After each node, memory the node freed (a trained model, its optimizer) goes back to the
-    operating system: glibc keeps freed heap pages otherwise, and the next node's LLM engine (vLLM
-    runs in processes of its own) would have to fit beside them.
+    Before each node, memory the nodes before it freed (a trained model, its optimizer) goes back:
+    to the operating system (glibc keeps freed heap pages otherwise), and on a GPU to the driver
+    (torch's caching allocator keeps freed blocks otherwise). The next node's vLLM engine checks the
+    GPU's free memory against ``gpu_memory_utilization`` and would refuse to start. This runs before
+    a node, not after one: Kedro saves a node's outputs after its after-node hooks, so only then is
+    a trained model no longer referenced.
     """
 
     def __init__(self) -> None:
@@ -72,17 +76,20 @@ class NodeResourceHooks:
 
     @hook_impl
     def before_node_run(self, node) -> None:
+        release_free_memory()
         self._started[node.name] = time.perf_counter()
 
     @hook_impl
     def after_node_run(self, node) -> None:
         seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        _release_free_memory()
         logger.info("node %s took %.1f s; peak RSS so far %.0f MiB", node.name, seconds, peak_mib)
 
 
-def _release_free_memory() -> None:
+def release_free_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+    torch = sys.modules.get("torch")  # never imported here only for this
+    if torch is not None and torch.cuda.is_initialized():  # asking would not initialise CUDA
+        torch.cuda.empty_cache()

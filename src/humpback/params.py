@@ -223,6 +223,18 @@ class TrainingParams(_Block):
     nproc_per_node: int = Field(gt=0)
     #: extra launcher options, e.g. ["--config_file", "conf/accelerate/deepspeed_zero2.yaml"]
     launcher_args: list[str]
+    #: a launched training still running after this many seconds is stopped (None: no limit)
+    launch_timeout_s: float | None = Field(gt=0)
+    #: recompute activations in the backward pass: much less activation memory for ~30 % more time
+    gradient_checkpointing: bool
+    #: save a checkpoint (weights, optimizer, scheduler, data order) every N optimizer steps, and
+    #: resume a rerun of the same training from the last one (None: no checkpoints)
+    checkpoint_steps: int | None = Field(gt=0)
+    #: where unfinished trainings keep their checkpoints, one folder per training job (its role, base
+    #: model, examples and settings); removed once the training is done
+    checkpoint_dir: str
+    #: experiment trackers of the Trainer (tensorboard, wandb, mlflow, trackio, …); [] logs to none
+    report_to: list[str]
 
     @model_validator(mode="after")
     def _batch_divides(self) -> TrainingParams:

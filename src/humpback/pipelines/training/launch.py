@@ -10,12 +10,14 @@ merged, so the saved checkpoint is the same as with ``in_process``. The launcher
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,43 @@ def launcher_command(params: TrainingParams, work: Path) -> list[str]:
     return [sys.executable, *launcher, *params.launcher_args, "-m", ENTRY, str(work)]
 
 
+def run_streaming(command: list[str], timeout_s: float | None, keep_lines: int = 200) -> tuple[int, list[str]]:
+    """Run ``command``, logging its output line by line as it comes (a multi-hour training shows its
+    progress), and stop it after ``timeout_s``. Returns its exit code and its last ``keep_lines`` lines."""
+    tail: collections.deque[str] = collections.deque(maxlen=keep_lines)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    timer = threading.Timer(timeout_s, _stop, args=(process, tail)) if timeout_s else None
+    if timer:
+        timer.start()
+    try:
+        for line in process.stdout:
+            line = line.rstrip()
+            tail.append(line)
+            logger.info("[training] %s", line)
+        process.wait()
+    finally:
+        if timer:
+            timer.cancel()
+        if process.poll() is None:  # the node was interrupted: do not leave the processes behind
+            _stop(process, tail)
+    return process.returncode, list(tail)
+
+
+def _stop(process: subprocess.Popen, tail: collections.deque) -> None:
+    tail.append("humpback: stopped (training.launch_timeout_s reached, or the run was interrupted)")
+    process.terminate()  # torchrun and accelerate pass it on to their workers
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def train_launched(
     examples: pd.DataFrame, model_path: str, params: TrainingParams
 ) -> tuple[Any, Any, pd.DataFrame, dict]:
@@ -54,9 +93,9 @@ def train_launched(
         (work / "job.json").write_text(json.dumps({"model_path": model_path, "params": params.model_dump(mode="json")}))
         command = launcher_command(params, work)
         logger.info("launching training: %s", " ".join(command))
-        finished = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        if finished.returncode != 0 or not (work / "summary.json").is_file():  # written last, by rank 0
-            raise LaunchError(f"launched training failed (exit {finished.returncode}):\n{finished.stderr[-4000:]}")
+        returncode, tail = run_streaming(command, params.launch_timeout_s)
+        if returncode != 0 or not (work / "summary.json").is_file():  # written last, by rank 0
+            raise LaunchError(f"launched training failed (exit {returncode}):\n" + "\n".join(tail))
         dtype = torch.bfloat16 if params.precision == "bf16" else torch.float32
         if params.method == "lora":
             from peft import AutoPeftModelForCausalLM

@@ -9,7 +9,7 @@ from humpback.llm import load_tokenizer
 from humpback.params import DecontaminationParams, TrainingParams
 from humpback.pipelines.training.examples import build_examples
 from humpback.pipelines.training.launch import train_launched
-from humpback.pipelines.training.sft import train_sft
+from humpback.pipelines.training.sft import discard_checkpoints, train_sft
 from humpback.reports.model_card import render_model_card
 
 
@@ -48,6 +48,7 @@ def train_model(
     """
     train = train_sft if training.launcher == "in_process" else train_launched
     model, tokenizer, curve, summary = train(examples, base_model.path, training)
+    discard_checkpoints(examples, base_model.path, training)
     metadata = {
         "role": training.role,
         "base_model": base_model.metadata.get("model_id", base_model.path),

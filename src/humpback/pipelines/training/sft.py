@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
+import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -91,7 +95,8 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
 
     The prompt/completion format with ``completion_only_loss`` puts the loss on the completion
     tokens only (tests check the collated labels); TRL's fused LM head computes logits only at
-    those positions.
+    those positions. The configuration comes first: it sets up the devices and, in a launched run,
+    the process group, so FSDP's RAM-efficient loading can leave the weights to rank 0.
     """
     from datasets import Dataset
     from trl import SFTTrainer
@@ -103,8 +108,8 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
     heldout = examples.loc[examples["split"] == HELDOUT]
     if len(train) < params.min_examples:
         raise TrainingDataError(f"{len(train)} training examples; at least {params.min_examples} needed")
-    batch = effective_batch_size(len(train), params)
     processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun / accelerate launch
+    config = sft_config(params, len(train), processes, output_dir, evaluate=len(heldout) > 0)
     model = load_trainable_model(model_path, params)
     score_label_positions_only()
 
@@ -113,7 +118,7 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
 
     trainer = SFTTrainer(
         model=model,
-        args=sft_config(params, len(train), processes, output_dir),
+        args=config,
         train_dataset=dataset(train),
         eval_dataset=dataset(heldout) if len(heldout) else None,
         processing_class=tokenizer,
@@ -124,16 +129,21 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
         "composition": {str(k): int(v) for k, v in train["source"].value_counts().items()},
         "heldout_examples": len(heldout),
         "overlong_truncated": int(examples["truncated"].sum()),
-        "batch_size": batch,
+        "batch_size": effective_batch_size(len(train), params),
         "processes": processes,
         "trainable_parameters": int(sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)),
     }
     return trainer, sizes
 
 
-def sft_config(params: TrainingParams, train_examples: int, processes: int, output_dir: str):
+def sft_config(params: TrainingParams, train_examples: int, processes: int, output_dir: str, evaluate: bool):
     """TRL's ``SFTConfig`` from the training block: the batch split over processes and accumulation
-    steps, the step budget, the learning-rate schedule and the precision."""
+    steps, the step budget, the learning-rate schedule, precision, checkpoints and trackers.
+
+    The held-out loss before training is measured by the Trainer at the start of ``train()``
+    (``eval_on_start``), once model and optimizer are prepared together: evaluating first would
+    make accelerate prepare the model alone, which its FSDP2 path refuses.
+    """
     import torch
     from trl import SFTConfig
 
@@ -148,7 +158,10 @@ def sft_config(params: TrainingParams, train_examples: int, processes: int, outp
             "lr_scheduler_type": "polynomial",
             "lr_scheduler_kwargs": {"lr_end": params.end_learning_rate, "power": 1.0},
         }
-    return SFTConfig(
+    checkpoints: dict[str, Any] = {"save_strategy": "no"}
+    if params.checkpoint_steps:
+        checkpoints = {"save_strategy": "steps", "save_steps": params.checkpoint_steps, "save_total_limit": 1}
+    config = SFTConfig(
         output_dir=output_dir,
         max_length=params.max_length,
         per_device_train_batch_size=per_device,
@@ -161,17 +174,34 @@ def sft_config(params: TrainingParams, train_examples: int, processes: int, outp
         warmup_steps=params.warmup_ratio,  # a float below 1 is a fraction of the steps
         bf16=params.precision != "fp32",  # autocast; the weights' dtype was chosen when loading
         use_cpu=not torch.cuda.is_available(),
-        gradient_checkpointing=False,
+        activation_checkpointing=params.gradient_checkpointing,
         completion_only_loss=True,
         logging_steps=params.logging_steps,
-        save_strategy="no",
-        report_to="none",
+        eval_on_start=evaluate,
+        report_to=params.report_to or "none",
         seed=params.seed,
         data_seed=params.seed,
         # batches of similar lengths: less padding (documents vary from 150 to 750 tokens)
         train_sampling_strategy="group_by_length" if params.group_by_length else "random",
+        **checkpoints,
         **scheduler,
     )
+    return one_device_per_process(config)
+
+
+def one_device_per_process(config):
+    """Train on one device per process. Without a launcher, transformers would wrap the model in
+    ``nn.DataParallel`` over every visible GPU: the batch would grow with the GPU count, against
+    the configured one, and TRL's bound forward would run cuda:0's module on the others' inputs.
+    More GPUs are for a launcher (``training.launcher``), one process each."""
+    if config.n_gpu > 1:  # only ever above 1 in a single process that sees several GPUs
+        logger.warning(
+            "%d GPUs visible to an in-process training: it uses one; launch with training.launcher: "
+            "torchrun or accelerate to train on all",
+            config.n_gpu,
+        )
+        config._n_gpu = 1
+    return config
 
 
 def _lora_config(params: TrainingParams):
@@ -189,19 +219,43 @@ def _lora_config(params: TrainingParams):
     )
 
 
+#: settings that change how a training runs or reports, never what it computes: not part of its job key
+RUNTIME_SETTINGS = {"launch_timeout_s", "checkpoint_dir", "report_to", "logging_steps", "launcher_args"}
+
+
+def checkpoint_folder(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> Path | None:
+    """Where this training job keeps its checkpoints: one folder per role, base model, examples and
+    settings, so a rerun of the same job resumes and any other starts afresh (None: no checkpoints)."""
+    if not params.checkpoint_steps:
+        return None
+    identity = Path(model_path) / "humpback.json"
+    settings = params.model_dump(mode="json", exclude=RUNTIME_SETTINGS)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest.update(identity.read_bytes() if identity.is_file() else str(model_path).encode())
+    digest.update(examples[["prompt", "completion", "split"]].to_json(orient="values").encode())
+    return Path(params.checkpoint_dir) / f"{params.role}-{digest.hexdigest()[:16]}"
+
+
 def fit_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> tuple[Any, pd.DataFrame, dict]:
-    """Fine-tune the model in ``model_path`` on ``examples``; the trainer stays available so a
-    launched run can save from every process (FSDP and DeepSpeed gather the weights collectively).
+    """Fine-tune the model in ``model_path`` on ``examples``, resuming from the job's last checkpoint
+    if a killed run left one; the trainer stays available so a launched run can save from every
+    process (FSDP and DeepSpeed gather the weights collectively).
 
     Returns:
         The trainer after training, the loss curve (one row per logging step) and a summary
-        (sizes, steps, epochs, held-out loss before and after).
+        (sizes, steps, epochs, held-out loss before and after, the step it resumed from).
     """
-    with tempfile.TemporaryDirectory(prefix="humpback-sft-") as output_dir:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = checkpoint_folder(examples, model_path, params)
+    with tempfile.TemporaryDirectory(prefix="humpback-sft-") as scratch:
+        output_dir = str(folder) if folder else scratch
         trainer, sizes = build_trainer(examples, model_path, params, output_dir)
+        last = get_last_checkpoint(output_dir) if folder and folder.is_dir() else None
+        if last:
+            logger.info("resuming training from %s", last)
+        result = trainer.train(resume_from_checkpoint=last)
         evaluate = trainer.eval_dataset is not None
-        loss_before = trainer.evaluate()["eval_loss"] if evaluate else math.nan
-        result = trainer.train()
         loss_after = trainer.evaluate()["eval_loss"] if evaluate else math.nan
     history = pd.DataFrame(trainer.state.log_history)
     columns = ["step", "epoch", "loss", "learning_rate"]
@@ -210,19 +264,28 @@ def fit_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> 
         if "loss" in history
         else pd.DataFrame(columns=columns)
     )
+    evaluations = history.loc[history["step"] == 0, "eval_loss"].dropna() if "eval_loss" in history else []
     summary = {
         **sizes,
         "steps": int(result.global_step),
+        "resumed_from_step": int(Path(last).name.rsplit("-", 1)[1]) if last else 0,
         "train_loss": float(result.training_loss),
         "epochs": float(trainer.state.epoch or 0),
         # completion loss per token on held-out seed pairs the model did not train on
-        "heldout_loss_before": float(loss_before),
+        "heldout_loss_before": float(evaluations.iloc[0]) if len(evaluations) else math.nan,
         "heldout_loss_after": float(loss_after),
         "method": params.method,
         "train_runtime_s": float(result.metrics.get("train_runtime", math.nan)),
     }
     logger.info("training done: %s", summary)
     return trainer, curve, summary
+
+
+def discard_checkpoints(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> None:
+    """Remove a finished job's checkpoints (the trained model is saved by the catalog)."""
+    folder = checkpoint_folder(examples, model_path, params)
+    if folder is not None and folder.is_dir():
+        shutil.rmtree(folder)
 
 
 def train_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> tuple[Any, Any, pd.DataFrame, dict]:
