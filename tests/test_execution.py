@@ -121,3 +121,23 @@ def test_impossible_requests_fail_clearly(cluster, documents, tiny_model_dir, ra
     generation = params("generation", engine="ray", shard_size=4, shard_dir=None, ray=RAY_SETTINGS | ray_params)
     with pytest.raises(ExecutionError, match=message):
         generate_instructions(documents, CheckpointHandle(str(tiny_model_dir)), TEST_LLM, AUGMENTATION, generation)
+
+
+def test_actors_in_another_working_directory_find_the_model(tiny_model_dir, tmp_path, monkeypatch):
+    """Ray starts actors in working directories of its own (and on other machines): a model folder
+    named relative to the run's directory must reach them as a path that still resolves."""
+    from humpback.engine.execution import _ShardWorker, actor_arguments
+
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "model").symlink_to(tiny_model_dir)
+    monkeypatch.chdir(project)
+    task = Generate(AUGMENTATION.sampling).answer
+    arguments = actor_arguments(task, TEST_LLM, "data/model", RAY.ray)
+    monkeypatch.chdir(tmp_path)  # the actor's own directory
+    worker = _ShardWorker(**arguments)
+    assert worker.model.context_length > 0
+
+    missing = actor_arguments(task, TEST_LLM, str(tmp_path / "only-on-the-driver"), RAY.ray)
+    with pytest.raises(ExecutionError, match="storage every node mounts"):
+        _ShardWorker(**missing)

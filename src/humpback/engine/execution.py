@@ -146,8 +146,15 @@ class _ShardWorker:
     """A Ray actor: builds the backend once, then runs the task on each shard of a batch alone."""
 
     def __init__(self, task: Task, llm: dict, model_path: str, threads: int) -> None:
+        import socket
+
         import torch
 
+        if not Path(model_path).exists() and Path(model_path).is_absolute():
+            raise ExecutionError(
+                f"model folder {model_path} does not exist on Ray node {socket.gethostname()}: on a cluster of "
+                "several machines, keep the project's data folder on storage every node mounts at the same path"
+            )
         torch.set_num_threads(threads)  # Ray sets OMP_NUM_THREADS per actor; torch needs telling too
         self.task = task
         self.model = build_llm({**llm, "num_threads": threads}, model_path)
@@ -164,22 +171,17 @@ def _ray_map(
     shards: list[pd.DataFrame], task: Task, llm: LLMConfig, model_path: str, params: RayParams
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """Yield ``(shard position, result)`` as Ray Data finishes each shard, in any order."""
-    import ray
-
     if not shards:
         return
     _connect(params)
+    import ray
+
     _check_resources(params)
     actors = min(params.num_actors, len(shards))  # no idle actor loading a model copy
     blocks = [shard.reset_index(drop=True).assign(**{SHARD_COLUMN: number}) for number, shard in enumerate(shards)]
     mapped = ray.data.from_pandas(blocks).map_batches(
         _ShardWorker,
-        fn_constructor_kwargs={
-            "task": task,
-            "llm": llm.model_dump(),
-            "model_path": model_path,
-            "threads": params.threads_per_actor,
-        },
+        fn_constructor_kwargs=actor_arguments(task, llm, model_path, params),
         batch_size=None,  # a whole block: one shard per call, as in `local`
         batch_format="pandas",
         # one shard at a time per actor: a shard is minutes of work, so queueing one behind another
@@ -218,12 +220,30 @@ def _ray_map(
         raise ExecutionError(f"Ray returned {returned} of {len(shards)} shards")
 
 
+def actor_arguments(task: Task, llm: LLMConfig, model_path: str, params: RayParams) -> dict[str, Any]:
+    """What each actor is built from. A local model folder travels as an absolute path: actors run in
+    working directories of Ray's choosing, and on other machines (which must mount it at the same path)."""
+    local = Path(model_path)
+    return {
+        "task": task,
+        "llm": llm.model_dump(),
+        "model_path": str(local.resolve()) if local.exists() else model_path,  # else a Hub id
+        "threads": params.threads_per_actor,
+    }
+
+
 def _connect(params: RayParams) -> None:
-    import ray
+    try:
+        import ray
+    except ImportError as error:
+        raise ExecutionError(
+            'generation.engine is ray but Ray is not installed: pip install -e ".[ray]" (or use engine: local)'
+        ) from error
 
     if ray.is_initialized():
         return
-    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    # actors' output reaches this log: their errors (a missing folder, an engine that cannot start) are seen
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
     if params.address is None:
         options["num_cpus"] = params.num_cpus  # a local cluster for this run
     ray.init(address=params.address, **options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,7 +68,8 @@ class LanguageModel(abc.ABC):
         return stop_token_ids(self.model_path, self.tokenizer)
 
     @abc.abstractmethod
-    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]: ...
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[str]:
+        """One completion per prompt, the i-th sampled with ``seeds[i]``."""
 
     @abc.abstractmethod
     def _option_logprobs(self, prompt_ids: list[list[int]], option_ids: list[int]) -> np.ndarray: ...
@@ -128,7 +130,8 @@ class LanguageModel(abc.ABC):
     def _generate_checked(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]:
         if not prompt_ids:
             return []
-        return [_cut_at_stop(text, sampling.stop) for text in self._generate(prompt_ids, sampling)]
+        seeds = request_seeds(prompt_ids, sampling.seed if sampling.seed is not None else self.config.seed)
+        return [_cut_at_stop(text, sampling.stop) for text in self._generate(prompt_ids, sampling, seeds)]
 
     def option_token_ids(self, options: Sequence[str]) -> list[int]:
         if not options:
@@ -152,6 +155,21 @@ class LanguageModel(abc.ABC):
     def encode(self, prompts: Sequence[Prompt]) -> list[list[int]]:
         """Token ids of every prompt as the model sees it; an empty prompt is refused."""
         return [encode_prompt(self.tokenizer, prompt, index) for index, prompt in enumerate(prompts)]
+
+
+def request_seeds(prompt_ids: Sequence[list[int]], seed: int) -> list[int]:
+    """One sampling seed per request, from the run's seed and the tokens the model sees.
+
+    Requests never share a seed (with one seed for all, vLLM's CUDA sampler gives prompts of equal
+    length the same noise, so their outputs are correlated), and a request gets the same seed
+    whatever batch or shard it is computed in: a resumed run regenerates exactly what it lost.
+    """
+    prefix = seed.to_bytes(8, "little", signed=True)
+    return [
+        int.from_bytes(hashlib.sha256(prefix + np.asarray(ids, dtype=np.int64).tobytes()).digest()[:4], "little")
+        >> 1  # a non-negative 31-bit seed: every backend accepts it
+        for ids in prompt_ids
+    ]
 
 
 def encode_prompt(tokenizer: Any, prompt: Prompt, index: int = 0) -> list[int]:

@@ -41,6 +41,10 @@ class LLMConfig(BaseModel):
     gpu_memory_utilization: float = Field(gt=0, le=1, json_schema_extra=RUNTIME_ONLY)
     enforce_eager: bool = Field(json_schema_extra=RUNTIME_ONLY)
     vllm_kwargs: dict
+    #: prompt tokens per vLLM call when scoring given completions: their log-probabilities are computed
+    #: over the whole vocabulary for every token (16k tokens × a 128k vocabulary ≈ 17 GB of logits that
+    #: vLLM's memory profile does not count); None: no cap
+    score_batch_tokens: int | None = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
     # openai backend
     #: the server's API root, e.g. http://localhost:8000/v1
     base_url: str | None

@@ -95,10 +95,9 @@ class OpenAICompatibleLanguageModel(FolderTokenizerModel):
         with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
             return list(pool.map(function, items))
 
-    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]:
-        seed = self.config.seed if sampling.seed is None else sampling.seed
-
-        def one(ids: list[int]) -> str:
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[str]:
+        def one(request: tuple[list[int], int]) -> str:
+            ids, seed = request
             answer = self._post(
                 {
                     "prompt": ids,
@@ -112,7 +111,7 @@ class OpenAICompatibleLanguageModel(FolderTokenizerModel):
             )
             return answer["choices"][0]["text"]
 
-        return self._map(one, prompt_ids)
+        return self._map(one, list(zip(prompt_ids, seeds)))
 
     def _option_logprobs(self, prompt_ids: list[list[int]], option_ids: list[int]) -> np.ndarray:
         options = [self.tokenizer.decode([token]) for token in option_ids]

@@ -50,7 +50,7 @@ class ScriptedLanguageModel(FolderTokenizerModel):
     def _text(self, ids: list[int]) -> str:
         return self._tokenizer.decode(ids)
 
-    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]:
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[str]:
         rule = self._rule("generate")
         return [str(rule(self._text(ids))) for ids in prompt_ids]
 

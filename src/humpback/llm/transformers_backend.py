@@ -90,8 +90,7 @@ class TransformersLanguageModel(LanguageModel):
         )
 
     @torch.inference_mode()
-    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]:
-        torch.manual_seed(sampling.seed if sampling.seed is not None else self.config.seed)
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[str]:
         sample = sampling.temperature > 0
         options = dict(
             do_sample=sample,
@@ -107,6 +106,8 @@ class TransformersLanguageModel(LanguageModel):
         texts: list[str] = [""] * len(prompt_ids)
         progress = TokenProgress(len(prompt_ids), "generate", self.config.show_progress)
         for batch in self._batches(prompt_ids, sampling.max_new_tokens):
+            # one generator per batch, seeded by its requests: the same batch draws the same noise again
+            torch.manual_seed(sum(seeds[i] for i in batch) % 2**63)
             input_ids, mask = self._pad([prompt_ids[i] for i in batch])
             output = self.model.generate(input_ids=input_ids, attention_mask=mask, **options)
             new_tokens = output[:, input_ids.shape[1] :]

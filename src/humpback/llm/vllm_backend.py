@@ -74,18 +74,21 @@ class VLLMLanguageModel(LanguageModel):
     def _token_prompts(prompt_ids: list[list[int]]) -> list[dict]:
         return [{"prompt_token_ids": ids} for ids in prompt_ids]
 
-    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]:
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[str]:
         from vllm import SamplingParams
 
         greedy = sampling.temperature == 0
-        params = SamplingParams(
-            temperature=sampling.temperature,
-            top_p=1.0 if greedy else sampling.top_p,
-            max_tokens=sampling.max_new_tokens,
-            stop=sampling.stop or None,
-            stop_token_ids=self.stop_token_ids,
-            seed=sampling.seed if sampling.seed is not None else self.config.seed,
-        )
+        params = [
+            SamplingParams(
+                temperature=sampling.temperature,
+                top_p=1.0 if greedy else sampling.top_p,
+                max_tokens=sampling.max_new_tokens,
+                stop=sampling.stop or None,
+                stop_token_ids=self.stop_token_ids,
+                seed=seed,  # per request: its own generator, whatever else is in the batch
+            )
+            for seed in seeds
+        ]
         outputs = self.llm.generate(self._token_prompts(prompt_ids), params, use_tqdm=self.config.show_progress)
         return [output.outputs[0].text for output in outputs]
 
@@ -103,8 +106,27 @@ class VLLMLanguageModel(LanguageModel):
 
         # prompt_logprobs=0: the log-probability of each prompt token itself, nothing more
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-        outputs = self.llm.generate(self._token_prompts(sequences), params, use_tqdm=self.config.show_progress)
+        outputs = []
+        for chunk in token_budget_chunks([len(ids) for ids in sequences], self.config.score_batch_tokens):
+            chunk_ids = [sequences[i] for i in chunk]
+            outputs += self.llm.generate(self._token_prompts(chunk_ids), params, use_tqdm=self.config.show_progress)
         return [
             np.array([output.prompt_logprobs[t][ids[t]].logprob for t in range(start, len(ids))], dtype=np.float64)
             for output, ids, start in zip(outputs, sequences, starts)
         ]
+
+
+def token_budget_chunks(lengths: list[int], budget: int | None) -> list[list[int]]:
+    """Consecutive index groups whose lengths add up to at most ``budget`` (a longer item alone)."""
+    if budget is None:
+        return [list(range(len(lengths)))] if lengths else []
+    chunks: list[list[int]] = []
+    total = 0
+    for index, length in enumerate(lengths):
+        if chunks and total + length <= budget:
+            chunks[-1].append(index)
+            total += length
+        else:
+            chunks.append([index])
+            total = length
+    return chunks

@@ -1,0 +1,43 @@
+"""What an install must bring for the environments it names: checked on the packaging, not guessed."""
+
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from humpback.engine.execution import ExecutionError, _connect
+from tests.conftest import params
+
+PROJECT = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+
+
+def requirement(extra: str, name: str) -> Requirement:
+    found = [Requirement(r) for r in PROJECT["project"]["optional-dependencies"][extra]]
+    return next(r for r in found if r.name == name)
+
+
+def test_the_gpu_extra_admits_no_vllm_without_logprob_token_ids():
+    """Rating and judging by option probabilities need SamplingParams.logprob_token_ids (vLLM 0.32)."""
+    allowed = requirement("gpu", "vllm").specifier
+    assert not allowed.contains(Version("0.31.9")) and allowed.contains(Version("0.32.0"))
+
+
+def test_the_served_backend_needs_no_extra():
+    assert any(Requirement(r).name == "httpx" for r in PROJECT["project"]["dependencies"])
+
+
+@pytest.mark.parametrize("env", ["paper", "nothumpback_m1_rw_f_8b"])
+def test_environments_on_ray_name_the_ray_extra_and_use_every_gpu(env):
+    header = (Path(__file__).resolve().parents[1] / "conf" / env / "parameters.yml").read_text()
+    assert '".[gpu,ray]"' in header
+    generation = params("generation", env=env)
+    assert generation.engine == "ray" and generation.ray.num_actors * generation.ray.gpus_per_actor == 8
+
+
+def test_ray_engine_without_ray_says_which_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ExecutionError, match=r"\.\[ray\]"):
+        _connect(params("generation", engine="ray").ray)
