@@ -10,6 +10,7 @@ Kedro hands them validated objects (Kedro's typed parameters), never raw diction
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -236,6 +237,26 @@ class TrainingParams(_Block):
     #: experiment trackers of the Trainer (tensorboard, wandb, mlflow, trackio, …); [] logs to none
     report_to: list[str]
 
+    def batch_size_for(self, examples: int) -> int:
+        """The paper's rule: ``small_data_batch_size`` under ``small_data_threshold`` examples."""
+        if self.small_data_batch_size and examples < self.small_data_threshold:
+            return self.small_data_batch_size
+        return self.batch_size
+
+    def scheduled_steps(self, examples: int) -> int | None:
+        """``max_steps``, else the paper's steps by data size (those of the smallest listed size that
+        holds the data); None: epochs over the data decide."""
+        if self.max_steps:
+            return self.max_steps
+        if not self.steps_by_size:
+            return None
+        table = sorted(self.steps_by_size)
+        return next((steps for size, steps in table if examples <= size), table[-1][1])
+
+    def steps_for(self, examples: int, batch: int) -> int:
+        """Optimizer steps of a training on ``examples`` at ``batch``."""
+        return self.scheduled_steps(examples) or math.ceil(self.num_train_epochs * math.ceil(examples / batch))
+
     @model_validator(mode="after")
     def _batch_divides(self) -> TrainingParams:
         for size in (self.batch_size, self.small_data_batch_size or self.per_device_train_batch_size):
@@ -396,6 +417,72 @@ class EvaluationParams(_Block):
     bootstrap_samples: int = Field(gt=0)
 
 
+class ModelShapeParams(_Block):
+    """A decoder's shape, for the plan where the model's config cannot be read (offline, gated)."""
+
+    layers: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+    attention_heads: int = Field(gt=0)
+    kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    vocab_size: int = Field(gt=0)
+    tied_embeddings: bool
+
+
+class PlanDeviceParams(_Block):
+    kind: Literal["gpu", "cpu"]
+    #: devices of the node
+    count: int = Field(gt=0)
+    #: memory of one device (a CPU: the machine's)
+    memory_gib: float = Field(gt=0)
+    #: vLLM's max_num_batched_tokens: tokens whose log-probabilities one scoring step holds where
+    #: ``llm.score_batch_tokens`` sets no cap
+    vllm_batched_tokens: int = Field(gt=0)
+
+
+class PlanThroughputParams(_Block):
+    """Achieved model TFLOP/s per device (training 6·params·tokens, 8 with checkpointing;
+    generation 2·params·tokens): assumptions, to be replaced by measured ones (scripts/gpu_check.sh)."""
+
+    train_tflops: float = Field(gt=0)
+    prefill_tflops: float = Field(gt=0)
+    decode_tflops: float = Field(gt=0)
+
+
+class PlanRowsParams(_Block):
+    """Rows the run has not made yet, expected from its caps and these shares."""
+
+    seed_pairs: int = Field(gt=0)
+    #: documents read where ``ingestion.web.max_documents`` is null (all)
+    web_documents: int = Field(gt=0)
+    web_kept_share: float = Field(gt=0, le=1)
+    candidate_kept_share: float = Field(gt=0, le=1)
+    curated_share: float = Field(gt=0, le=1)
+    #: held-out prompts where ``ingestion.heldout.max_prompts`` is null (all)
+    heldout_prompts: int = Field(gt=0)
+
+
+class PlanTokensParams(_Block):
+    """Mean tokens of each text, for token counts and time."""
+
+    prompt_overhead: int = Field(ge=0)
+    document: int = Field(gt=0)
+    instruction: int = Field(gt=0)
+    answer: int = Field(gt=0)
+
+
+class PlanParams(_Block):
+    """``kedro run --pipeline=plan``: the devices, throughput and sizes a run is planned with."""
+
+    device: PlanDeviceParams
+    throughput: PlanThroughputParams
+    rows: PlanRowsParams
+    mean_tokens: PlanTokensParams
+    model_shape: ModelShapeParams
+    aligned_model_shape: ModelShapeParams
+
+
 #: top-level parameter key -> the model that validates it
 PARAMETER_BLOCKS: dict[str, type[BaseModel]] = {
     "ingestion": IngestionParams,
@@ -414,6 +501,7 @@ PARAMETER_BLOCKS: dict[str, type[BaseModel]] = {
     "evaluation": EvaluationParams,
     "decontamination": DecontaminationParams,
     "publish": PublishParams,
+    "plan": PlanParams,
 }
 
 

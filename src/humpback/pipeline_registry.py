@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from humpback.pipelines import augmentation, base_model, curation, ingestion, rewriting
+from humpback.pipelines import augmentation, base_model, curation, ingestion, plan, rewriting
 from humpback.pipelines.evaluation import evaluation_pipeline
 from humpback.pipelines.method_health import method_health_pipeline
 from humpback.pipelines.publishing import dataset_exports_pipeline, publish_pipeline
@@ -149,5 +149,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         "evaluation_m2": evaluation_m2,
         "evaluation_variants": evaluation_variants,
         "publish": publish_pipeline(),
+        "plan": plan.create_pipeline(),
         "__default__": iteration1,
     }

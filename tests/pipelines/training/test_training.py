@@ -11,7 +11,7 @@ from humpback.datasets import CheckpointHandle, ModelCheckpointDataset
 from humpback.llm.base import chat_token_ids
 from humpback.pipelines.training.examples import TrainingDataError, build_examples, cap_training_set
 from humpback.pipelines.training.nodes import prepare_sft_examples, train_model
-from humpback.pipelines.training.sft import build_trainer, steps_for_size
+from humpback.pipelines.training.sft import build_trainer
 from humpback.prompts import ASSISTANT_TAG, BACKWARD_SYSTEM, WEB_TAG
 from tests.conftest import HELDOUT_PAIRS
 from tests.conftest import params as shipped
@@ -264,10 +264,13 @@ def test_lora_saves_a_merged_plain_checkpoint(pairs, tiny_model_dir, tmp_path, l
 
 
 def test_paper_step_schedule():
-    table = [(3200, 500), (6400, 600), (12800, 600), (25600, 1200), (51200, 1600)]
-    assert steps_for_size(186, table) == 500
-    assert steps_for_size(16_000, table) == 1200
-    assert steps_for_size(100_000, table) == 1600
+    paper = shipped("m1.training", env="paper")
+    assert paper.scheduled_steps(186) == 500
+    assert paper.scheduled_steps(16_000) == 1200
+    assert paper.scheduled_steps(100_000) == 1600
+    assert paper.batch_size_for(186) == 8 and paper.batch_size_for(16_000) == 32
+    cpu = training(max_steps=None, steps_by_size=[], num_train_epochs=2)
+    assert cpu.scheduled_steps(28) is None and cpu.steps_for(28, 4) == 14  # epochs decide
 
 
 def test_torchrun_launch_trains_on_two_processes_and_saves_the_same_kind_of_checkpoint(pairs, tiny_model_dir, tmp_path):

@@ -21,20 +21,6 @@ from humpback.pipelines.training.examples import HELDOUT, TRAIN, TrainingDataErr
 logger = logging.getLogger(__name__)
 
 
-def steps_for_size(n_examples: int, steps_by_size: list[tuple[int, int]]) -> int:
-    """The paper's schedule: the step count of the smallest listed size that holds the data."""
-    for size, steps in sorted(steps_by_size):
-        if n_examples <= size:
-            return steps
-    return sorted(steps_by_size)[-1][1]
-
-
-def effective_batch_size(n_examples: int, params: TrainingParams) -> int:
-    if params.small_data_batch_size and n_examples < params.small_data_threshold:
-        return params.small_data_batch_size
-    return params.batch_size
-
-
 #: config fields that hold a dropout probability, across architectures (Llama, Gemma: attention)
 DROPOUT_FIELDS = (
     "attention_dropout",
@@ -129,7 +115,7 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
         "composition": {str(k): int(v) for k, v in train["source"].value_counts().items()},
         "heldout_examples": len(heldout),
         "overlong_truncated": int(examples["truncated"].sum()),
-        "batch_size": effective_batch_size(len(train), params),
+        "batch_size": params.batch_size_for(len(train)),
         "processes": processes,
         "trainable_parameters": int(sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)),
     }
@@ -147,11 +133,9 @@ def sft_config(params: TrainingParams, train_examples: int, processes: int, outp
     import torch
     from trl import SFTConfig
 
-    batch = effective_batch_size(train_examples, params)
+    batch = params.batch_size_for(train_examples)
     per_device = min(params.per_device_train_batch_size, max(batch // processes, 1))
-    max_steps = params.max_steps or (
-        steps_for_size(train_examples, params.steps_by_size) if params.steps_by_size else -1
-    )
+    max_steps = params.scheduled_steps(train_examples) or -1  # -1: num_train_epochs decides
     scheduler: dict[str, Any] = {"lr_scheduler_type": "linear"}
     if params.end_learning_rate is not None:
         scheduler = {

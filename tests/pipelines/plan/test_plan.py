@@ -1,0 +1,93 @@
+"""The plan: shapes and parameter counts that match real models, memory that refuses what cannot fit,
+the run's own parameters, and the README's sizing table as the plan prints it."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from humpback.pipelines.plan.nodes import (
+    PlanError,
+    check_plan,
+    parameter_count,
+    plan_run,
+    read_model_shape,
+    render_plan,
+)
+from tests.conftest import params
+from tests.test_run import run
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def plan_for(env: str, **training_changes):
+    shape = read_model_shape(params("base_model", env=env), params("plan.model_shape", env=env))
+    aligned = read_model_shape(params("aligned_model", env=env), params("plan.aligned_model_shape", env=env))
+    models = {
+        name: params(name, env=env, training=training_changes) if training_changes else params(name, env=env)
+        for name in ("backward_model", "seed_model", "m1")
+    }
+    blocks = {
+        name: params(name, env=env)
+        for name in ("ingestion", "augmentation", "rewriting", "curation", "evaluation", "llm", "generation", "plan")
+    }
+    return plan_run(shape, aligned, **models, **blocks)
+
+
+def test_parameter_counts_match_models_built_from_their_configs(tiny_model_dir):
+    shape = read_model_shape(params("base_model", source="local", name_or_path=str(tiny_model_dir)), None)
+    assert shape["shape_from"] == "config"
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tiny_model_dir))
+    assert parameter_count(shape)[0] == model.num_parameters()
+
+
+@pytest.mark.parametrize(
+    ("env", "billions"),
+    [("base", 0.268), ("nothumpback_m1", 3.21), ("nothumpback_m1_rw_f_8b", 8.03)],
+)
+def test_the_environments_state_their_models_shapes(env, billions):
+    """Gemma 3 270M, Llama-3.2-3B and Llama-3.1-8B as their model cards count them."""
+    total, _ = parameter_count({**params("plan.model_shape", env=env).model_dump(), "shape_from": "parameters"})
+    assert total / 1e9 == pytest.approx(billions, rel=0.01)
+
+
+@pytest.mark.parametrize("env", ["nothumpback_m1", "nothumpback_m1_rw_f_8b", "paper"])
+def test_the_gpu_environments_fit_their_devices(env):
+    table = plan_for(env)
+    assert table["fits"].all(), table.loc[~table["fits"], ["stage", "memory_gib", "device_gib"]]
+    assert list(table["stage"])[:3] == ["backward_model training", "augmentation", "seed_model training"]
+    m1 = table.set_index("stage").loc["m1 training"]
+    assert m1["rows"] == 16_000 - 256 and m1["batch"] == 32 and m1["steps"] == 1200  # cap, then paper's rules
+    assert m1["per_device_batch"] * m1["accumulation"] * m1["devices"] == m1["batch"]
+
+
+def test_a_3b_model_without_activation_checkpointing_is_refused_in_one_line():
+    """Batch 8 at 2,048 tokens, fp32 weights and AdamW on one 80 GB GPU: over 90 GiB, as estimated."""
+    table = plan_for("nothumpback_m1", gradient_checkpointing=False)
+    m1 = table.set_index("stage").loc["m1 training"]
+    assert 90 < m1["memory_gib"] < 140 and not m1["fits"]
+    with pytest.raises(
+        PlanError, match=r"^backward_model training needs \d+\.\d GiB per device, the device has 79\.6 GiB"
+    ) as error:
+        check_plan(table, render_plan(table, params("plan", env="nothumpback_m1")))
+    assert "\n" not in str(error.value)
+
+
+def test_fsdp_shards_the_8b_states_over_its_processes():
+    table = plan_for("nothumpback_m1_rw_f_8b").set_index("stage")
+    m1 = table.loc["m1 training"]
+    assert m1["devices"] == 8 and m1["memory_gib"] < m1["memory_gib_one_process"] / 2
+    assert table.loc["augmentation", "devices"] == 8  # one vLLM engine per GPU
+
+
+def test_the_readme_sizing_table_is_the_plan_of_notHumpback_m1():
+    table = plan_for("nothumpback_m1")
+    assert render_plan(table, params("plan", env="nothumpback_m1")) in README.read_text()
+
+
+def test_plan_pipeline_loads_no_model_and_writes_its_report(kedro_project):
+    run(kedro_project, "plan")
+    plan = pd.read_csv(kedro_project / "data/08_reporting/plan.csv")
+    assert plan["fits"].all() and (kedro_project / "data/08_reporting/plan.md").read_text().startswith("| stage |")
+    assert not (kedro_project / "data/06_models").exists() or not any((kedro_project / "data/06_models").iterdir())
