@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import logging
 import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from humpback.engine.memory import release_free_memory
 from humpback.params import validate_parameters
 
 logger = logging.getLogger(__name__)
@@ -84,12 +81,3 @@ class NodeResourceHooks:
         seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         logger.info("node %s took %.1f s; peak RSS so far %.0f MiB", node.name, seconds, peak_mib)
-
-
-def release_free_memory() -> None:
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    torch = sys.modules.get("torch")  # never imported here only for this
-    if torch is not None and torch.cuda.is_initialized():  # asking would not initialise CUDA
-        torch.cuda.empty_cache()

@@ -12,7 +12,7 @@ from humpback.pipelines import augmentation, base_model, curation, ingestion, pl
 from humpback.pipelines.evaluation import evaluation_pipeline
 from humpback.pipelines.method_health import method_health_pipeline
 from humpback.pipelines.publishing import dataset_exports_pipeline, publish_pipeline
-from humpback.pipelines.training import trained_model_pipeline
+from humpback.pipelines.training.pipeline import trained_model_pipeline
 
 #: rewriting modes trained as M1 variants beside the run's own M1 (rewriting as configured)
 VARIANT_MODES = ("self_before_curation", "after_curation")

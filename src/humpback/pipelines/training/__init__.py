@@ -1,3 +1,5 @@
-from humpback.pipelines.training.pipeline import create_pipeline, trained_model_pipeline
+"""Training: supervised fine-tuning of every model (backward, seed, M1, M2) with TRL.
 
-__all__ = ["create_pipeline", "trained_model_pipeline"]
+The package imports nothing on its own: launched training processes (``launch.py``) and the GPU
+check import its modules without Kedro; the registry imports ``pipeline``.
+"""
