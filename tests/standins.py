@@ -90,10 +90,10 @@ def build_llama3_standins(
     tokenizer.save_pretrained(base)
     model.save_pretrained(instruct)
     tokenizer.chat_template = LLAMA31_CHAT_TEMPLATE
+    tokenizer.eos_token = EOT  # as Llama-3.1-8B-Instruct's tokenizer config says
     tokenizer.save_pretrained(instruct)
     eot = tokenizer.convert_tokens_to_ids(EOT)
-    GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=[tokenizer.eos_token_id, eot]).save_pretrained(
-        instruct
-    )
+    end_of_text = tokenizer.convert_tokens_to_ids(EOS)
+    GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=[end_of_text, eot]).save_pretrained(instruct)
     (base / "STANDIN.json").write_text(json.dumps({"of": "a Llama 3 base model", "tied": tied_embeddings}))
     return base, instruct

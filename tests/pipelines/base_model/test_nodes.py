@@ -58,3 +58,18 @@ def test_embedded_gemma_is_a_base_model_given_the_project_format(tmp_path):
     assert artifacts.metadata["prompt_format"] == "project"  # pretrained only: no template of its own
     assert artifacts.metadata["answer_end_tokens"] == ["<eos>"]  # a token the base model already knows
     assert artifacts.model.config.model_type == "gemma3_text" and 260e6 < artifacts.model.num_parameters() < 275e6
+
+
+def test_a_turn_end_token_marked_special_only_among_added_tokens_is_the_stop_token(tmp_path, c4_documents):
+    """Llama 3's tokenizer names <|eot_id|> nowhere but in added_tokens_decoder (special: true): a
+    template ending turns with it must still give it as the stop token."""
+    from tests.standins import EOT, LLAMA31_CHAT_TEMPLATE, build_llama3_standins
+
+    base, _ = build_llama3_standins(tmp_path / "standins", c4_documents["text"].head(100).tolist())
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    assert EOT not in tokenizer.all_special_tokens  # only bos and eos are named
+    artifacts = materialise_base_model(
+        params("base_model", source="local", name_or_path=str(base), chat_template=LLAMA31_CHAT_TEMPLATE)
+    )
+    assert artifacts.metadata["answer_end_tokens"] == [EOT]
+    assert artifacts.metadata["stop_token_ids"][0] == tokenizer.convert_tokens_to_ids(EOT)

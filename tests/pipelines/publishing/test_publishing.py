@@ -121,7 +121,8 @@ def test_publishing_is_off_unless_configured_and_needs_a_token(folders, monkeypa
     with pytest.raises(PublishError, match="publishing is off"):
         publish_to_hub(params("publish"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    with pytest.raises(PublishError, match="set the environment variable HF_TOKEN"):
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(folders.export_dir) + "/no-token")
+    with pytest.raises(PublishError, match="set the environment variable HF_TOKEN .* or run `hf auth login`"):
         publish_to_hub(folders)
     missing = folders.model_copy(update={"models": {"m2": "you/m2"}})
     with pytest.raises(PublishError, match="m2 has no README.md"):
@@ -141,3 +142,24 @@ def test_offline_publishing_fails_with_one_clear_line(folders, monkeypatch):
         f"could not publish {folders.export_dir}/iteration1_curated_pairs to http://127.0.0.1:{port}"
     )
     assert "\n" not in message and raised.value.__cause__ is None
+
+
+def test_the_token_of_hf_auth_login_is_used_when_the_variable_is_unset(folders, monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    (tmp_path / "token").write_text("hf_from_login")  # where `hf auth login` stores it
+    monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "token"))
+    seen = {}
+
+    class Api:
+        def __init__(self, endpoint, token):
+            seen["token"] = token
+
+        def create_repo(self, *args, **kwargs):
+            pass
+
+        def upload_folder(self, **kwargs):
+            return "https://hub.example/commit/1"
+
+    monkeypatch.setattr("humpback.pipelines.publishing.hub.HfApi", Api)
+    publish_to_hub(folders)
+    assert seen["token"] == "hf_from_login"

@@ -172,7 +172,10 @@ def answer_end_token_ids(tokenizer: Any) -> list[int]:
     if marker not in rendered:
         raise PromptFormatError("the chat template does not render the assistant's answer")
     after = tokenizer.encode(rendered[rendered.rindex(marker) + len(marker) :], add_special_tokens=False)
-    special = set(tokenizer.all_special_ids) | {tokenizer.eos_token_id}
+    # special tokens: the named ones, and added ones marked special (Llama 3 names none of its
+    # <|eot_id|>-like tokens in the tokenizer config; it marks them in added_tokens_decoder)
+    added = {token_id for token_id, token in tokenizer.added_tokens_decoder.items() if token.special}
+    special = set(tokenizer.all_special_ids) | {tokenizer.eos_token_id} | added
     ends = [token for token in after if token in special]
     if not ends:
         raise PromptFormatError(

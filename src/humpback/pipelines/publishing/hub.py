@@ -1,8 +1,9 @@
 """Push export folders (a dataset's Parquet and card) and model folders to the Hugging Face Hub.
 
 Off unless ``publish.datasets`` or ``publish.models`` name something; the token comes from the
-environment (``publish.token_env``), never from the configuration. Without network it fails with
-one line that says so.
+environment variable ``publish.token_env``, else from huggingface_hub's own lookup (``HF_TOKEN``,
+the token ``hf auth login`` stored), never from the configuration. Without network it fails with one
+line that says so.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, get_token
 
 from humpback.params import PublishParams
 
@@ -50,9 +51,11 @@ def publish_to_hub(publish: PublishParams) -> dict:
     if not publish.datasets and not publish.models:
         raise PublishError("publishing is off: name exports in publish.datasets or models in publish.models")
     planned = _folders(publish)
-    token = os.environ.get(publish.token_env)
+    token = os.environ.get(publish.token_env) or get_token()
     if not token:
-        raise PublishError(f"no Hub token: set the environment variable {publish.token_env} (a write token)")
+        raise PublishError(
+            f"no Hub token: set the environment variable {publish.token_env} (a write token) or run `hf auth login`"
+        )
     api = HfApi(endpoint=publish.endpoint, token=token)
     receipts = []
     for repo_type, repo_id, folder in planned:

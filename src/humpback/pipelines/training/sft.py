@@ -259,6 +259,8 @@ def fit_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> 
         "heldout_loss_before": float(evaluations.iloc[0]) if len(evaluations) else math.nan,
         "heldout_loss_after": float(loss_after),
         "method": params.method,
+        # how the processes shared the work: NO (one), MULTI_CPU / MULTI_GPU (DDP), FSDP, DEEPSPEED
+        "distributed": str(trainer.accelerator.distributed_type).rsplit(".", 1)[-1],
         "train_runtime_s": float(result.metrics.get("train_runtime", math.nan)),
     }
     logger.info("training done: %s", summary)
