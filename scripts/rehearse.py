@@ -84,7 +84,7 @@ def overrides(env: str, project: Path, base: Path, instruct: Path) -> dict:
         if block.launcher != "in_process":
             changes["nproc_per_node"] = 2
         if "--config_file" in block.launcher_args:  # the environment's accelerate config, for 2 processes
-            config_file = project / "conf" / block.launcher_args[block.launcher_args.index("--config_file") + 1]
+            config_file = project / block.launcher_args[block.launcher_args.index("--config_file") + 1]
             config = yaml.safe_load(config_file.read_text())
             config.update(num_processes=2, mixed_precision="no")
             cpu_config = project / "conf" / "accelerate" / f"cpu_{config_file.name}"

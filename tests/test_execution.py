@@ -141,3 +141,22 @@ def test_actors_in_another_working_directory_find_the_model(tiny_model_dir, tmp_
     missing = actor_arguments(task, TEST_LLM, str(tmp_path / "only-on-the-driver"), RAY.ray)
     with pytest.raises(ExecutionError, match="storage every node mounts"):
         _ShardWorker(**missing)
+
+
+def test_ray_completion_logprobs_come_back_as_local_ones(cluster, tiny_model_dir):
+    """Ragged arrays (one log-probability per completion token) travel through Ray Data as its tensor
+    extension type: they must come back as the NumPy arrays `local` gives, None where a row did not fit."""
+    from humpback.pipelines.augmentation.nodes import instruction_nll
+    from tests.conftest import HELDOUT_PAIRS
+
+    model = CheckpointHandle(str(tiny_model_dir))
+    llm = params("llm", max_model_len=1024)
+    ragged = HELDOUT_PAIRS.copy()
+    ragged.loc[1, "reference"] = ragged.loc[1, "reference"] * 400  # longer than the context: not scored
+    # one instruction for every row: arrays of one length, which Ray stores as a fixed-shape tensor
+    same_length = HELDOUT_PAIRS.assign(instruction=HELDOUT_PAIRS["instruction"].iloc[0])
+    for pairs in (ragged, same_length):
+        on_ray = instruction_nll(pairs, model, llm, RAY)
+        local = instruction_nll(pairs, model, llm, LOCAL)
+        pd.testing.assert_frame_equal(on_ray, local)
+    assert instruction_nll(ragged, model, llm, RAY)["status"].tolist().count("prompt_too_long") == 1

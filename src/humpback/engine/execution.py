@@ -199,7 +199,7 @@ def _ray_map(
         # Arrow batches converted here, not Ray's pandas batches: those carry Arrow-backed dtypes
         # (`double[pyarrow]`, nulls as NA) where `local` gives NumPy ones (NaN)
         for batch in mapped.iter_batches(batch_size=None, batch_format="pyarrow"):
-            for shard, rows in batch.to_pandas().groupby(SHARD_COLUMN, sort=False):
+            for shard, rows in _as_local(batch.to_pandas()).groupby(SHARD_COLUMN, sort=False):
                 shard = int(shard)
                 arrived.setdefault(shard, []).append(rows)
                 if sum(map(len, arrived[shard])) == len(shards[shard]):
@@ -218,6 +218,21 @@ def _ray_map(
         ) from error
     if returned < len(shards):
         raise ExecutionError(f"Ray returned {returned} of {len(shards)} shards")
+
+
+def _as_local(frame: pd.DataFrame) -> pd.DataFrame:
+    """Ray Data hands arrays back as its tensor extension type (``TensorArrayElement`` where every
+    array of a block had one length): give them back as the NumPy arrays ``local`` returns."""
+    for column in frame.columns:
+        if frame[column].dtype == object and any(_is_ray_tensor(value) for value in frame[column]):
+            frame[column] = [value.to_numpy() if _is_ray_tensor(value) else value for value in frame[column]]
+        elif type(frame[column].dtype).__name__.startswith("Tensor"):  # a TensorDtype column
+            frame[column] = pd.Series(list(frame[column].to_numpy()), index=frame.index, dtype=object)
+    return frame
+
+
+def _is_ray_tensor(value: Any) -> bool:
+    return type(value).__name__ == "TensorArrayElement"
 
 
 def actor_arguments(task: Task, llm: LLMConfig, model_path: str, params: RayParams) -> dict[str, Any]:

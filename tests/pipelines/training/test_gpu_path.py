@@ -189,3 +189,18 @@ def test_gradient_checkpointing_trains_with_frozen_or_trained_embeddings(pairs, 
     trainer, _, summary = sft.fit_sft(examples_for(pairs, tiny_model_dir, params), str(tiny_model_dir), params)
     assert summary["heldout_loss_after"] < summary["heldout_loss_before"]
     assert trainer.model.is_activation_checkpointing
+
+
+def test_a_trained_model_is_saved_in_its_base_models_dtype(pairs, tiny_model_dir):
+    """bf16_mixed trains fp32 master weights; the checkpoint keeps the base model's bf16 (half the
+    disk, and what vLLM loads anyway), unless the base itself is fp32."""
+    import torch
+
+    from humpback.pipelines.training.nodes import train_model
+
+    params = training(precision="bf16_mixed", max_steps=1, heldout_examples=0, checkpoint_steps=None)
+    examples = examples_for(pairs, tiny_model_dir, params)
+    for dtype, expected in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
+        base = CheckpointHandle(str(tiny_model_dir), {"dtype": dtype, "model_id": "tiny"})
+        artifacts, _, _ = train_model(examples, base, params)
+        assert {p.dtype for p in artifacts.model.parameters()} == {expected}

@@ -34,6 +34,15 @@ def prepare_sft_examples(
     return build_examples(pairs, tokenizer, training, evaluation_pairs["instruction"].tolist(), decontamination)
 
 
+def in_base_dtype(model, base_model: CheckpointHandle):
+    """The trained model in its base model's dtype: ``bf16_mixed`` trains fp32 master weights, but a
+    bf16 base gives a bf16 checkpoint (half the disk; the engines load bf16 anyway)."""
+    import torch
+
+    dtype = getattr(torch, str(base_model.metadata.get("dtype", "")), None)
+    return model.to(dtype) if isinstance(dtype, torch.dtype) and dtype.is_floating_point else model
+
+
 def train_model(
     examples: pd.DataFrame,
     base_model: CheckpointHandle,
@@ -49,6 +58,7 @@ def train_model(
     train = train_sft if training.launcher == "in_process" else train_launched
     model, tokenizer, curve, summary = train(examples, base_model.path, training)
     discard_checkpoints(examples, base_model.path, training)
+    model = in_base_dtype(model, base_model)
     metadata = {
         "role": training.role,
         "base_model": base_model.metadata.get("model_id", base_model.path),
