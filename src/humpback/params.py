@@ -390,6 +390,9 @@ class DecontaminationParams(_Block):
     ngram_words: int = Field(gt=0)
     #: dropped when the shared n-grams reach this share of the shorter text's n-grams
     max_overlap: float = Field(gt=0, le=1)
+    #: an evaluation prompt shorter than ``ngram_words`` but of at least this many words is found as
+    #: a phrase inside longer instructions ("What is the capital of France?" in a longer request)
+    min_contained_words: int = Field(ge=1)
 
 
 class PublishParams(_Block):

@@ -55,16 +55,25 @@ def ngrams(text: str, size: int) -> set[tuple[str, ...]]:
     return {words[i : i + size] for i in range(len(words) - size + 1)}
 
 
-def contamination_overlap(texts: list[str], references: list[str], size: int) -> np.ndarray:
+def contamination_overlap(
+    texts: list[str], references: list[str], size: int, min_contained_words: int | None = None
+) -> np.ndarray:
     """For each text, its largest n-gram overlap with any reference: shared n-grams over the
-    n-grams of the shorter of the two (1.0: one contains the other)."""
+    n-grams of the shorter of the two (1.0: one contains the other). A reference shorter than
+    ``size`` words (one n-gram of all its words) never matches an n-gram of a longer text: it
+    counts as contained (1.0) when its words occur in the text as a phrase, if it has at least
+    ``min_contained_words`` words (shorter ones, "Hi there", are everywhere)."""
     index: dict[tuple[str, ...], set[int]] = {}
     reference_sizes = []
+    short: list[str] = []
     for position, reference in enumerate(references):
         grams = ngrams(reference, size)
         reference_sizes.append(len(grams))
         for gram in grams:
             index.setdefault(gram, set()).add(position)
+        words = _WORD.findall(reference.lower())
+        if min_contained_words is not None and min_contained_words <= len(words) < size:
+            short.append(" " + " ".join(words) + " ")
     overlaps = np.zeros(len(texts))
     for row, text in enumerate(texts):
         grams = ngrams(text, size)
@@ -75,4 +84,8 @@ def contamination_overlap(texts: list[str], references: list[str], size: int) ->
         overlaps[row] = max(
             (count / min(len(grams), reference_sizes[position]) for position, count in shared.items()), default=0.0
         )
+        if short and overlaps[row] < 1.0:
+            phrase = " " + " ".join(_WORD.findall(text.lower())) + " "
+            if any(reference in phrase for reference in short):
+                overlaps[row] = 1.0
     return overlaps

@@ -161,6 +161,7 @@ def _training_context(metadata: dict[str, Any]) -> dict[str, Any]:
     return {
         "base_model": metadata.get("base_model", "unknown"),
         "licence": metadata.get("base_model_licence"),
+        "base_weights": metadata.get("base_model_weights"),
         "prompt_format": _prompt_format(metadata),
         "direction": hyper.get("direction", "forward"),
         "tags": "yes" if hyper.get("use_tags") else "no",

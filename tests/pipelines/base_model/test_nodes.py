@@ -73,3 +73,21 @@ def test_a_turn_end_token_marked_special_only_among_added_tokens_is_the_stop_tok
     )
     assert artifacts.metadata["answer_end_tokens"] == [EOT]
     assert artifacts.metadata["stop_token_ids"][0] == tokenizer.convert_tokens_to_ids(EOT)
+
+
+def test_the_weights_say_how_they_were_stored(tiny_raw_model_dir, tmp_path):
+    """A dequantised GGUF is not the published model: the metadata, and every card, say so."""
+    from humpback.pipelines.base_model.nodes import weights_description
+    from humpback.reports.model_card import render_model_card
+
+    embedded = params("base_model")
+    assert weights_description(embedded) == "GGUF Q4_K_M (4-bit), dequantised to bfloat16"
+    assert weights_description(params("aligned_model")) == "GGUF Q4_1 (4-bit), dequantised to bfloat16"
+    local = params("base_model", source="local", name_or_path=str(tiny_raw_model_dir), dtype="float32")
+    assert weights_description(local) == "as published, in float32"
+    assert materialise_base_model(local).metadata["weights"] == "as published, in float32"
+
+    card = render_model_card(
+        {"role": "m1", "base_model": "google/gemma-3-270m", "base_model_weights": weights_description(embedded)}
+    )
+    assert "`google/gemma-3-270m` (weights: GGUF Q4_K_M (4-bit), dequantised to bfloat16)" in card

@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from humpback.params import PARAMETER_BLOCKS
 from humpback.pipelines.plan.nodes import (
     PlanError,
     check_plan,
     parameter_count,
-    plan_run,
+    plan_from_parameters,
     read_model_shape,
     render_plan,
 )
@@ -22,17 +23,11 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def plan_for(env: str, **training_changes):
-    shape = read_model_shape(params("base_model", env=env), params("plan.model_shape", env=env))
-    aligned = read_model_shape(params("aligned_model", env=env), params("plan.aligned_model_shape", env=env))
-    models = {
-        name: params(name, env=env, training=training_changes) if training_changes else params(name, env=env)
-        for name in ("backward_model", "seed_model", "m1")
-    }
-    blocks = {
-        name: params(name, env=env)
-        for name in ("ingestion", "augmentation", "rewriting", "curation", "evaluation", "llm", "generation", "plan")
-    }
-    return plan_run(shape, aligned, **models, **blocks)
+    blocks = {name: params(name, env=env) for name in PARAMETER_BLOCKS}
+    for model in ("backward_model", "seed_model", "m1"):
+        if training_changes:
+            blocks[model] = params(model, env=env, training=training_changes)
+    return plan_from_parameters(blocks)
 
 
 def test_parameter_counts_match_models_built_from_their_configs(tiny_model_dir):
@@ -82,6 +77,7 @@ def test_fsdp_shards_the_8b_states_over_its_processes():
 
 
 def test_the_readme_sizing_table_is_the_plan_of_notHumpback_m1():
+    """Regenerate it with `python scripts/plan_table.py nothumpback_m1`."""
     table = plan_for("nothumpback_m1")
     assert render_plan(table, params("plan", env="nothumpback_m1")) in README.read_text()
 

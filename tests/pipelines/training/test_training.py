@@ -344,3 +344,28 @@ def test_contamination_overlap_is_containment_of_the_shorter_text():
     ]
     overlaps = contamination_overlap(texts, evaluation, size=8)
     assert overlaps.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_a_short_evaluation_prompt_inside_a_longer_instruction_is_contamination():
+    from humpback.data.dedup import contamination_overlap
+
+    evaluation = ["What is the capital of France?", "Hi there"]
+    texts = [
+        "Quick quiz for my class: what is the capital of France? Answer in one word.",  # contains the prompt
+        "What is the capital of Spain? Answer in one word, then name its river.",  # similar, not the prompt
+        "Hi there, can you tell me how the tides work on the Atlantic coast?",  # a 2-word greeting: too short
+    ]
+    overlaps = contamination_overlap(texts, evaluation, size=8, min_contained_words=4)
+    assert overlaps.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_the_batch_size_rule_counts_the_training_set_before_the_held_out_pairs(
+    pairs, tokenizer, tiny_model_dir, tmp_path
+):
+    """The paper: batch 32, or 8 under 3,000 examples. 3,200 seed pairs with 256 held out are still
+    3,200 pairs: batch 32 (the rule scaled here: 8 under 10)."""
+    examples, _ = examples_of(pairs.head(12), tokenizer, max_length=TINY["max_length"], heldout_examples=4)
+    assert (examples["split"] == "train").sum() == 8 and len(examples) == 12
+    params = training(**{**TINY, "batch_size": 4, "small_data_batch_size": 2, "small_data_threshold": 10})
+    _, sizes = build_trainer(examples, str(tiny_model_dir), params, str(tmp_path))
+    assert sizes["batch_size"] == 4

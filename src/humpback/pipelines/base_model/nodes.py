@@ -31,7 +31,18 @@ def materialise_model(source: ModelSourceParams, role: str) -> ModelArtifacts:
         }
     else:
         origin = {"model_id": source.name_or_path, "revision": source.revision}
+    origin["weights"] = weights_description(source)
     return ModelArtifacts(model, tokenizer, metadata={"role": role, "source": source.source, **origin, **prompt_format})
+
+
+def weights_description(source: ModelSourceParams) -> str:
+    """How the weights were stored before this project loaded them: a dequantised GGUF is not the
+    published model, and cards and reports must say so."""
+    if source.source == "embedded":
+        return f"GGUF {embedded_model(source.name_or_path).quantisation}, dequantised to {source.dtype}"
+    if source.gguf_file:
+        return f"GGUF ({source.gguf_file}), dequantised to {source.dtype}"
+    return f"as published, in {source.dtype}"
 
 
 def materialise_base_model(source: ModelSourceParams) -> ModelArtifacts:

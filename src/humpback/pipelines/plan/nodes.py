@@ -177,12 +177,12 @@ COLUMNS = [
 def _training(
     stage: str, params: TrainingParams, examples: int, tokens, shape: dict[str, Any], plan: PlanParams
 ) -> dict[str, Any]:
-    examples = max(int(examples) - params.heldout_examples, 0)
     processes = 1 if params.launcher == "in_process" else params.nproc_per_node
-    batch = params.batch_size_for(examples)
+    batch = params.batch_size_for(int(examples))  # the rules count the pairs held out too
+    steps = params.steps_for(int(examples), batch)
+    examples = max(int(examples) - params.heldout_examples, 0)
     per_device = min(params.per_device_train_batch_size, max(batch // processes, 1))
     accumulation = max(batch // (per_device * processes), 1)
-    steps = params.steps_for(examples, batch)
     sequence = min(tokens.prompt_overhead + tokens.instruction + tokens.answer, params.max_length)
     if params.direction == "backward":
         sequence = min(tokens.prompt_overhead + tokens.document + tokens.instruction, params.max_length)
@@ -346,3 +346,13 @@ def check_plan(table: pd.DataFrame, markdown: str) -> dict[str, Any]:
             "turn on gradient_checkpointing, lower per_device_train_batch_size or max_length, or use more devices"
         )
     return {"stages": len(table), "hours": float(table["hours"].sum()), "fits": True}
+
+
+def plan_from_parameters(blocks: dict[str, Any]) -> pd.DataFrame:
+    """The plan from validated parameter blocks (``humpback.params.project_parameters(env)``), as
+    the pipeline makes it: for scripts and tests outside ``kedro run``."""
+    shape = read_model_shape(blocks["base_model"], blocks["plan"].model_shape)
+    aligned = read_model_shape(blocks["aligned_model"], blocks["plan"].aligned_model_shape)
+    names = ("backward_model", "seed_model", "m1", "ingestion", "augmentation", "rewriting", "curation")
+    names += ("evaluation", "llm", "generation", "plan")
+    return plan_run(shape, aligned, **{name: blocks[name] for name in names})

@@ -19,6 +19,7 @@ def _model(handle: CheckpointHandle) -> dict[str, Any]:
         "base_model": metadata.get("base_model", metadata.get("model_id")),
         "licence": metadata.get("base_model_licence", metadata.get("licence")),
         "weights_sha256": metadata.get("weights_sha256"),
+        "base_weights": metadata.get("base_model_weights", metadata.get("weights")),
     }
 
 
@@ -73,6 +74,7 @@ def export_curated_pairs(
         "weights_sha256": provenance.get("rater_weights_sha256"),
         "base_model": backward_model.metadata.get("base_model"),
         "licence": backward_model.metadata.get("base_model_licence"),
+        "base_weights": backward_model.metadata.get("base_model_weights"),
     }
     card = render_dataset_card(
         name=name,

@@ -105,7 +105,10 @@ def build_examples(
     rows = funnel.drop(rows, ~rows["source"].isin(list(SOURCE_TAGS)), "unknown_source", step="pairs")
     if decontamination.enabled:
         overlap = contamination_overlap(
-            rows["instruction"].tolist(), list(evaluation_prompts), decontamination.ngram_words
+            rows["instruction"].tolist(),
+            list(evaluation_prompts),
+            decontamination.ngram_words,
+            decontamination.min_contained_words,
         )
         rows = funnel.drop(rows, overlap >= decontamination.max_overlap, "overlaps_evaluation_prompt", step="pairs")
     rows = rows.assign(instruction=rows["instruction"].str.strip(), response=rows["response"].str.strip())

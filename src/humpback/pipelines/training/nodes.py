@@ -63,6 +63,7 @@ def train_model(
         "role": training.role,
         "base_model": base_model.metadata.get("model_id", base_model.path),
         "base_model_licence": base_model.metadata.get("licence"),
+        "base_model_weights": base_model.metadata.get("weights"),
         **{
             key: base_model.metadata[key]
             for key in ("prompt_format", "answer_end_tokens")
