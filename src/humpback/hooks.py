@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 OFFLINE_HINT = (
     "Without access to the Hugging Face Hub, run with `--env offline` and put local exports of "
-    "OpenAssistant/oasst1 and allenai/c4 (en) in data/01_raw/ (README, 'Offline data')."
+    "OpenAssistant/oasst1 and allenai/c4 (en) in data/01_raw/ (docs/environments.md, 'Offline data')."
 )
 
 

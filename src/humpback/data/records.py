@@ -46,7 +46,7 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], source: str) ->
     if missing:
         raise RawDataError(
             f"{source}: missing column(s) {missing}; found {list(frame.columns)}. "
-            "Exports must keep the Hugging Face record format (README, 'Offline data')."
+            "Exports must keep the Hugging Face record format (docs/environments.md, 'Offline data')."
         )
 
 

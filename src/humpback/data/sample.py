@@ -1,7 +1,7 @@
 """Copy the shared sample exports into ``data/01_raw`` for the ``offline`` environment.
 
 Machines that carry the project's sample data beside the checkout (``../shared/data``) get it
-staged automatically by ``scripts/dev.sh``; elsewhere put your own exports there (README, "Offline
+staged automatically by ``scripts/dev.sh``; elsewhere put your own exports there (docs/environments.md, "Offline
 data"). Nothing here downloads anything.
 """
 
