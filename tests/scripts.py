@@ -161,3 +161,17 @@ class TrainedBackward:
 class UntrainedBackward:
     def completion_logprobs(self, prompt: str, completion: str) -> float:
         return -3.0
+
+
+class DocumentTail:
+    """Says the last words of the document it was given: what the backward model was shown."""
+
+    def generate(self, prompt: str) -> str:
+        return "Tail: " + " ".join(user_turn(prompt).split()[-6:])
+
+
+class StillWriting:
+    """Every answer is cut at max_new_tokens: a closing marker and a score come too late or not at all."""
+
+    def generate(self, prompt: str) -> tuple[str, bool]:
+        return "Here is a rewrite [RES]A long answer that goes on[/RES] Score: 5 and then more", True

@@ -205,7 +205,8 @@ def test_requests_too_long_for_the_context_are_answered_with_none(lm):
     """The id-level requests the runner uses: a row that does not fit is None/NaN, the others are answered."""
     prompt_ids = lm.encode([CHATS[0], CHATS[2]])
     too_long = prompt_ids[0] * 200
-    assert lm.generate_ids([too_long, prompt_ids[1]], GREEDY) == [None, lm.generate([CHATS[2]], GREEDY)[0]]
+    none, answered = lm.generate_ids([too_long, prompt_ids[1]], GREEDY)
+    assert none is None and answered.text == lm.generate([CHATS[2]], GREEDY)[0]
     options = lm.option_probabilities_ids([prompt_ids[0], too_long], OPTIONS)
     assert np.isnan(options[1]).all()
     np.testing.assert_allclose(options[0], lm.score_options([CHATS[0]], OPTIONS)[0], rtol=1e-5)
@@ -213,3 +214,14 @@ def test_requests_too_long_for_the_context_are_answered_with_none(lm):
         [too_long, prompt_ids[1] + prompt_ids[1]], [len(too_long) - 2, len(prompt_ids[1])]
     )
     assert scored[0] is None and len(scored[1]) == len(prompt_ids[1])
+
+
+def test_a_generation_cut_at_max_new_tokens_says_so(lm):
+    """The tiny random model never writes its stop token: four new tokens are a cut output, unless
+    a stop string ended it first."""
+    short = GREEDY.model_copy(update={"max_new_tokens": 4})
+    [cut] = lm.generate_ids(lm.encode(["The tide comes in and"]), short)
+    assert cut.truncated and cut.text
+    first_word = cut.text.split()[0]
+    [stopped] = lm.generate_ids(lm.encode(["The tide comes in and"]), short.model_copy(update={"stop": [first_word]}))
+    assert not stopped.truncated and first_word not in stopped.text

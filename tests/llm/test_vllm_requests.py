@@ -44,11 +44,14 @@ def test_vllm_gets_one_sampling_params_per_request_with_its_seed(monkeypatch):
 
     def generate(prompts, sampling, use_tqdm):
         seen["prompts"], seen["sampling"] = prompts, sampling
-        return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"out {i}")]) for i in range(len(prompts))]
+        return [
+            types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"out {i}", finish_reason=("stop", "length")[i])])
+            for i in range(len(prompts))
+        ]
 
     model.llm = types.SimpleNamespace(generate=generate)
     prompts = [[1, 5, 9], [1, 5, 8]]
-    assert model._generate_checked(prompts, SAMPLED) == ["out 0", "out 1"]
+    assert model._generate_checked(prompts, SAMPLED) == [("out 0", False), ("out 1", True)]  # cut at max_tokens
     assert isinstance(seen["sampling"], list) and len(seen["sampling"]) == 2
     assert [options["seed"] for options in made] == request_seeds(prompts, 0)
 

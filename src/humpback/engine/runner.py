@@ -40,8 +40,9 @@ from humpback.params import GenerationRunParams
 logger = logging.getLogger(__name__)
 
 PROMPT_IDS, COMPLETION_START = "prompt_ids", "completion_start"
-#: what the runner itself knows of a row: the model answered it, or its prompt did not fit the context
-OK, PROMPT_TOO_LONG = "ok", "prompt_too_long"
+#: what the runner itself knows of a row: the model answered it, its prompt did not fit the context,
+#: or its generation was cut at ``max_new_tokens`` (not usable as an instruction, rewrite or rating)
+OK, PROMPT_TOO_LONG, TRUNCATED = "ok", "prompt_too_long", "truncated"
 
 
 class TaskInputError(ValueError):
@@ -50,18 +51,29 @@ class TaskInputError(ValueError):
 
 @dataclass(frozen=True)
 class Generate:
-    """Free generation; raw output column ``output`` (None: the prompt did not fit the context)."""
+    """Free generation; raw output columns ``output`` (None: the prompt did not fit the context) and
+    ``truncated`` (the output ended at ``max_new_tokens``, not at a stop token or string)."""
 
     sampling: SamplingConfig
 
     def describe(self, tokenizer: Any, model_path: str) -> dict[str, Any]:
-        return {"generate": self.sampling.model_dump(), "stop_token_ids": stop_token_ids(model_path, tokenizer)}
+        return {
+            "generate": self.sampling.model_dump(),
+            "stop_token_ids": stop_token_ids(model_path, tokenizer),
+            "columns": ["output", "truncated"],  # shards of the one-column format are not reused
+        }
 
     def answer(self, model: LanguageModel, requests: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({"output": model.generate_ids(_ids(requests), self.sampling)})
+        generated = model.generate_ids(_ids(requests), self.sampling)
+        return pd.DataFrame(
+            {
+                "output": pd.Series([None if g is None else g.text for g in generated], dtype=object),
+                "truncated": [bool(g is not None and g.truncated) for g in generated],
+            }
+        )
 
     def empty(self) -> pd.DataFrame:
-        return pd.DataFrame({"output": pd.Series(dtype=object)})
+        return pd.DataFrame({"output": pd.Series(dtype=object), "truncated": pd.Series(dtype=bool)})
 
 
 @dataclass(frozen=True)

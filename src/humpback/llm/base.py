@@ -6,7 +6,7 @@ import abc
 import functools
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +18,14 @@ from humpback.llm.tokenizer import load_tokenizer
 #: string given to the model as it is. A chat that ends with an assistant message asks the model to
 #: continue that answer (e.g. "Score: ", so the next token is the score).
 Prompt = str | list[dict[str, str]]
+
+
+class Generation(NamedTuple):
+    """One generated text, and whether it was cut: it ended at ``max_new_tokens``, not at a stop
+    token or stop string (a cut instruction or rewrite is not a usable one)."""
+
+    text: str
+    truncated: bool
 
 
 class PromptError(ValueError):
@@ -68,7 +76,7 @@ class LanguageModel(abc.ABC):
         return stop_token_ids(self.model_path, self.tokenizer)
 
     @abc.abstractmethod
-    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[str]:
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[Generation]:
         """One completion per prompt, the i-th sampled with ``seeds[i]``."""
 
     @abc.abstractmethod
@@ -84,7 +92,7 @@ class LanguageModel(abc.ABC):
 
     def generate(self, prompts: Sequence[Prompt], sampling: SamplingConfig) -> list[str | None]:
         """One completion per prompt, in the order given (None: the prompt leaves no room to answer)."""
-        return self.generate_ids(self.encode(prompts), sampling)
+        return [None if g is None else g.text for g in self.generate_ids(self.encode(prompts), sampling)]
 
     def score_options(self, prompts: Sequence[Prompt], options: Sequence[str]) -> np.ndarray:
         """Probability of each option as the very next token: shape (len(prompts), len(options)).
@@ -108,7 +116,7 @@ class LanguageModel(abc.ABC):
         ]
         return self.completion_logprobs_ids([sequence for sequence, _ in encoded], [start for _, start in encoded])
 
-    def generate_ids(self, prompt_ids: Sequence[list[int]], sampling: SamplingConfig) -> list[str | None]:
+    def generate_ids(self, prompt_ids: Sequence[list[int]], sampling: SamplingConfig) -> list[Generation | None]:
         fits = [len(ids) <= self.context_length - sampling.max_new_tokens for ids in prompt_ids]
         texts = iter(self._generate_checked([ids for ids, ok in zip(prompt_ids, fits) if ok], sampling))
         return [next(texts) if ok else None for ok in fits]
@@ -127,11 +135,15 @@ class LanguageModel(abc.ABC):
         scored = iter(self._token_logprobs([s for s, _ in kept], [start for _, start in kept]) if kept else [])
         return [next(scored) if ok else None for ok in fits]
 
-    def _generate_checked(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[str]:
+    def _generate_checked(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Generation]:
         if not prompt_ids:
             return []
         seeds = request_seeds(prompt_ids, sampling.seed if sampling.seed is not None else self.config.seed)
-        return [_cut_at_stop(text, sampling.stop) for text in self._generate(prompt_ids, sampling, seeds)]
+        generated = []
+        for text, truncated in self._generate(prompt_ids, sampling, seeds):
+            cut = _cut_at_stop(text, sampling.stop)
+            generated.append(Generation(cut, truncated and cut == text))  # a stop string ended it
+        return generated
 
     def option_token_ids(self, options: Sequence[str]) -> list[int]:
         if not options:

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from humpback.llm.base import FolderTokenizerModel, SamplingConfig
+from humpback.llm.base import FolderTokenizerModel, Generation, SamplingConfig
 from humpback.llm.config import LLMConfig
 
 logger = logging.getLogger(__name__)
@@ -95,8 +95,8 @@ class OpenAICompatibleLanguageModel(FolderTokenizerModel):
         with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
             return list(pool.map(function, items))
 
-    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[str]:
-        def one(request: tuple[list[int], int]) -> str:
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[Generation]:
+        def one(request: tuple[list[int], int]) -> Generation:
             ids, seed = request
             answer = self._post(
                 {
@@ -109,7 +109,8 @@ class OpenAICompatibleLanguageModel(FolderTokenizerModel):
                 },
                 "text generation from token prompts",
             )
-            return answer["choices"][0]["text"]
+            choice = answer["choices"][0]
+            return Generation(choice["text"], choice.get("finish_reason") == "length")
 
         return self._map(one, list(zip(prompt_ids, seeds)))
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from humpback.llm.base import FolderTokenizerModel, PromptError, SamplingConfig
+from humpback.llm.base import FolderTokenizerModel, Generation, PromptError, SamplingConfig
 from humpback.llm.config import LLMConfig
 
 
@@ -50,9 +50,11 @@ class ScriptedLanguageModel(FolderTokenizerModel):
     def _text(self, ids: list[int]) -> str:
         return self._tokenizer.decode(ids)
 
-    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[str]:
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[Generation]:
+        """A rule answers with its text, or with ``(text, truncated)`` to play a cut generation."""
         rule = self._rule("generate")
-        return [str(rule(self._text(ids))) for ids in prompt_ids]
+        answers = [rule(self._text(ids)) for ids in prompt_ids]
+        return [Generation(*a) if isinstance(a, tuple) else Generation(str(a), False) for a in answers]
 
     def _option_logprobs(self, prompt_ids: list[list[int]], option_ids: list[int]) -> np.ndarray:
         rule = self._rule("option_probabilities")

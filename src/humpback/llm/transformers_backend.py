@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from humpback.llm.base import LanguageModel, SamplingConfig
+from humpback.llm.base import Generation, LanguageModel, SamplingConfig
 from humpback.llm.config import LLMConfig
 from humpback.llm.progress import TokenProgress
 from humpback.llm.tokenizer import load_tokenizer
@@ -90,7 +90,7 @@ class TransformersLanguageModel(LanguageModel):
         )
 
     @torch.inference_mode()
-    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[str]:
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[Generation]:
         sample = sampling.temperature > 0
         options = dict(
             do_sample=sample,
@@ -103,7 +103,8 @@ class TransformersLanguageModel(LanguageModel):
             options.update(temperature=None, top_p=None, top_k=None)
         if sampling.stop:
             options.update(stop_strings=sampling.stop, tokenizer=self._tokenizer)
-        texts: list[str] = [""] * len(prompt_ids)
+        texts: list[Generation] = [Generation("", False)] * len(prompt_ids)
+        stops = set(self.stop_token_ids)
         progress = TokenProgress(len(prompt_ids), "generate", self.config.show_progress)
         for batch in self._batches(prompt_ids, sampling.max_new_tokens):
             # one generator per batch, seeded by its requests: the same batch draws the same noise again
@@ -112,7 +113,12 @@ class TransformersLanguageModel(LanguageModel):
             output = self.model.generate(input_ids=input_ids, attention_mask=mask, **options)
             new_tokens = output[:, input_ids.shape[1] :]
             for row, index in enumerate(batch):
-                texts[index] = self._tokenizer.decode(new_tokens[row], skip_special_tokens=True)
+                tokens = new_tokens[row].tolist()
+                stopped = any(token in stops for token in tokens)  # a stop token, then padding
+                texts[index] = Generation(
+                    self._tokenizer.decode(tokens, skip_special_tokens=True),
+                    not stopped and len(tokens) >= sampling.max_new_tokens,
+                )
             generated = int((new_tokens != self._tokenizer.pad_token_id).sum())  # pad fills after a stop
             progress.update(len(batch), int(mask.sum()) + generated)
         progress.close()

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from humpback.llm.base import LanguageModel, PromptError, SamplingConfig
+from humpback.llm.base import Generation, LanguageModel, PromptError, SamplingConfig
 from humpback.llm.config import LLMConfig
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class VLLMLanguageModel(LanguageModel):
     def _token_prompts(prompt_ids: list[list[int]]) -> list[dict]:
         return [{"prompt_token_ids": ids} for ids in prompt_ids]
 
-    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[str]:
+    def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[Generation]:
         from vllm import SamplingParams
 
         greedy = sampling.temperature == 0
@@ -90,7 +90,7 @@ class VLLMLanguageModel(LanguageModel):
             for seed in seeds
         ]
         outputs = self.llm.generate(self._token_prompts(prompt_ids), params, use_tqdm=self.config.show_progress)
-        return [output.outputs[0].text for output in outputs]
+        return [Generation(o.outputs[0].text, o.outputs[0].finish_reason == "length") for o in outputs]
 
     def _option_logprobs(self, prompt_ids: list[list[int]], option_ids: list[int]) -> np.ndarray:
         from vllm import SamplingParams

@@ -76,6 +76,31 @@ def test_every_document_becomes_a_candidate_with_raw_output_and_status(web_sampl
     assert len(list((tmp_path / "augmentation").glob("*.parquet"))) == 3  # 12 rows in shards of 5
 
 
+def test_the_backward_model_writes_from_documents_cut_as_in_its_training(web_sample, tiny_model_dir):
+    """Trained on documents cut to its max_length, it is shown documents cut the same way; the
+    candidate's response stays the whole document."""
+    from humpback.llm import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    trained = CheckpointHandle(str(tiny_model_dir), {"hyperparameters": {"max_length": 120}})
+    augmentation = params("augmentation", sampling={"max_new_tokens": 24})
+    generation = params("generation", shard_dir=None)
+    candidates = generate_instructions(web_sample, trained, scripted("DocumentTail"), augmentation, generation)
+    assert candidates["response"].tolist() == web_sample["text"].tolist()
+    long = [len(tokenizer.encode(text, add_special_tokens=False)) > 120 for text in web_sample["text"]]
+    assert any(long)
+    for text, raw, is_long in zip(web_sample["text"], candidates["raw_instruction"], long):
+        tail = raw.removeprefix("Tail: ")
+        assert text.split()[-6:] != tail.split() if is_long else " ".join(text.split()[-6:]) == tail
+        assert tail.split()[-1] in text  # the words shown are the document's own, from its start
+    untrained = generate_instructions(
+        web_sample, CheckpointHandle(str(tiny_model_dir)), scripted("DocumentTail"), augmentation, generation
+    )
+    assert untrained["raw_instruction"].str.removeprefix("Tail: ").tolist() == [
+        " ".join(text.split()[-6:]) for text in web_sample["text"]
+    ]  # a model with no training record sees whole documents
+
+
 @pytest.mark.parametrize(
     "instruction, expected",
     [
@@ -155,3 +180,15 @@ def test_instructions_in_another_language_or_repeated_are_screened_out_before_cu
         "echo",
     ]
     assert screened["instruction"].tolist()[:6] == instructions[:6]  # screened rows keep their text
+
+
+def test_an_instruction_cut_at_max_new_tokens_is_not_used(web_sample, tiny_model_dir):
+    candidates = generate_instructions(
+        web_sample,
+        CheckpointHandle(str(tiny_model_dir)),
+        scripted("StillWriting"),
+        params("augmentation"),
+        params("generation", shard_dir=None),
+    )
+    assert (candidates["status"] == "truncated").all() and candidates["instruction"].isna().all()
+    assert candidates["raw_instruction"].str.startswith("Here is a rewrite").all()  # the raw output is kept

@@ -214,3 +214,11 @@ def test_random_selection_draws_as_many_as_curation_kept_from_the_pairs_it_rated
     assert random_summary["mean_expected_score_curated"] == summary["mean_expected_score_kept"] > 4.5
     assert random_summary["mean_expected_score_kept"] < summary["mean_expected_score_kept"]
     assert random_summary["method"] == "random" and random_summary["rated"] == 51
+
+
+def test_a_rating_cut_at_max_new_tokens_gives_no_score(rated, tiny_model_dir):
+    """'Score: 5' inside a cut rationale is not the rater's verdict: its last line never came."""
+    scored = score_candidates(
+        rated, CheckpointHandle(str(tiny_model_dir)), scripted("StillWriting"), curation("generate"), NO_SHARDS
+    )
+    assert (scored["score_status"] == "truncated").all() and scored["score"].isna().all()

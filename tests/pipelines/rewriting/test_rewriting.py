@@ -105,3 +105,13 @@ def test_after_curation_rewrites_only_kept_pairs_with_the_configured_model(candi
     assert curated["rewrite_status"].tolist() == ["rewritten", "no_markers"]
     assert curated["response"].tolist() == [Rewriter.REWRITE, kept["response"].iloc[1]]
     assert curated["original_response"].tolist() == kept["response"].tolist()
+
+
+def test_a_rewrite_cut_at_max_new_tokens_keeps_the_draft_and_says_so(candidates, tiny_model_dir):
+    """A closing marker before the cut does not make a cut generation a finished rewrite."""
+    model = CheckpointHandle(str(tiny_model_dir))
+    rated = rewrite_candidates(
+        candidates, model, model, scripted("StillWriting"), rewriting("self_before_curation"), NO_SHARDS
+    )
+    assert (rated["rewrite_status"] == "truncated").all()
+    assert (rated["response"] == rated["original_response"]).all()

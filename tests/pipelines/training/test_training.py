@@ -178,11 +178,14 @@ def test_prompt_tokens_carry_no_loss_and_the_answer_ends_on_the_stop_token(pairs
         # everything before the completion (system tag, user turn, assistant header) is masked
         assert tokenizer.decode(ids[:first]).endswith("### Assistant:\n")
         assert not (labels[:first] != -100).any()
-        # the completion is learned up to the token generation stops on, which it ends with
+        # the completion is learned up to the token generation stops on, which a whole answer ends with
         completion = ids[first:][real[first:]]
-        assert trained[first:][real[first:]].all() and int(completion[-1]) == tokenizer.eos_token_id
         text = tokenizer.decode(completion, skip_special_tokens=True).strip()
-        assert text in set(examples["completion"].map(lambda c: c[0]["content"]))
+        assert trained[first:][real[first:]].all() and text in set(
+            examples["completion"].map(lambda c: c[0]["content"])
+        )
+        cut = set(examples.loc[examples["truncated"], "completion"].map(lambda c: c[0]["content"]))
+        assert (int(completion[-1]) == tokenizer.eos_token_id) is (text not in cut)
 
 
 def test_dropout_is_set_where_the_model_is_built(pairs, tokenizer, tiny_model_dir, tmp_path):
@@ -369,3 +372,15 @@ def test_the_batch_size_rule_counts_the_training_set_before_the_held_out_pairs(
     params = training(**{**TINY, "batch_size": 4, "small_data_batch_size": 2, "small_data_threshold": 10})
     _, sizes = build_trainer(examples, str(tiny_model_dir), params, str(tmp_path))
     assert sizes["batch_size"] == 4
+
+
+def test_a_cut_answer_ends_on_its_last_word_not_on_the_stop_token(pairs, tokenizer, tiny_model_dir, tmp_path):
+    """44 % of seed answers are longer than the CPU default's max_length: cut, they must not teach
+    the model to stop mid-sentence. Whole answers still end on the stop token."""
+    examples, _ = examples_of(pairs.head(12), tokenizer, max_length=96, overlong="truncate")
+    assert examples["truncated"].any() and not examples["truncated"].all()
+    trainer, _ = build_trainer(examples, str(tiny_model_dir), training(**{**TINY, "max_length": 96}), str(tmp_path))
+    for row in trainer.train_dataset:
+        learned = [label for label in row["labels"] if label != -100]
+        assert learned, "every example keeps some of its answer"
+        assert (learned[-1] == tokenizer.eos_token_id) is (not row["truncated"]), row["truncated"]

@@ -13,7 +13,9 @@ import pandas as pd
 from humpback.data.dedup import exact_key, near_duplicate_mask
 from humpback.data.language import other_language
 from humpback.datasets import CheckpointHandle
+from humpback.engine.caches import cached_tokenizer
 from humpback.engine.runner import (
+    TRUNCATED,
     CompletionLogprobs,
     Generate,
     ModelTask,
@@ -21,6 +23,7 @@ from humpback.engine.runner import (
     run_model_task,
 )
 from humpback.llm import LLMConfig
+from humpback.llm.base import chat_token_ids
 from humpback.params import AugmentationParams, GenerationRunParams
 from humpback.pipelines.augmentation.postprocess import (
     DUPLICATE,
@@ -44,17 +47,48 @@ CANDIDATE_COLUMNS = ["doc_id", "url", "response", "raw_instruction", "instructio
 
 
 def _document_prompt(row: dict[str, Any]):
-    return backward_chat(row["text"])
+    return backward_chat(row.get("prompt_text") or row["text"])  # the document as cut for the model, if cut
+
+
+#: tokens left free when cutting (decoded text can re-encode a token or two longer), as in training
+CUT_MARGIN = 2
+
+
+def as_in_training(documents: pd.DataFrame, backward_model: CheckpointHandle, llm: LLMConfig, new_tokens: int):
+    """``documents`` with ``prompt_text``: each document as the backward model saw documents in its
+    training, cut to fit its ``max_length`` beside the instruction it writes (``new_tokens`` at most).
+    A model trained on documents of ≤ 320 tokens would otherwise write for documents of 700. The
+    candidate's response stays the whole document."""
+    max_length = (backward_model.metadata.get("hyperparameters") or {}).get("max_length")
+    if not max_length or documents.empty:
+        return documents.assign(prompt_text=documents["text"])
+    tokenizer = cached_tokenizer(backward_model.path, llm.trust_remote_code)
+    template = len(chat_token_ids(tokenizer, backward_chat("x"))) - len(tokenizer.encode("x", add_special_tokens=False))
+    room = max(max_length - template - new_tokens - CUT_MARGIN, 1)
+    cut = []
+    for text in documents["text"]:
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        cut.append(text if len(ids) <= room else tokenizer.decode(ids[:room]).strip())
+    logger.info(
+        "augmentation: %d of %d documents cut to %d tokens, as the backward model was trained (max_length %d)",
+        sum(a != b for a, b in zip(cut, documents["text"])),
+        len(documents),
+        room,
+        max_length,
+    )
+    return documents.assign(prompt_text=cut)
 
 
 def parse_instructions(params: AugmentationParams, documents: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
-    """The backward model's output → the instruction, why it is unusable if it is, and whether it
-    reads as a request."""
+    """The backward model's output → the instruction, why it is unusable if it is (``truncated``: it
+    was still writing at ``max_new_tokens``), and whether it reads as a request."""
     cleaned = [
-        clean_instruction(
+        (None, TRUNCATED)
+        if cut
+        else clean_instruction(
             output, text, params.min_instruction_chars, params.max_instruction_chars, params.max_copied_fraction
         )
-        for output, text in zip(raw["output"], documents["text"])
+        for output, cut, text in zip(raw["output"], raw["truncated"], documents["text"])
     ]
     return pd.DataFrame(
         {
@@ -162,7 +196,8 @@ def generate_instructions(
         Every document as a candidate; only rows whose status is ``ok`` are curated. Rows the cleaner
         rejected have no instruction; screened-out ones (another language, a repeat) keep theirs.
     """
-    candidates = run_model_task(instruction_task(params), web_documents, backward_model, llm, generation)
+    documents = as_in_training(web_documents, backward_model, llm, params.sampling.max_new_tokens)
+    candidates = run_model_task(instruction_task(params), documents, backward_model, llm, generation)
     candidates = screen_instructions(candidates.rename(columns={"text": "response"})[CANDIDATE_COLUMNS], params)
     usable = candidates["status"] == OK
     logger.info(

@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle
-from humpback.engine.runner import PROMPT_TOO_LONG, Generate, ModelTask, OptionProbabilities, run_model_task
+from humpback.engine.runner import (
+    PROMPT_TOO_LONG,
+    TRUNCATED,
+    Generate,
+    ModelTask,
+    OptionProbabilities,
+    run_model_task,
+)
 from humpback.llm import LLMConfig
 from humpback.params import CurationParams, GenerationRunParams, RewritingParams, SelectionParams
 from humpback.pipelines.curation.parsing import PARSED, parse_score
@@ -35,8 +42,12 @@ def _rating_prompt(scorer: str, few_shot: int, row: dict[str, Any]):
 
 
 def parse_generated_scores(pairs: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
-    """``Score: N`` read from the rater's text; why not, when it cannot be read."""
-    parsed = [parse_score(text) if isinstance(text, str) else (None, PROMPT_TOO_LONG) for text in raw["output"]]
+    """``Score: N`` read from the rater's text; why not, when it cannot be read (``truncated``: the
+    rationale was cut at ``max_new_tokens`` before the score it ends with)."""
+    parsed = [
+        (None, TRUNCATED) if cut else parse_score(text) if isinstance(text, str) else (None, PROMPT_TOO_LONG)
+        for text, cut in zip(raw["output"], raw["truncated"])
+    ]
     return pd.DataFrame(
         {
             "score_raw": raw["output"].to_numpy(),

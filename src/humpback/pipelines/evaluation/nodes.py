@@ -65,6 +65,8 @@ def parse_answers(prompts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
         {
             "response": raw["output"].fillna("").to_numpy(),
             "status": np.where(raw["output"].isna(), PROMPT_TOO_LONG, OK),
+            # still answering at max_new_tokens: judged as it is, counted against the stop rate
+            "truncated": raw["truncated"].astype(bool).to_numpy(),
         }
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle
-from humpback.engine.runner import Generate, ModelTask, run_model_task
+from humpback.engine.runner import TRUNCATED, Generate, ModelTask, run_model_task
 from humpback.llm import LLMConfig
 from humpback.params import GenerationRunParams, RewritingParams
 from humpback.pipelines.rewriting.parsing import NOT_REQUESTED, parse_rewrite
@@ -27,8 +27,12 @@ def _pair_prompt(row: dict[str, Any]):
 
 
 def parse_rewrites(params: RewritingParams, pairs: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
-    """The rewrite between its markers becomes the response; otherwise the draft stays, with why."""
-    parsed = [parse_rewrite(output, draft, params.min_chars) for output, draft in zip(raw["output"], pairs["response"])]
+    """The rewrite between its markers becomes the response; otherwise the draft stays, with why
+    (``truncated``: cut at ``max_new_tokens``, even where a closing marker came before the cut)."""
+    parsed = [
+        (draft, TRUNCATED) if cut else parse_rewrite(output, draft, params.min_chars)
+        for output, cut, draft in zip(raw["output"], raw["truncated"], pairs["response"])
+    ]
     return pd.DataFrame(
         {
             "original_response": pairs["response"].to_numpy(),

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from humpback.llm import load_tokenizer
+from humpback.llm.base import stop_token_ids
 from humpback.params import TrainingParams
 from humpback.pipelines.training.examples import HELDOUT, TRAIN, TrainingDataError
 
@@ -102,7 +103,7 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
     score_label_positions_only()
 
     def dataset(rows: pd.DataFrame):
-        return Dataset.from_list(rows[["prompt", "completion"]].to_dict("records"))
+        return Dataset.from_list(rows[["prompt", "completion", "truncated"]].to_dict("records"))
 
     trainer = SFTTrainer(
         model=model,
@@ -112,6 +113,10 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
         processing_class=tokenizer,
         peft_config=_lora_config(params),
     )
+    end_ids = set(stop_token_ids(model_path, tokenizer))
+    trainer.train_dataset = without_answer_end_when_cut(trainer.train_dataset, end_ids)
+    if trainer.eval_dataset is not None:
+        trainer.eval_dataset = without_answer_end_when_cut(trainer.eval_dataset, end_ids)
     sizes = {
         "examples": len(train),
         "composition": {str(k): int(v) for k, v in train["source"].value_counts().items()},
@@ -122,6 +127,22 @@ def build_trainer(examples: pd.DataFrame, model_path: str, params: TrainingParam
         "trainable_parameters": int(sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)),
     }
     return trainer, sizes
+
+
+def without_answer_end_when_cut(dataset, end_ids: set[int]):
+    """A cut answer (``overlong: truncate``) must not end with the token that ends an answer: the
+    model would learn to stop mid-sentence. TRL closes every conversational completion with the
+    chat template's end of turn; for the examples marked ``truncated``, everything from the last
+    answer-end token on is removed again, so their last label is the answer's last word."""
+
+    def strip(example):
+        labels = example["labels"]  # TRL's: the token where learned, -100 where not (the prompt)
+        ends = [i for i, label in enumerate(labels) if label in end_ids]
+        if not example["truncated"] or not ends or all(label == -100 for label in labels[: ends[-1]]):
+            return example
+        return {"input_ids": example["input_ids"][: ends[-1]], "labels": labels[: ends[-1]]}
+
+    return dataset.map(strip, desc="Removing the answer end from cut answers")
 
 
 def sft_config(params: TrainingParams, train_examples: int, processes: int, output_dir: str, evaluate: bool):
