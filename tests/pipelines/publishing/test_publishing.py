@@ -14,7 +14,13 @@ from tests.conftest import params
 
 BACKWARD = CheckpointHandle(
     "backward",
-    {"role": "backward", "base_model": "google/gemma-3-270m", "base_model_licence": "Gemma", "weights_sha256": "ab12"},
+    {
+        "role": "backward",
+        "base_model": "google/gemma-3-270m",
+        "base_model_licence": "Gemma",
+        "base_model_weights": "GGUF Q4_K_M (4-bit), dequantised to bfloat16",
+        "weights_sha256": "ab12",
+    },
 )
 FUNNEL = pd.DataFrame(
     {
@@ -42,7 +48,10 @@ def test_a_dataset_card_carries_provenance_funnel_and_scores_and_the_hub_reads_i
         "allenai/c4",
         "OpenAssistant/oasst1",
     ]
-    assert "| backward | google/gemma-3-270m | Gemma | `ab12` |" in card.text
+    assert (
+        "| backward | google/gemma-3-270m | GGUF Q4_K_M (4-bit), dequantised to bfloat16 | Gemma | `ab12` |"
+        in card.text
+    )
     assert "| not_en | 1 | 2 |" in card.text and "| augmentation: echo | 1 |" in card.text
     assert '"min_confidence": 0.9' in card.text  # the parameters that shaped the data
 
@@ -52,7 +61,7 @@ def test_a_dataset_card_carries_provenance_funnel_and_scores_and_the_hub_reads_i
     _, text = export_curated_pairs("iteration1_curated_pairs", candidates.head(1), funnel, scored, provenance, BACKWARD)
     curated = DatasetCard(text)
     assert "| 5 | 2 |" in curated.text and "| 1 | 1 |" in curated.text  # score histogram
-    assert "| seed | google/gemma-3-270m | Gemma | `cd34` |" in curated.text
+    assert "| seed | google/gemma-3-270m | GGUF Q4_K_M (4-bit), dequantised to bfloat16 | Gemma | `cd34` |" in curated.text
     assert '"curator_check_passed": false' in curated.text
 
 
