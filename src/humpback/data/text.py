@@ -1,5 +1,5 @@
 """Text measures shared by the stages: web cleaning filters documents with them, rewriting
-rejects degenerate rewrites with them."""
+rejects degenerate rewrites with them, evaluation describes answers with them."""
 
 from __future__ import annotations
 
@@ -30,3 +30,13 @@ def repeated_sentence_fraction(text: str) -> float:
             repeated += len(key)
         seen.add(key)
     return repeated / total if total else 0.0
+
+
+def repeated_ngram_share(text: str, size: int = 4) -> float:
+    """Share of a text's word ``size``-grams that occurred earlier in it: 0 for varied text, near 1
+    for a model stuck in a loop ("and and and …")."""
+    words = text.lower().split()
+    grams = [tuple(words[i : i + size]) for i in range(len(words) - size + 1)]
+    if not grams:
+        return 0.0
+    return 1 - len(set(grams)) / len(grams)

@@ -306,3 +306,24 @@ def test_model_summary_is_token_weighted():
     summary = nodes.summarise_model("m0", CheckpointHandle(path="m0", metadata={"role": "seed"}), nll, responses)
     assert summary["reference_nll"] == pytest.approx(50 / 40) and summary["reference_tokens"] == 40
     assert summary["not_scored"] == 1 and summary["reference_perplexity"] == pytest.approx(math.exp(1.25))
+
+
+def test_the_summary_says_how_answers_end_and_how_much_they_repeat():
+    nll = pd.DataFrame({"prompt_id": ["a"], "reference_tokens": [1], "reference_nll": [1.0], "status": ["ok"]})
+    responses = _responses(
+        ["Tides follow the moon.", "and and and and and and and and", "Boil it for ten minutes, then cool it."]
+    ).assign(truncated=[False, True, False])
+    summary = nodes.summarise_model("m1", CheckpointHandle(path="m1"), nll, responses)
+    assert summary["stop_rate"] == pytest.approx(2 / 3)
+    assert summary["repeated_4gram_share"] == pytest.approx((0 + 4 / 5 + 0) / 3)  # 5 four-grams, 1 distinct
+    old = nodes.summarise_model("m1", CheckpointHandle(path="m1"), nll, _responses(["a", "b", "c"]))
+    assert math.isnan(old["stop_rate"])  # saved before generations said whether they were cut: unknown
+
+
+def test_answers_are_exported_for_alpaca_eval():
+    responses = _responses(["Tides follow the moon.", "", "Boil it."]).assign(status=["ok", "prompt_too_long", "ok"])
+    outputs = nodes.alpaca_eval_outputs("m1", responses)
+    assert outputs == [
+        {"instruction": "Q1", "output": "Tides follow the moon.", "generator": "humpback-m1"},
+        {"instruction": "Q3", "output": "Boil it.", "generator": "humpback-m1"},
+    ]

@@ -43,7 +43,7 @@ def test_a_dataset_card_carries_provenance_funnel_and_scores_and_the_hub_reads_i
     )
     data, text = export_candidates(candidates, FUNNEL, BACKWARD, params("augmentation"), params("ingestion.web"))
     card = DatasetCard(text)
-    assert data is candidates
+    pd.testing.assert_frame_equal(data.drop(columns="messages"), candidates)  # the rows, and their messages
     assert card.data.license == ["apache-2.0", "odc-by"] and card.data.source_datasets == [
         "allenai/c4",
         "OpenAssistant/oasst1",
@@ -61,7 +61,9 @@ def test_a_dataset_card_carries_provenance_funnel_and_scores_and_the_hub_reads_i
     _, text = export_curated_pairs("iteration1_curated_pairs", candidates.head(1), funnel, scored, provenance, BACKWARD)
     curated = DatasetCard(text)
     assert "| 5 | 2 |" in curated.text and "| 1 | 1 |" in curated.text  # score histogram
-    assert "| seed | google/gemma-3-270m | GGUF Q4_K_M (4-bit), dequantised to bfloat16 | Gemma | `cd34` |" in curated.text
+    assert (
+        "| seed | google/gemma-3-270m | GGUF Q4_K_M (4-bit), dequantised to bfloat16 | Gemma | `cd34` |" in curated.text
+    )
     assert '"curator_check_passed": false' in curated.text
 
 
@@ -172,3 +174,18 @@ def test_the_token_of_hf_auth_login_is_used_when_the_variable_is_unset(folders, 
     monkeypatch.setattr("humpback.pipelines.publishing.hub.HfApi", Api)
     publish_to_hub(folders)
     assert seen["token"] == "hf_from_login"
+
+
+def test_exports_carry_a_messages_column_and_the_run_publishes_its_parameters():
+    from humpback.pipelines.publishing.nodes import configuration_snapshot, with_messages
+
+    pairs = pd.DataFrame({"instruction": ["How do tides work?", None], "response": ["The moon pulls.", "A page."]})
+    exported = with_messages(pairs)
+    assert exported["messages"].iloc[0] == [
+        {"role": "user", "content": "How do tides work?"},
+        {"role": "assistant", "content": "The moon pulls."},
+    ]
+    assert exported["messages"].iloc[1] is None  # a candidate without an instruction
+    assert list(exported.columns[:2]) == ["instruction", "response"]  # beside the existing columns
+    snapshot = configuration_snapshot({"curation": {"scorer": "generate"}, "_anchor": {}})
+    assert snapshot["parameters"] == {"curation": {"scorer": "generate"}} and snapshot["humpback"]

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from humpback.data.text import repeated_ngram_share
 from humpback.datasets import CheckpointHandle
 from humpback.engine.runner import (
     OK,
@@ -109,7 +110,17 @@ def generate_responses(
         status="status",
     )
     answers = run_model_task(task, heldout, model, llm, generation)
-    return answers[["prompt_id", "instruction", "response", "status"]]
+    return answers[["prompt_id", "instruction", "response", "status", "truncated"]]
+
+
+def alpaca_eval_outputs(label: str, responses: pd.DataFrame) -> list[dict[str, str]]:
+    """The answers in AlpacaEval's ``model_outputs.json`` format, to judge them with its annotators
+    where a capable judge is at hand (answers that never came are left out)."""
+    answered = responses.loc[responses["status"] == OK]
+    return [
+        {"instruction": instruction, "output": output, "generator": f"humpback-{label}"}
+        for instruction, output in zip(answered["instruction"], answered["response"])
+    ]
 
 
 def choose_judge(aligned_model: CheckpointHandle, params: EvaluationParams) -> CheckpointHandle:
@@ -186,6 +197,9 @@ def judge_pairs(
 def summarise_model(label: str, model: CheckpointHandle, nll: pd.DataFrame, responses: pd.DataFrame) -> dict:
     """One row of the comparison table: who the model is and how it fits the references."""
     scored = nll.loc[nll["status"] == OK]
+    answered = responses.loc[responses["status"] == OK]
+    if "truncated" not in answered:  # responses saved before generations said whether they were cut
+        answered = answered.assign(truncated=math.nan)
     tokens = int(scored["reference_tokens"].sum())
     mean_nll = float(scored["reference_nll"].sum() / tokens) if tokens else math.nan
     training = model.metadata.get("training", {})
@@ -201,6 +215,11 @@ def summarise_model(label: str, model: CheckpointHandle, nll: pd.DataFrame, resp
         "reference_perplexity": math.exp(mean_nll) if not math.isnan(mean_nll) else math.nan,
         "not_scored": int((nll["status"] != OK).sum()),
         "mean_response_chars": float(responses["response"].str.len().mean()) if len(responses) else math.nan,
+        # how answers end: the share that stopped before max_new_tokens, and how much they repeat
+        "stop_rate": float(1 - answered["truncated"].mean()) if len(answered) else math.nan,
+        "repeated_4gram_share": float(answered["response"].map(repeated_ngram_share).mean())
+        if len(answered)
+        else math.nan,
     }
 
 

@@ -10,6 +10,7 @@ from kedro.pipeline import Node, Pipeline
 
 from humpback.engine.wiring import with_labels
 from humpback.pipelines.evaluation.nodes import (
+    alpaca_eval_outputs,
     choose_judge,
     comparison_report,
     generate_responses,
@@ -64,6 +65,12 @@ def _model_nodes(label: str, checkpoint: str) -> list[Node]:
             ["heldout_pairs", checkpoint, "params:llm", "params:evaluation", "params:generation"],
             f"{prefix}.responses",
             name=f"{label}_generate_responses",
+        ),
+        Node(
+            with_labels(alpaca_eval_outputs, label),
+            f"{prefix}.responses",
+            f"{prefix}.model_outputs",
+            name=f"{label}_alpaca_eval_outputs",
         ),
         Node(
             with_labels(summarise_model, label),

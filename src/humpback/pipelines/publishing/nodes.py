@@ -23,6 +23,27 @@ def _model(handle: CheckpointHandle) -> dict[str, Any]:
     }
 
 
+def with_messages(pairs: pd.DataFrame) -> pd.DataFrame:
+    """``pairs`` with a ``messages`` column beside instruction and response: the conversational format
+    TRL's trainers and the Hub's chat datasets read (None where a row has no instruction)."""
+    return pairs.assign(
+        messages=[
+            [{"role": "user", "content": instruction}, {"role": "assistant", "content": response}]
+            if isinstance(instruction, str) and isinstance(response, str)
+            else None
+            for instruction, response in zip(pairs["instruction"], pairs["response"])
+        ]
+    )
+
+
+def configuration_snapshot(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The run's resolved parameters (conf/base and the environment's overrides, as the run saw
+    them), published beside the data so a dataset says how it was made."""
+    from humpback import __version__
+
+    return {"humpback": __version__, "parameters": {k: v for k, v in parameters.items() if not k.startswith("_")}}
+
+
 def _curation_facts(provenance: dict) -> dict[str, Any]:
     """The provenance without the curator check's rows (the card states its verdict)."""
     check = provenance.get("curator_check") or {}
@@ -57,7 +78,7 @@ def export_candidates(
         },
         funnel=pd.concat([web_funnel, statuses], ignore_index=True),
     )
-    return candidates, card
+    return with_messages(candidates), card
 
 
 def export_curated_pairs(
@@ -87,7 +108,7 @@ def export_curated_pairs(
         funnel=curation_funnel,
         scores=scored_candidates["score"],
     )
-    return curated_pairs, card
+    return with_messages(curated_pairs), card
 
 
 def export_training_pairs(name: str, training_pairs: pd.DataFrame, provenance: dict) -> tuple[pd.DataFrame, str]:
@@ -103,4 +124,4 @@ def export_training_pairs(name: str, training_pairs: pd.DataFrame, provenance: d
         parameters=_curation_facts(provenance),
         funnel=composition,
     )
-    return training_pairs, card
+    return with_messages(training_pairs), card

@@ -4,7 +4,12 @@ from kedro.pipeline import Node, Pipeline
 
 from humpback.engine.wiring import with_labels
 from humpback.pipelines.publishing.hub import publish_to_hub
-from humpback.pipelines.publishing.nodes import export_candidates, export_curated_pairs, export_training_pairs
+from humpback.pipelines.publishing.nodes import (
+    configuration_snapshot,
+    export_candidates,
+    export_curated_pairs,
+    export_training_pairs,
+)
 
 
 def dataset_exports_pipeline(iteration: str, candidates: bool) -> Pipeline:
@@ -27,6 +32,12 @@ def dataset_exports_pipeline(iteration: str, candidates: bool) -> Pipeline:
             [f"{iteration}.training_pairs", f"{iteration}.curation_provenance"],
             [f"export.{iteration}_training_pairs.data", f"export.{iteration}_training_pairs.card"],
             name=f"export_{iteration}_training_pairs",
+        ),
+        Node(
+            configuration_snapshot,
+            "parameters",
+            f"export.{iteration}_parameters",
+            name=f"export_{iteration}_parameters",
         ),
     ]
     if candidates:
