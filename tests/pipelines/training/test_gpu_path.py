@@ -17,18 +17,10 @@ from humpback.pipelines.training.launch import run_streaming
 from humpback.pipelines.training.nodes import prepare_sft_examples
 from tests.conftest import HELDOUT_PAIRS
 from tests.conftest import params as shipped
+from tests.pipelines.training.test_training import TINY as TRAINING_TINY
 
-TINY = dict(
-    max_length=256,
-    overlong="truncate",
-    learning_rate=1e-3,
-    batch_size=4,
-    per_device_train_batch_size=4,
-    max_steps=4,
-    heldout_examples=2,
-    precision="fp32",
-    group_by_length=False,
-)
+#: the training tests' tiny block, 4 steps in a fixed order (the resume test compares losses step by step)
+TINY = {**TRAINING_TINY, "max_steps": 4, "group_by_length": False}
 
 
 def training(**changes):
