@@ -1,5 +1,6 @@
 """Exports with dataset cards, and publishing them: the exact Hub calls, and one clear line offline."""
 
+import json
 import socket
 
 import pandas as pd
@@ -187,5 +188,8 @@ def test_exports_carry_a_messages_column_and_the_run_publishes_its_parameters():
     ]
     assert exported["messages"].iloc[1] is None  # a candidate without an instruction
     assert list(exported.columns[:2]) == ["instruction", "response"]  # beside the existing columns
-    snapshot = configuration_snapshot({"curation": {"scorer": "generate"}, "_anchor": {}})
-    assert snapshot["parameters"] == {"curation": {"scorer": "generate"}} and snapshot["humpback"]
+    # Kedro hands the run's parameters as validated blocks: they are written as JSON
+    snapshot = configuration_snapshot({"curation": params("curation"), "seed": 42, "_anchor": {}})
+    assert snapshot["parameters"]["curation"]["scorer"] == params("curation").scorer and snapshot["humpback"]
+    assert snapshot["parameters"]["seed"] == 42 and "_anchor" not in snapshot["parameters"]
+    json.dumps(snapshot)

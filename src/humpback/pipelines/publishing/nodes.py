@@ -3,6 +3,7 @@ beside it (``data/09_export/<name>/``), ready to push as it is."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pandas as pd
 from humpback.datasets import CheckpointHandle
 from humpback.params import AugmentationParams, WebParams
 from humpback.reports.dataset_card import SEED_DATASET, WEB_DATASET, render_dataset_card
+from humpback.reports.model_card import framework_versions
 
 
 def _model(handle: CheckpointHandle) -> dict[str, Any]:
@@ -38,10 +40,10 @@ def with_messages(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def configuration_snapshot(parameters: dict[str, Any]) -> dict[str, Any]:
     """The run's resolved parameters (conf/base and the environment's overrides, as the run saw
-    them), published beside the data so a dataset says how it was made."""
-    from humpback import __version__
-
-    return {"humpback": __version__, "parameters": {k: v for k, v in parameters.items() if not k.startswith("_")}}
+    them: validated blocks, as JSON), published beside the data so a dataset says how it was made."""
+    resolved = {key: value for key, value in parameters.items() if not key.startswith("_")}
+    as_json = json.loads(json.dumps(resolved, default=lambda block: block.model_dump(mode="json")))
+    return {"humpback": framework_versions().get("humpback"), "parameters": as_json}
 
 
 def _curation_facts(provenance: dict) -> dict[str, Any]:
