@@ -113,7 +113,8 @@ def overrides(env: str, project: Path, base: Path, instruct: Path) -> dict:
             "batch_token_budget": 8192,
         },  # fmt: skip
         "generation": generation,
-        "augmentation": {"sampling": {"max_new_tokens": 24}},
+        # stand-ins are random: they never write their stop token, and every instruction would be cut
+        "augmentation": {"sampling": {"max_new_tokens": 24}, "use_truncated": True},
         "rewriting": {"sampling": {"max_new_tokens": 32}},
         "curation": {"sampling": {"max_new_tokens": 24}},
         "evaluation": {"sampling": {"max_new_tokens": 16}},

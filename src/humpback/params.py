@@ -305,6 +305,9 @@ class AugmentationParams(_Block):
     max_instruction_chars: int = Field(gt=0)
     #: an instruction whose words are mostly copied from the document is an echo, not a request
     max_copied_fraction: float = Field(gt=0, le=1)
+    #: use an instruction cut at ``max_new_tokens`` as if it had ended (status ``truncated`` otherwise):
+    #: only for smoke runs with untrained models, which never write their stop token
+    use_truncated: bool
     #: controls: the backward model passes when it predicts held-out true instructions better than
     #: the base model (bootstrap interval below 0), at least this share of its usable instructions
     #: read as requests, and at most this share of its outputs are echoes

@@ -84,7 +84,7 @@ def parse_instructions(params: AugmentationParams, documents: pd.DataFrame, raw:
     was still writing at ``max_new_tokens``), and whether it reads as a request."""
     cleaned = [
         (None, TRUNCATED)
-        if cut
+        if cut and not params.use_truncated
         else clean_instruction(
             output, text, params.min_instruction_chars, params.max_instruction_chars, params.max_copied_fraction
         )
