@@ -22,6 +22,7 @@ Checks:
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import math
@@ -69,24 +70,26 @@ def corpus() -> list[str]:
     return [paragraph for text in texts for paragraph in text.split("\n\n") if paragraph.strip()]
 
 
-def standins(work: Path) -> tuple[Path, Path]:
-    from tests.standins import build_llama3_standins
-
-    return build_llama3_standins(work / "standins", corpus())
+#: where the run's stand-in model is built, once (``main`` sets it)
+STANDIN_DIR: Path | None = None
 
 
-def materialised(base: Path, work: Path) -> Path:
-    """The stand-in as the base_model pipeline saves it (prompt format, stop token): what stages read."""
+@functools.cache
+def stand_in_model() -> str:
+    """A Llama-3-shaped stand-in, materialised as the base_model pipeline saves it (prompt format,
+    stop token): what stages read. Built once a run; the checks that need it share it."""
     from humpback.datasets import ModelCheckpointDataset
     from humpback.params import ModelSourceParams
     from humpback.pipelines.base_model.nodes import materialise_base_model
+    from tests.standins import build_llama3_standins
 
+    base, _ = build_llama3_standins(STANDIN_DIR / "standins", corpus())
     source = {**conf_block("base/parameters/models.yml", "base_model"), "source": "local", "name_or_path": str(base)}
-    path = work / "base_model"
+    path = STANDIN_DIR / "base_model"
     ModelCheckpointDataset(path=str(path)).save(
         materialise_base_model(ModelSourceParams.model_validate({**source, "dtype": "float32"}))
     )
-    return path
+    return str(path)
 
 
 def check_backend_parity(device: str, work: Path, quick: bool) -> dict:
@@ -95,7 +98,7 @@ def check_backend_parity(device: str, work: Path, quick: bool) -> dict:
 
     from humpback.llm import SamplingConfig, build_llm
 
-    model_path = str(materialised(standins(work)[0], work))
+    model_path = stand_in_model()
     prompts = ["The tide comes in and", "A short note about the sea:", "Write a list of three colours."]
     sampling = SamplingConfig(temperature=0, top_p=1.0, max_new_tokens=16, stop=["\n\n"], seed=None)
     config = llm_config(backend="transformers", dtype="float32", show_progress=False)
@@ -159,7 +162,7 @@ def check_training(device: str, work: Path, quick: bool) -> dict:
     from humpback.engine.memory import release_free_memory
     from humpback.pipelines.training.sft import train_sft
 
-    model_path = str(materialised(standins(work)[0], work))
+    model_path = stand_in_model()
     params = training_params(
         precision="bf16_mixed", max_steps=4, heldout_examples=4, checkpoint_steps=None, max_length=256, batch_size=4,
         per_device_train_batch_size=4, learning_rate=1e-3, logging_steps=1,
@@ -291,7 +294,7 @@ def check_fsdp2_launch(device: str, work: Path, quick: bool) -> dict:
 
     from humpback.pipelines.training.launch import train_launched
 
-    model_path = str(materialised(standins(work)[0], work))
+    model_path = stand_in_model()
     accelerate_config = conf_block("accelerate/fsdp_8gpu.yaml")
     accelerate_config.update(num_processes=1, mixed_precision="bf16" if device == "cuda" else "no")
     if device != "cuda":
@@ -342,6 +345,9 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results: dict = {"environment": environment(), "device": args.device, "quick": args.quick}
     failed = 0
+    global STANDIN_DIR
+    shared = tempfile.TemporaryDirectory(prefix="gpu-check-standin-")
+    STANDIN_DIR = Path(shared.name)
     for name in args.only or CHECKS:
         start = time.perf_counter()
         print(f"== {name}", flush=True)
@@ -354,6 +360,7 @@ def main() -> int:
         results[name]["seconds"] = round(time.perf_counter() - start, 1)
         print(json.dumps({name: results[name]}, default=str), flush=True)
         args.out.write_text(json.dumps(results, indent=2, default=str))
+    shared.cleanup()
     print(f"gpu check: {len(results) - 3 - failed} passed, {failed} failed; results in {args.out}", flush=True)
     return 1 if failed else 0
 

@@ -231,9 +231,10 @@ def _engine_columns(row: dict[str, Any], llm: LLMConfig, generation: GenerationR
     if row["kind"] == "train":
         return {"device_gib": device_gib, "fits": row["memory_gib"] <= device_gib}
     parallel = llm.tensor_parallel_size if llm.backend == "vllm" else 1
-    devices = generation.ray.num_actors * max(parallel, 1) if generation.engine == "ray" else parallel
-    if plan.device.kind == "gpu":
-        devices = min(devices, plan.device.count) if generation.engine == "local" else devices
+    if generation.engine == "ray":  # one engine per actor
+        devices = generation.ray.num_actors * parallel
+    else:  # one engine in this process, on at most the node's devices
+        devices = min(parallel, plan.device.count) if plan.device.kind == "gpu" else parallel
     weights = row["parameters_b"] * 1e9 * 2 / parallel / GIB  # bf16
     logits = 0.0
     if row["kind"] == "score" or row["stage"] == "evaluation judge":
