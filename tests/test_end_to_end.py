@@ -8,7 +8,10 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
+from datasets import load_dataset
 from huggingface_hub import DatasetCard
+from trl.data_utils import is_conversational
 
 from tests.conftest import REPO_ROOT, make_project
 from tests.test_run import run
@@ -95,6 +98,11 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
         assert card.data.configs[0]["data_files"][0]["path"] == "data/train-00000-of-00001.parquet"
         assert "## Funnel" in card.text and "weights sha256" in card.text
     assert "## Score histogram" in (data / "09_export/iteration1_curated_pairs/README.md").read_text()
+    # M1's examples as TRL reads them: conversational prompt/completion, the training split only
+    sft = load_dataset("parquet", data_files=str(data / "09_export/iteration1_sft_examples/data/*.parquet"))["train"]
+    examples = pd.read_parquet(data / "05_model_input/m1_sft_examples.parquet")
+    assert len(sft) == (examples["split"] == "train").sum() and is_conversational(sft[0])
+    assert sft[0]["completion"][0]["role"] == "assistant" and sft[0]["prompt"][-1]["role"] == "user"
     funnel_rules = pd.read_csv(data / "08_reporting/ingestion_funnel.csv")["rule"].tolist()
     assert "not_en" in funnel_rules
     sft_rules = pd.read_csv(data / "08_reporting/m1_sft_funnel.csv")["rule"].tolist()
@@ -179,3 +187,42 @@ def test_rewriting_variants_train_one_m1_per_mode_and_are_compared(variants):
     modes = table.loc[["m1", "m1_self_before_curation", "m1_after_curation"], "rewriting_mode"]
     assert modes.tolist() == ["off", "self_before_curation", "after_curation"]
     assert len(pd.read_csv(data / "08_reporting/evaluation_variants_win_rates.csv")) == 3
+
+
+def test_own_seed_data_in_messages_format_and_a_json_lines_corpus_run_iteration1(
+    tmp_path, shared_data, oasst1_messages, c4_documents, tiny_raw_model_dir
+):
+    """The README's "Your own data" recipe: a `messages` seed file and a JSON Lines corpus whose text
+    column has another name, through the catalog and two parameters, all the way to M1."""
+    from humpback.data.oasst import select_seed_pairs
+
+    folder = make_project(tmp_path, shared_data)
+    pairs, _ = select_seed_pairs(oasst1_messages, ["en"], 0, 20_000, True, None, 42)
+    chats = [
+        [{"role": "user", "content": x}, {"role": "assistant", "content": y}]
+        for x, y in zip(pairs["instruction"], pairs["response"])
+    ]
+    pd.DataFrame({"messages": chats}).to_json(folder / "data/01_raw/my_seed.jsonl", orient="records", lines=True)
+    c4_documents.head(200).rename(columns={"text": "body"}).to_json(
+        folder / "data/01_raw/my_corpus.jsonl", orient="records", lines=True
+    )
+    own = {"type": "pandas.JSONDataset", "load_args": {"lines": True}, "metadata": {"kedro-viz": {"layer": "raw"}}}
+    catalog = {
+        "oasst1_messages": {**own, "filepath": "data/01_raw/my_seed.jsonl"},
+        "oasst1_heldout_messages": {**own, "filepath": "data/01_raw/my_seed.jsonl"},
+        "c4_documents": {**own, "filepath": "data/01_raw/my_corpus.jsonl"},
+    }
+    test_catalog = folder / "conf/test/catalog.yml"
+    test_catalog.write_text(yaml.safe_dump({**yaml.safe_load(test_catalog.read_text()), **catalog}))
+    tiny = {"source": "local", "name_or_path": str(tiny_raw_model_dir), "dtype": "float32"}
+    own_data = {"ingestion": {"seed": {"format": "messages"}, "web": {"text_column": "body"}}}
+
+    run(folder, "iteration1", runtime_params={"base_model": tiny, "aligned_model": tiny, **own_data})
+
+    data = folder / "data"
+    seed = pd.read_parquet(data / "03_primary/seed_pairs.parquet")
+    assert len(seed) == 40 and seed["instruction"].isin(set(pairs["instruction"])).all()
+    funnel = pd.read_csv(data / "08_reporting/ingestion_funnel.csv")
+    assert set(funnel["source"]) == {"seed_messages", "c4"}
+    candidates = pd.read_parquet(data / "03_primary/candidates.parquet")
+    assert len(candidates) > 0 and (data / "06_models/m1/model.safetensors").is_file()

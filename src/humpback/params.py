@@ -50,10 +50,20 @@ class _RoleBlock(_Block):
 
 
 class SeedParams(_Block):
+    #: oasst1 (message trees, the paper's) or a user's own data: instruction_response,
+    #: prompt_completion or messages (docs/parameters.md; the README's "Your own model and data")
+    format: Literal["oasst1", "instruction_response", "prompt_completion", "messages"]
+    #: the format's column names mapped to yours, e.g. {response: output} for Alpaca's columns
+    columns: dict[str, str]
+    #: the split read when the seed data comes as a dataset dictionary
     split: str
+    #: kept languages (oasst1's ``lang``; other formats: a ``lang`` column where present)
     languages: list[str] = Field(min_length=1)
+    #: oasst1: the human rank of the reply kept (0: the best)
     rank: int = Field(ge=0)
+    #: longer texts are treated as malformed and dropped
     max_text_chars: int = Field(gt=0)
+    #: oasst1: drop messages flagged synthetic
     drop_synthetic: bool
     max_pairs: int | None = Field(gt=0)
     sample_seed: int
@@ -117,6 +127,8 @@ class GopherRepetitionParams(_Block):
 
 class WebParams(_Block):
     split: str
+    #: the corpus column that holds each document's text (c4: text)
+    text_column: str
     max_documents: int | None = Field(gt=0)
     max_raw_chars: int = Field(gt=0)
     min_chars: int = Field(ge=0)

@@ -108,6 +108,14 @@ def select_seed_pairs(
     seed = funnel.drop(
         seed, seed["prompt_message_id"].duplicated(keep="first"), "second_reply_same_prompt", step="pairs"
     )
+    return finish_seed_pairs(seed, funnel, max_pairs, sample_seed, heldout_fraction)
+
+
+def finish_seed_pairs(
+    seed: pd.DataFrame, funnel: Funnel, max_pairs: int | None, sample_seed: int, heldout_fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rules every seed format shares, in order: duplicate instructions, the held-out slice of
+    trees, a seed-stable order and the cap. Returns the pairs (``SEED_COLUMNS``) and the funnel."""
     dedup_key = seed["instruction"].map(normalise_for_dedup)
     seed = funnel.drop(seed, dedup_key.duplicated(keep="first"), "duplicate_instruction", step="pairs")
 

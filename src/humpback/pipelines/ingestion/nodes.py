@@ -7,8 +7,9 @@ from typing import Any
 
 import pandas as pd
 
+from humpback.data.instruction_formats import select_instruction_pairs
 from humpback.data.oasst import select_seed_pairs
-from humpback.data.records import to_frame
+from humpback.data.records import RawDataError, to_frame
 from humpback.params import HeldoutParams, SeedParams, WebParams
 from humpback.pipelines.ingestion.web import clean_web_documents
 
@@ -16,10 +17,11 @@ logger = logging.getLogger(__name__)
 
 
 def build_seed_pairs(raw_messages: Any, seed: SeedParams) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """First-turn (prompt, rank-0 reply) pairs from oasst1 messages, and the seed funnel.
+    """First-turn (prompt, rank-0 reply) pairs from oasst1 messages, or from the user's own data in
+    the format ``seed.format`` names, and the seed funnel.
 
     Args:
-        raw_messages: oasst1 in its Hub record format (DataFrame, ``datasets`` object or stream).
+        raw_messages: the seed records (DataFrame, ``datasets`` object or stream).
         seed: ``ingestion.seed`` parameters.
     Returns:
         Seed pairs (instruction, response, source, provenance ids) and the funnel table.
@@ -31,7 +33,18 @@ def build_seed_pairs(raw_messages: Any, seed: SeedParams) -> tuple[pd.DataFrame,
 def _first_turn_pairs(
     messages: pd.DataFrame, seed: SeedParams, max_pairs: int | None, sample_seed: int, heldout_fraction: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The seed data's rules (language, rank, trust) applied to ``messages``: pairs and funnel."""
+    """The seed data's rules (oasst1: language, rank, trust) applied to ``messages``: pairs and funnel."""
+    if seed.format != "oasst1":
+        return select_instruction_pairs(
+            messages,
+            seed.format,
+            seed.columns,
+            max_text_chars=seed.max_text_chars,
+            max_pairs=max_pairs,
+            sample_seed=sample_seed,
+            heldout_fraction=heldout_fraction,
+            languages=seed.languages,
+        )
     return select_seed_pairs(
         messages,
         languages=seed.languages,
@@ -88,6 +101,12 @@ def build_web_documents(raw_documents: Any, web: WebParams) -> tuple[pd.DataFram
         web: ``ingestion.web`` parameters; ``max_documents`` takes the first N records.
     """
     documents = to_frame(raw_documents, limit=web.max_documents, split=web.split)
+    if web.text_column != "text":
+        if web.text_column not in documents.columns:
+            raise RawDataError(
+                f"corpus: no column {web.text_column!r} (ingestion.web.text_column); found {list(documents.columns)}"
+            )
+        documents = documents.drop(columns=["text"], errors="ignore").rename(columns={web.text_column: "text"})
     return clean_web_documents(documents, web)
 
 

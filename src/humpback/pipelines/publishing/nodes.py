@@ -127,3 +127,24 @@ def export_training_pairs(name: str, training_pairs: pd.DataFrame, provenance: d
         funnel=composition,
     )
     return with_messages(training_pairs), card
+
+
+def export_sft_examples(name: str, sft_examples: pd.DataFrame, provenance: dict) -> tuple[pd.DataFrame, str]:
+    """The next model's training split exactly as it was trained: TRL's conversational
+    prompt/completion rows (the tag's system message, the user turn, the assistant answer as cut to
+    ``max_length``), so ``SFTTrainer`` can retrain it without this project."""
+    trained = sft_examples.loc[sft_examples["split"] == "train"].drop(columns="split").reset_index(drop=True)
+    composition = sft_examples.groupby(["split", "source"]).size().rename("examples").reset_index()
+    card = render_dataset_card(
+        name=name,
+        summary="The training examples of the next model in TRL's conversational prompt/completion format: "
+        "`prompt` holds the tag's system message and the instruction, `completion` the answer (cut to the "
+        "training length where `truncated`; a cut answer carries no end token). Seed examples held out for "
+        "the evaluation loss are not included (see the funnel).",
+        frame=trained,
+        sources=[SEED_DATASET, WEB_DATASET],
+        models=[{"role": provenance.get("rater"), "weights_sha256": provenance.get("rater_weights_sha256")}],
+        parameters=_curation_facts(provenance),
+        funnel=composition,
+    )
+    return trained, card

@@ -8,12 +8,14 @@ from humpback.pipelines.publishing.nodes import (
     configuration_snapshot,
     export_candidates,
     export_curated_pairs,
+    export_sft_examples,
     export_training_pairs,
 )
 
 
-def dataset_exports_pipeline(iteration: str, candidates: bool) -> Pipeline:
-    """Curated and training pairs of ``iteration`` (and, once per run, the candidates) as exports."""
+def dataset_exports_pipeline(iteration: str, trained_model: str, candidates: bool) -> Pipeline:
+    """Curated and training pairs of ``iteration``, the ``trained_model``'s examples in TRL's format
+    (and, once per run, the candidates) as exports."""
     nodes = [
         Node(
             with_labels(export_curated_pairs, f"{iteration}_curated_pairs"),
@@ -32,6 +34,12 @@ def dataset_exports_pipeline(iteration: str, candidates: bool) -> Pipeline:
             [f"{iteration}.training_pairs", f"{iteration}.curation_provenance"],
             [f"export.{iteration}_training_pairs.data", f"export.{iteration}_training_pairs.card"],
             name=f"export_{iteration}_training_pairs",
+        ),
+        Node(
+            with_labels(export_sft_examples, f"{iteration}_sft_examples"),
+            [f"{trained_model}.sft_examples", f"{iteration}.curation_provenance"],
+            [f"export.{iteration}_sft_examples.data", f"export.{iteration}_sft_examples.card"],
+            name=f"export_{iteration}_sft_examples",
         ),
         Node(
             configuration_snapshot,

@@ -1,0 +1,74 @@
+"""Kedro conventions a user relies on: `kedro viz` can order the layers of every pipeline, and no
+command prints a dataset-name warning."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from kedro.framework.project import pipelines
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro_viz.services.layers import sort_layers
+
+from tests.conftest import make_project
+
+ENVIRONMENTS = ["test", "offline", "nothumpback_m1", "nothumpback_m1_rw_f_8b", "paper"]
+#: the method's steps, in the order a user reads iteration 1 in kedro viz
+ITERATION1_STEPS = ["raw", "ingestion", "backward_model", "seed_model", "augmentation", "iteration1", "m1", "exports"]
+
+
+def kedro(project: Path, *arguments: str, env: str = "test") -> subprocess.CompletedProcess:
+    environment = {**os.environ, "KEDRO_ENV": env, "KEDRO_DISABLE_TELEMETRY": "true", "COLUMNS": "200"}
+    kedro_cli = Path(sys.executable).parent / "kedro"
+    return subprocess.run(
+        [str(kedro_cli), *arguments], cwd=project, env=environment, capture_output=True, text=True, timeout=300
+    )
+
+
+def layer_order(pipeline, layer_of) -> list[str]:
+    """kedro-viz's own ordering of the layers in ``pipeline`` ([] when they form a cycle)."""
+    nodes, children = {}, {}
+    for node in pipeline.nodes:
+        nodes[node.name], children[node.name] = SimpleNamespace(layer=None), set()
+        for name in node.inputs:
+            nodes.setdefault(name, SimpleNamespace(layer=layer_of(name)))
+            children.setdefault(name, set()).add(node.name)
+        for name in node.outputs:
+            nodes.setdefault(name, SimpleNamespace(layer=layer_of(name)))
+            children.setdefault(name, set())
+            children[node.name].add(name)
+    return sort_layers(nodes, children)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_pipeline_has_an_order_of_layers(kedro_project, env):
+    bootstrap_project(kedro_project)
+    with KedroSession.create(project_path=kedro_project, env=env) as session:
+        catalog = session.load_context().catalog
+
+    def layer_of(name: str) -> str | None:
+        if name.startswith("params:") or name == "parameters" or name not in catalog:
+            return None
+        metadata = getattr(catalog.get(name), "metadata", None) or {}
+        return (metadata.get("kedro-viz") or {}).get("layer")
+
+    unordered = [name for name, pipeline in pipelines.items() if name != "plan" and not layer_order(pipeline, layer_of)]
+    assert unordered == []
+    order = layer_order(pipelines["__default__"], layer_of)
+    assert [layer for layer in order if layer in ITERATION1_STEPS] == ITERATION1_STEPS
+
+
+@pytest.mark.slow
+def test_viz_build_shows_the_layers_and_no_command_warns_about_dataset_names(tmp_path, shared_data):
+    project = make_project(tmp_path, shared_data)
+    for arguments in (("registry", "list"), ("viz", "build")):
+        result = kedro(project, *arguments)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "dataset names contain" not in result.stdout + result.stderr
+    main = json.loads((project / "build/api/main").read_text())
+    assert set(ITERATION1_STEPS) <= set(main["layers"])
+    assert all(node.get("layer") for node in main["nodes"] if node["type"] == "data" and node["name"] != "parameters")
