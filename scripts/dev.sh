@@ -58,9 +58,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$0" -nt "$stamp" ]
   touch "$stamp"
 fi
 
-# The offline environment reads local exports from data/01_raw; on machines that carry the shared
-# sample beside the checkout, copy it there (never into git: data/ is ignored).
-"$venv/bin/python" -m humpback.data.sample --quiet || true
+# The offline environment reads local exports from data/01_raw (never in git: data/ is ignored):
+# those already there, else the shared sample beside the checkout, else (for an offline run) the
+# same sample fetched from the Hub; failing all three, one line says how to provide them.
+if [ "$mode" = run ] && [[ " $* " =~ [[:space:]](--env[[:space:]=]|-e[[:space:]])offline[[:space:]] ]]; then
+  "$venv/bin/python" -m humpback.data.sample --quiet --fetch || exit 1
+else
+  "$venv/bin/python" -m humpback.data.sample --quiet || true
+fi
 
 export PATH="$PWD/$venv/bin:$PATH"
 if [ "$mode" = run ]; then

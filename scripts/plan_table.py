@@ -1,5 +1,5 @@
 """Print the plan of an environment as Markdown, as `kedro run --pipeline=plan --env ENV` writes it to
-data/08_reporting/plan.md (the README's sizing table is `python scripts/plan_table.py nothumpback_m1`)."""
+data/08_reporting/plan.md (docs/environments.md's sizing table is `python scripts/plan_table.py nothumpback_m1`)."""
 
 import sys
 from pathlib import Path

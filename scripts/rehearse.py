@@ -52,6 +52,11 @@ DATASETS = (
 MODELS = ("backward_model", "seed_model", "m1", "m2")
 
 
+def newest_report(project: Path, name: str) -> Path:
+    """The newest version of a run report (reports are versioned: ``<name>/<timestamp>/<name>``)."""
+    return sorted((project / "data" / "08_reporting" / name).iterdir())[-1] / name
+
+
 def make_project(folder: Path, env: str, shared_data: Path) -> Path:
     """The project's configuration in ``folder``, the environment reading the sample exports."""
     from humpback.data.sample import stage_sample_data
@@ -193,7 +198,7 @@ def rehearse(env: str, folder: Path, shared_data: Path) -> dict:
         run(project, env, pipeline, runtime_params)
         timings[pipeline] = round(time.perf_counter() - start, 1)
     summaries = {
-        model: json.loads((project / "data" / "08_reporting" / f"{model}_training_summary.json").read_text())
+        model: json.loads(newest_report(project, f"{model}_training_summary.json").read_text())
         for model in ("backward_model", "seed_model", "m1")
     }
     result = {

@@ -73,6 +73,13 @@ def c4_documents(shared_data) -> pd.DataFrame:
     return pd.read_parquet(shared_data / "c4_en_sample.parquet")
 
 
+def report(data: Path, name: str) -> Path:
+    """The newest version of the run report ``data/08_reporting/<name>`` (reports are versioned:
+    ``<name>/<timestamp>/<file name>``)."""
+    versions = sorted((data / "08_reporting" / name).iterdir())
+    return versions[-1] / Path(name).name
+
+
 def make_project(folder: Path, shared_data: Path) -> Path:
     """A copy of the project's configuration in ``folder``, with the sample staged in data/01_raw."""
     shutil.copytree(REPO_ROOT / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))

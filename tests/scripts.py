@@ -151,6 +151,14 @@ class ConstantRater:
         return [0.2] * len(options)
 
 
+class OffRubricRater:
+    """Tells answers apart, but puts almost no probability on the score options (it would rather
+    continue the text): its expected scores are renormalised noise."""
+
+    def option_probabilities(self, prompt: str, options: list[str]) -> list[float]:
+        return [probability / 20 for probability in RelevanceRater().option_probabilities(prompt, options)]
+
+
 class TrainedBackward:
     """-1 nat per token of an instruction given its answer (a model that learnt the backward task)."""
 

@@ -5,6 +5,10 @@ in one project folder; each test asks for the runs it needs, so any one of them 
 """
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,7 +17,7 @@ from datasets import load_dataset
 from huggingface_hub import DatasetCard
 from trl.data_utils import is_conversational
 
-from tests.conftest import REPO_ROOT, make_project
+from tests.conftest import REPO_ROOT, make_project, report
 from tests.test_run import run
 
 pytestmark = pytest.mark.slow
@@ -73,22 +77,25 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
     assert (training["source"] == "augmented").sum() == len(curated) > 0  # conf/test keeps the top half
     for model in ("base_model", "backward_model", "seed_model", "m1", "m1_random"):
         assert (data / "06_models" / model / "model.safetensors").is_file(), model
-    summary = json.loads((data / "08_reporting/m1_training_summary.json").read_text())
+    summary = json.loads(report(data, "m1_training_summary.json").read_text())
     assert summary["composition"] == {"seed": 40 - summary["heldout_examples"], "augmented": len(curated)}
-    funnel = pd.read_csv(data / "08_reporting/iteration1_curation_funnel.csv").set_index("stage")
+    funnel = pd.read_csv(report(data, "iteration1_curation_funnel.csv")).set_index("stage")
     assert funnel.loc["documents", "count"] == len(web) and funnel.loc["kept", "count"] == len(curated)
-    assert (data / "08_reporting/iteration1_score_histogram.json").is_file()
+    assert report(data, "iteration1_score_histogram.json").is_file()
     # each model-made judgement is checked against known answers, pass or fail (a random tiny model fails)
-    backward = json.loads((data / "08_reporting/augmentation_backward_check.json").read_text())
-    curator = json.loads((data / "08_reporting/iteration1_curator_check.json").read_text())
+    backward = json.loads(report(data, "augmentation_backward_check.json").read_text())
+    curator = json.loads(report(data, "iteration1_curator_check.json").read_text())
     assert backward["heldout_pairs"] == 4 and isinstance(backward["passed"], bool)
     assert curator["control_pairs"] == 12 and 0 <= curator["auc_vs_mismatched"] <= 1
-    assert "| curator (seed) | ROC AUC human vs mismatched pairs |" in (data / "06_models/m1/README.md").read_text()
+    assert (
+        "| curator (seed) | human above mismatched answer, same prompt (paired AUC) |"
+        in (data / "06_models/m1/README.md").read_text()
+    )
     assert "| backward model | echo share of outputs |" in (data / "06_models/backward_model/README.md").read_text()
     # curation's control: as many candidates as curation kept, drawn at random, same seed pairs
     drawn = pd.read_parquet(data / "07_model_output/m1_random_selected_pairs.parquet")
     assert len(drawn) == len(curated) and set(drawn["doc_id"]) <= set(scored["doc_id"])
-    control = json.loads((data / "08_reporting/m1_random_training_summary.json").read_text())
+    control = json.loads(report(data, "m1_random_training_summary.json").read_text())
     assert control["composition"] == summary["composition"]
     # Hub-ready exports: Parquet beside a dataset card that huggingface_hub reads back
     for name, rows in (("candidates", len(candidates)), ("iteration1_curated_pairs", len(curated))):
@@ -103,27 +110,51 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
     examples = pd.read_parquet(data / "05_model_input/m1_sft_examples.parquet")
     assert len(sft) == (examples["split"] == "train").sum() and is_conversational(sft[0])
     assert sft[0]["completion"][0]["role"] == "assistant" and sft[0]["prompt"][-1]["role"] == "user"
-    funnel_rules = pd.read_csv(data / "08_reporting/ingestion_funnel.csv")["rule"].tolist()
+    funnel_rules = pd.read_csv(report(data, "ingestion_funnel.csv"))["rule"].tolist()
     assert "not_en" in funnel_rules
-    sft_rules = pd.read_csv(data / "08_reporting/m1_sft_funnel.csv")["rule"].tolist()
+    sft_rules = pd.read_csv(report(data, "m1_sft_funnel.csv"))["rule"].tolist()
     assert "overlaps_evaluation_prompt" in sft_rules
-    health = pd.read_csv(data / "08_reporting/iteration1_method_health.csv")
+    health = pd.read_csv(report(data, "iteration1_method_health.csv"))
     assert (
         set(health["model"]) == {"backward model", "curator (seed)"}
-        and (data / "08_reporting/iteration1_method_health.json").is_file()
+        and report(data, "iteration1_method_health.json").is_file()
     )
 
 
-def test_iteration1_reports_open_in_the_notebook(iteration1):
-    notebook = json.loads((REPO_ROOT / "notebooks/curation_report.ipynb").read_text())
-    namespace: dict = {}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(iteration1.parent)
-        for cell in notebook["cells"]:
-            if cell["cell_type"] == "code":
-                exec("".join(cell["source"]).replace('ENV = "offline"', 'ENV = "test"'), namespace)
-    scored = pd.read_parquet(iteration1 / "07_model_output/iteration1_scored_candidates.parquet")
-    assert namespace["scored"]["doc_id"].tolist() == scored["doc_id"].tolist()
+def test_the_notebook_runs_in_the_kedro_jupyter_kernel(project, evaluation, tmp_path, monkeypatch):
+    """`kedro jupyter setup` makes the project's kernel; every cell of the notebook runs in it on this
+    run's outputs (the environment set to the tests' own)."""
+    import nbclient
+    import nbformat
+
+    folder, _ = project
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))  # the kernel spec stays out of $HOME
+    setup = subprocess.run(
+        [str(Path(sys.executable).parent / "kedro"), "jupyter", "setup"],
+        cwd=folder,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert setup.returncode == 0, setup.stderr[-2000:]
+    notebook = nbformat.read(REPO_ROOT / "notebooks/run_report.ipynb", as_version=4)
+    assert notebook.metadata.kernelspec.name == "kedro_humpback"
+    for cell in notebook.cells:
+        cell.source = cell.source.replace("--env=offline", "--env=test")
+
+    nbclient.NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(folder)}}).execute()
+
+    text = "\n".join(
+        str(output.get("data", output.get("text", "")))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    scored = pd.read_parquet(evaluation / "07_model_output/iteration1_scored_candidates.parquet")
+    assert "score_status" in text and str(len(scored)) in text
+    assert "no evaluation yet" not in text and "m1_random" in text  # the evaluation table was shown
+    assert "Traceback" not in text
 
 
 def test_iteration2_rescores_with_m1_and_trains_m2(iteration2):
@@ -140,10 +171,10 @@ def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
     heldout = pd.read_parquet(data / "05_model_input/heldout_pairs.parquet")
     seed = pd.read_parquet(data / "03_primary/seed_pairs.parquet")
     assert len(heldout) == 4 and not set(heldout["prompt_id"]) & set(seed["prompt_message_id"])
-    models = pd.read_csv(data / "08_reporting/evaluation_models.csv")
+    models = pd.read_csv(report(data, "evaluation_models.csv"))
     assert models["model"].tolist() == ["base", "m0", "m1", "m1_random"]
     assert (models["reference_nll"] > 0).all() and (models["reference_tokens"] > 0).all()
-    wins = pd.read_csv(data / "08_reporting/evaluation_win_rates.csv")
+    wins = pd.read_csv(report(data, "evaluation_win_rates.csv"))
     assert [tuple(r) for r in wins[["challenger", "reference"]].to_numpy()] == [
         ("m1", "m0"),
         ("m1", "base"),
@@ -151,7 +182,7 @@ def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
     ]
     assert ((wins["wins"] + wins["ties"] + wins["losses"]) == 4).all()
     # win rates only from a judge that passed its controls (the tiny random judge's outcome is its own)
-    check = json.loads((data / "08_reporting/evaluation_judge_check.json").read_text())
+    check = json.loads(report(data, "evaluation_judge_check.json").read_text())
     assert check["control_prompts"] == 4 and 0 <= check["control_accuracy"] <= 1
     assert (wins["judge_passed"] == check["passed"]).all()
     assert (wins["win_rate"].isna() == (not check["passed"])).all()
@@ -159,7 +190,7 @@ def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
     assert (
         wins["nll_difference"].notna().all() and (wins["nll_difference_ci_low"] <= wins["nll_difference_ci_high"]).all()
     )
-    judge_health = pd.read_csv(data / "08_reporting/evaluation_method_health.csv")
+    judge_health = pd.read_csv(report(data, "evaluation_method_health.csv"))
     assert judge_health["model"].str.startswith("judge").all() and len(judge_health) == 3
     judgements = pd.read_parquet(data / "07_model_output/evaluation/m1_vs_m0_judgements.parquet")
     assert judgements["prompt_id"].tolist() == heldout["prompt_id"].tolist()
@@ -172,7 +203,7 @@ def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
 def test_evaluation_m2_adds_m2_to_the_table(project, iteration2, evaluation):
     folder, tiny = project
     run(folder, "evaluation_m2", runtime_params=tiny)
-    models = pd.read_csv(evaluation / "08_reporting/evaluation_m2_models.csv")
+    models = pd.read_csv(report(evaluation, "evaluation_m2_models.csv"))
     assert models["model"].tolist() == ["base", "m0", "m1", "m2"]
 
 
@@ -183,10 +214,10 @@ def test_rewriting_variants_train_one_m1_per_mode_and_are_compared(variants):
     assert len(before) == len(rated) and (before["rewrite_status"] != "not_requested").all()
     after = pd.read_parquet(data / "07_model_output/m1_after_curation_curated_pairs.parquet")
     assert (after["rewrite_status"] != "not_requested").all()
-    table = pd.read_csv(data / "08_reporting/evaluation_variants_models.csv").set_index("model")
+    table = pd.read_csv(report(data, "evaluation_variants_models.csv")).set_index("model")
     modes = table.loc[["m1", "m1_self_before_curation", "m1_after_curation"], "rewriting_mode"]
     assert modes.tolist() == ["off", "self_before_curation", "after_curation"]
-    assert len(pd.read_csv(data / "08_reporting/evaluation_variants_win_rates.csv")) == 3
+    assert len(pd.read_csv(report(data, "evaluation_variants_win_rates.csv"))) == 3
 
 
 def test_own_seed_data_in_messages_format_and_a_json_lines_corpus_run_iteration1(
@@ -222,7 +253,7 @@ def test_own_seed_data_in_messages_format_and_a_json_lines_corpus_run_iteration1
     data = folder / "data"
     seed = pd.read_parquet(data / "03_primary/seed_pairs.parquet")
     assert len(seed) == 40 and seed["instruction"].isin(set(pairs["instruction"])).all()
-    funnel = pd.read_csv(data / "08_reporting/ingestion_funnel.csv")
+    funnel = pd.read_csv(report(data, "ingestion_funnel.csv"))
     assert set(funnel["source"]) == {"seed_messages", "c4"}
     candidates = pd.read_parquet(data / "03_primary/candidates.parquet")
     assert len(candidates) > 0 and (data / "06_models/m1/model.safetensors").is_file()

@@ -9,6 +9,7 @@ from kedro.framework.startup import bootstrap_project
 
 from humpback.hooks import MissingRawDataError
 from humpback.params import ParameterError
+from tests.conftest import report
 
 
 def run(project, pipeline: str, env: str = "test", runtime_params: dict | None = None):
@@ -26,7 +27,7 @@ def test_ingestion_writes_seed_pairs_documents_and_funnel(kedro_project):
 
     seed = pd.read_parquet(kedro_project / "data/03_primary/seed_pairs.parquet")
     web = pd.read_parquet(kedro_project / "data/03_primary/web_documents.parquet")
-    funnel = pd.read_csv(kedro_project / "data/08_reporting/ingestion_funnel.csv")
+    funnel = pd.read_csv(report(kedro_project / "data", "ingestion_funnel.csv"))
     assert len(seed) == 40  # conf/test caps the seed
     assert 0 < len(web) < 200  # conf/test takes the first 200 documents
     assert set(funnel["source"]) == {"oasst1", "c4"}

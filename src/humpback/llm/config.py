@@ -25,14 +25,18 @@ class LLMConfig(BaseModel):
     #: gives the tokenizer and must hold the served model's weights
     backend: Literal["transformers", "vllm", "scripted", "openai"]
     dtype: Literal["auto", "float32", "bfloat16", "float16"]
+    #: seed of sampling
     seed: int
+    #: run the model repository's own code (off: safe by default)
     trust_remote_code: bool
     #: longest prompt + generation the backend accepts; None = the model's own limit
     max_model_len: int | None = Field(gt=0)
+    #: show a progress bar for long generation and scoring
     show_progress: bool = Field(json_schema_extra=RUNTIME_ONLY)
     # transformers backend
     #: padded tokens (prompt + new) per batch: batches of short prompts are large, long ones small
     batch_token_budget: int = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
+    #: most prompts one forward pass holds
     max_batch_size: int = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
     #: torch intra-op threads; None = every core this process may use
     num_threads: int | None = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
@@ -56,6 +60,7 @@ class LLMConfig(BaseModel):
     concurrency: int = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
     #: retries of a failed request (connection errors, timeouts, 429, 5xx), with exponential backoff
     max_retries: int = Field(ge=0, json_schema_extra=RUNTIME_ONLY)
+    #: the served backend's timeout per request
     request_timeout_s: float = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
     # scripted backend
     #: "module:attribute" of an object answering requests by rule (see ``humpback.llm.scripted``)

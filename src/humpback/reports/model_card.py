@@ -195,6 +195,8 @@ def _eval_results(evaluation: dict[str, Any] | None) -> list[EvalResult]:
         for key, metric, name in (
             ("reference_nll", "loss", "Reference-answer NLL per token"),
             ("reference_perplexity", "perplexity", "Reference-answer perplexity"),
+            ("reference_nll_without_end", "loss", "Reference-answer NLL per token, without the end token"),
+            ("preference_accuracy", "accuracy", "Preference for the best-ranked human reply"),
         )
         if isinstance(evaluation.get(key), float) and not math.isnan(evaluation[key])
     ]
@@ -218,8 +220,19 @@ def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
         f"Held-out oasst1 first-turn prompts ({evaluation.get('prompts', '?')}, never used for training).",
         "",
         f"- Mean negative log-likelihood per token of the human reference answers: "
-        f"{_number(evaluation.get('reference_nll'))} (perplexity {_number(evaluation.get('reference_perplexity'))})",
+        f"{_number(evaluation.get('reference_nll'))} (perplexity {_number(evaluation.get('reference_perplexity'))}); "
+        f"without the end token {_number(evaluation.get('reference_nll_without_end'))}",
     ]
+    if isinstance(evaluation.get("reference_nll_web_tag"), float) and not math.isnan(
+        evaluation["reference_nll_web_tag"]
+    ):
+        lines.append(f"- The same under the web tag: {_number(evaluation['reference_nll_web_tag'])}")
+    if evaluation.get("preference_prompts"):
+        lines.append(
+            f"- Preference accuracy (per-token likelihood prefers the best- over the worst-ranked human reply, "
+            f"{evaluation['preference_prompts']} prompts): {_number(evaluation.get('preference_accuracy'))} "
+            f"[{_number(evaluation.get('preference_ci_low'))}, {_number(evaluation.get('preference_ci_high'))}]"
+        )
     for comparison in evaluation.get("comparisons", []):
         status = comparison.get("win_rate_status", "ok")
         figure = (
@@ -236,6 +249,12 @@ def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
                 f"- Reference NLL per token minus {comparison['reference']}'s (paired bootstrap over prompts): "
                 f"{_number(comparison['nll_difference'])} [{_number(comparison['nll_difference_ci_low'])}, "
                 f"{_number(comparison['nll_difference_ci_high'])}]"
+            )
+        if "preference_difference" in comparison:
+            lines.append(
+                f"- Preference accuracy minus {comparison['reference']}'s (paired bootstrap over prompts): "
+                f"{_number(comparison['preference_difference'])} [{_number(comparison['preference_difference_ci_low'])}, "
+                f"{_number(comparison['preference_difference_ci_high'])}]"
             )
     return lines
 
@@ -285,6 +304,17 @@ def _prompt_format(metadata: dict[str, Any]) -> str:
 
 
 def _selection(curation: dict[str, Any]) -> str:
+    action = curation.get("action")
+    if action == "kept_despite_failed_controls":
+        return f"{_rule(curation)}, **kept although the curator failed its controls** (`on_failed_controls: warn`)"
+    if action == "seed_only":
+        return (
+            f"nothing: the curator failed its controls (`on_failed_controls: seed_only`), {_rule(curation)} not applied"
+        )
+    return _rule(curation)
+
+
+def _rule(curation: dict[str, Any]) -> str:
     if curation.get("method") == "random":
         return f"{curation.get('kept')} drawn at random (seed {curation.get('seed')}), as many as curation kept"
     if curation.get("method") == "top_fraction":

@@ -9,31 +9,6 @@ import numpy as np
 import pandas as pd
 
 
-def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
-    """Probability that a positive scores above a negative, ties counting half (Mann–Whitney)."""
-    positives, negatives = np.asarray(positives, float), np.asarray(negatives, float)
-    if not len(positives) or not len(negatives):
-        return math.nan
-    above = (positives[:, None] > negatives[None, :]).mean()
-    equal = (positives[:, None] == negatives[None, :]).mean()
-    return float(above + equal / 2)
-
-
-def bootstrap_auc(
-    positives: np.ndarray, negatives: np.ndarray, samples: int, seed: int, level: float = 0.95
-) -> tuple[float, float, float]:
-    """ROC AUC and its percentile bootstrap interval (each group resampled with replacement)."""
-    positives, negatives = np.asarray(positives, float), np.asarray(negatives, float)
-    point = roc_auc(positives, negatives)
-    if math.isnan(point):
-        return point, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    draws = [
-        roc_auc(rng.choice(positives, len(positives)), rng.choice(negatives, len(negatives))) for _ in range(samples)
-    ]
-    return point, *_percentile_interval(draws, level)
-
-
 def paired_bootstrap_difference(
     a: np.ndarray, b: np.ndarray, samples: int, seed: int, level: float = 0.95
 ) -> tuple[float, float, float]:
@@ -52,6 +27,18 @@ def paired_bootstrap_difference(
 
     draws = np.random.default_rng(seed).integers(0, len(a), size=(samples, len(a)))
     return float(difference(np.arange(len(a)))), *_percentile_interval(difference(draws), level)
+
+
+def paired_win_share(
+    first: np.ndarray, second: np.ndarray, samples: int, seed: int, level: float = 0.95
+) -> tuple[float, float, float]:
+    """Share of items where ``first`` scores above ``second`` (ties half), the two measured on the
+    same item (a prompt with its own answer and with another), with a percentile bootstrap interval
+    over items. Unlike a ROC AUC over the pooled scores, an item's difficulty cannot decide it."""
+    first, second = np.asarray(first, float), np.asarray(second, float)
+    wins = (first > second) + 0.5 * (first == second)
+    ones = np.ones_like(wins)
+    return paired_bootstrap_difference(np.c_[wins, ones], np.c_[0 * wins, ones], samples, seed, level)
 
 
 def _percentile_interval(draws, level: float) -> tuple[float, float]:

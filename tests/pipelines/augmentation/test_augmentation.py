@@ -116,6 +116,12 @@ def test_the_backward_model_writes_from_documents_cut_as_in_its_training(web_sam
         ("The article describes a BBQ class held in Missoula.", False),
         ("Beginners BBQ Class Taking Place in Missoula!", False),
         (None, False),
+        # a question mark alone is no request: bare names, fragments, the same question twice
+        ("Jessica Heilman?", False),
+        ("The best pizza in Missoula?", False),
+        ("What?", False),
+        ("What happened to China? What happened to China?", False),
+        ("Any tips for a first marathon?", True),
     ],
 )
 def test_request_like_instructions(instruction, expected):

@@ -39,9 +39,13 @@ NLL = pd.DataFrame(
         "prompt_id": ["p1", "p2", "p3"],
         "reference_tokens": [10, 10, 10],
         "reference_nll": [20.0, 20.0, 20.0],
+        "reference_content_tokens": [9, 9, 9],
+        "reference_content_nll": [19.0, 19.0, 19.0],
         "status": "ok",
     }
 )
+PREFERENCES = pd.DataFrame({"prompt_id": ["r1", "r2", "r3", "r4"], "prefers_chosen": [1.0, 1.0, 0.0, 0.5]})
+UNTAGGED_NLL = NLL.assign(reference_nll=math.nan, status="untagged")
 
 
 def test_a_judge_that_tells_answers_apart_passes_its_controls(judge):
@@ -49,7 +53,22 @@ def test_a_judge_that_tells_answers_apart_passes_its_controls(judge):
     assert controls["correct_first"].tolist() == [True] * 4 and controls["correct_second"].tolist() == [True] * 4
     check = nodes.summarise_judge_controls(controls, judge, params("evaluation"))
     assert (check["control_accuracy"], check["order_consistency"], check["passed"]) == (1.0, 1.0, True)
-    assert check["control_accuracy_ci_low"] == pytest.approx(0.676, abs=1e-3)  # Wilson, 8 of 8
+    assert check["control_accuracy_ci_low"] == 1.0  # every prompt right in both orders: every resample too
+
+
+def test_the_judges_accuracy_interval_resamples_prompts_not_verdicts(judge):
+    """Right in both orders on three prompts, wrong in both on the fourth: 6 of 8 verdicts, but only
+    4 independent prompts. A Wilson interval on 8 verdicts (lower bound 0.41) overstates what 4 show."""
+    controls = pd.DataFrame(
+        {
+            "correct_first": [True, True, True, False],
+            "correct_second": [True, True, True, False],
+            "consistent": [True] * 4,
+            "first_verdict": ["first"] * 4,
+        }
+    )
+    check = nodes.summarise_judge_controls(controls, judge, params("evaluation"))
+    assert check["control_accuracy"] == 0.75 and check["control_accuracy_ci_low"] <= 0.25
 
 
 def test_a_judge_that_always_says_first_fails_its_controls_and_win_rates_are_inconclusive(judge):
@@ -63,7 +82,9 @@ def test_a_judge_that_always_says_first_fails_its_controls_and_win_rates_are_inc
     judgements = nodes.judge_pairs(
         _responses(["GOOD"] * 3), REFERENCE, judge, scripted("Judge"), params("evaluation"), NO_SHARDS
     )
-    summary = nodes.summarise_comparison("m1", "m0", judgements, check, NLL, NLL, params("evaluation"))
+    summary = nodes.summarise_comparison(
+        "m1", "m0", judgements, check, NLL, NLL, PREFERENCES, PREFERENCES, params("evaluation")
+    )
     assert math.isnan(summary["win_rate"]) and summary["wins"] == 2  # counted, but no rate is claimed
     assert summary["win_rate_status"].startswith("inconclusive: judge failed its controls (control accuracy 0.50")
     card = nodes.update_model_card(CheckpointHandle(path="m1", metadata=METADATA), {"model": "m1"}, check, summary)
@@ -104,7 +125,9 @@ def test_a_judges_preference_shows_in_the_win_rate(judge):
     assert judgements["challenger_second_verdict"].tolist() == ["second", "tie", "first"]
     assert judgements["outcome"].tolist() == ["win", "tie", "loss"]
     np.testing.assert_allclose(judgements["challenger_first_p_1"], [0.8, 0.1, 0.1])
-    summary = nodes.summarise_comparison("m1", "m0", judgements, PASSED, NLL, NLL, params("evaluation"))
+    summary = nodes.summarise_comparison(
+        "m1", "m0", judgements, PASSED, NLL, NLL, PREFERENCES, PREFERENCES, params("evaluation")
+    )
     assert (summary["wins"], summary["ties"], summary["losses"], summary["win_rate"]) == (1, 1, 1, 0.5)
     assert summary["first_position_rate"] == pytest.approx(0.5) and summary["win_rate_status"] == "ok"
 
@@ -116,7 +139,12 @@ def test_a_judges_preference_shows_in_the_win_rate(judge):
         params("evaluation"),
         NO_SHARDS,
     )
-    assert nodes.summarise_comparison("m1", "m0", all_good, PASSED, NLL, NLL, params("evaluation"))["win_rate"] == 1.0
+    assert (
+        nodes.summarise_comparison(
+            "m1", "m0", all_good, PASSED, NLL, NLL, PREFERENCES, PREFERENCES, params("evaluation")
+        )["win_rate"]
+        == 1.0
+    )
 
 
 def test_swapping_the_order_cancels_position_bias(judge):
@@ -125,7 +153,9 @@ def test_swapping_the_order_cancels_position_bias(judge):
         CHALLENGER, REFERENCE, judge, scripted("FirstAnswerJudge"), params("evaluation"), NO_SHARDS
     )
     assert both["outcome"].tolist() == ["tie"] * 3
-    summary = nodes.summarise_comparison("m1", "m0", both, PASSED, NLL, NLL, params("evaluation"))
+    summary = nodes.summarise_comparison(
+        "m1", "m0", both, PASSED, NLL, NLL, PREFERENCES, PREFERENCES, params("evaluation")
+    )
     assert summary["first_position_rate"] == 1.0
 
     one_order = nodes.judge_pairs(
@@ -151,6 +181,50 @@ def test_reference_nll_is_the_teacher_forced_sum(tiny_model_dir):
     tokens = [len(tokenizer.encode(text, add_special_tokens=False)) + 1 for text in heldout["reference"]]  # + the eos
     assert nll["reference_tokens"].tolist() == tokens and (nll["status"] == "ok").all()
     assert nll["reference_nll"].tolist() == pytest.approx([1.0 * tokens[0], 3.0 * tokens[1]])
+    # without the end token: one token fewer, and its log-probability left out
+    assert nll["reference_content_tokens"].tolist() == [n - 1 for n in tokens]
+    assert nll["reference_content_nll"].tolist() == pytest.approx([1.0 * (tokens[0] - 1), 3.0 * (tokens[1] - 1)])
+
+
+def test_tagged_models_are_also_scored_under_the_web_tag(tiny_model_dir):
+    heldout = pd.DataFrame({"prompt_id": ["a"], "instruction": ["Q1"], "reference": ["GOOD answer."]})
+    tagged = CheckpointHandle(str(tiny_model_dir), {"hyperparameters": {"use_tags": True, "direction": "forward"}})
+    web = nodes.score_references_under_web_tag(heldout, tagged, scripted("ReferenceScorer"), NO_SHARDS)
+    assistant = nodes.score_references(heldout, tagged, scripted("ReferenceScorer"), NO_SHARDS)
+    assert (
+        web["status"].tolist() == ["ok"] and web["reference_tokens"].tolist() == assistant["reference_tokens"].tolist()
+    )
+    untagged = nodes.score_references_under_web_tag(heldout, CheckpointHandle(str(tiny_model_dir)), None, NO_SHARDS)
+    assert untagged["status"].tolist() == ["untagged"] and untagged["reference_nll"].isna().all()
+
+
+def test_preference_follows_the_per_token_likelihood_of_the_two_replies(tiny_model_dir):
+    """The scripted scorer gives GOOD replies -1 nat a token and others -3: a model with that taste
+    prefers the better reply where it is GOOD, and the worse one where that one is."""
+    ranked = pd.DataFrame(
+        {
+            "prompt_id": ["r1", "r2", "r3", "r4"],
+            "instruction": ["Q1", "Q2", "Q3", "Q4"],
+            "chosen": ["GOOD answer.", "GOOD and long answer with many words.", "Plain.", "Plain too."],
+            "rejected": ["Bad.", "No.", "GOOD answer.", "Also plain."],
+            "source": "oasst1",
+        }
+    )
+    model = CheckpointHandle(str(tiny_model_dir))
+    preferences = nodes.score_preferences(ranked, model, scripted("ReferenceScorer"), NO_SHARDS)
+    assert preferences["prefers_chosen"].tolist() == [1.0, 1.0, 0.0, 0.5]  # per token: length does not decide
+    accuracy = nodes.preference_accuracy(preferences, samples=500, seed=0)
+    assert accuracy["preference_accuracy"] == pytest.approx(0.625) and accuracy["preference_prompts"] == 4
+    assert 0 <= accuracy["preference_ci_low"] < 0.625 < accuracy["preference_ci_high"] <= 1
+
+
+def test_preference_difference_is_paired_over_prompts():
+    better = PREFERENCES.assign(prefers_chosen=[1.0, 1.0, 1.0, 1.0])
+    result = nodes.preference_difference(better, PREFERENCES, samples=500, seed=0)
+    assert result["preference_difference"] == pytest.approx(1 - 2.5 / 4)
+    assert result["preference_difference_ci_low"] >= 0  # never worse on any prompt: no resample below 0
+    same = nodes.preference_difference(PREFERENCES, PREFERENCES, samples=100, seed=0)
+    assert (same["preference_difference"], same["preference_difference_ci_high"]) == (0.0, 0.0)
 
 
 METADATA = {
@@ -299,24 +373,34 @@ def test_model_summary_is_token_weighted():
             "prompt_id": ["a", "b", "c"],
             "reference_tokens": [10, 30, 0],
             "reference_nll": [20.0, 30.0, math.nan],
+            "reference_content_tokens": [9, 29, 0],
+            "reference_content_nll": [19.0, 24.0, math.nan],
             "status": ["ok", "ok", "prompt_too_long"],
         }
     )
     responses = _responses(["x" * 10, "y" * 20, ""])
-    summary = nodes.summarise_model("m0", CheckpointHandle(path="m0", metadata={"role": "seed"}), nll, responses)
+    model = CheckpointHandle(path="m0", metadata={"role": "seed"})
+    summary = summarise(model, nll, responses)
     assert summary["reference_nll"] == pytest.approx(50 / 40) and summary["reference_tokens"] == 40
     assert summary["not_scored"] == 1 and summary["reference_perplexity"] == pytest.approx(math.exp(1.25))
+    assert summary["reference_nll_without_end"] == pytest.approx(43 / 38)
+    assert math.isnan(summary["reference_nll_web_tag"])  # an untagged model has no web-tag figure
+    assert summary["preference_accuracy"] == pytest.approx(2.5 / 4) and summary["preference_prompts"] == 4
+
+
+def summarise(model, nll, responses):
+    return nodes.summarise_model("m", model, nll, UNTAGGED_NLL, PREFERENCES, responses, params("evaluation"))
 
 
 def test_the_summary_says_how_answers_end_and_how_much_they_repeat():
-    nll = pd.DataFrame({"prompt_id": ["a"], "reference_tokens": [1], "reference_nll": [1.0], "status": ["ok"]})
+    nll = NLL.head(1)
     responses = _responses(
         ["Tides follow the moon.", "and and and and and and and and", "Boil it for ten minutes, then cool it."]
     ).assign(truncated=[False, True, False])
-    summary = nodes.summarise_model("m1", CheckpointHandle(path="m1"), nll, responses)
+    summary = summarise(CheckpointHandle(path="m1"), nll, responses)
     assert summary["stop_rate"] == pytest.approx(2 / 3)
     assert summary["repeated_4gram_share"] == pytest.approx((0 + 4 / 5 + 0) / 3)  # 5 four-grams, 1 distinct
-    old = nodes.summarise_model("m1", CheckpointHandle(path="m1"), nll, _responses(["a", "b", "c"]))
+    old = summarise(CheckpointHandle(path="m1"), nll, _responses(["a", "b", "c"]))
     assert math.isnan(old["stop_rate"])  # saved before generations said whether they were cut: unknown
 
 

@@ -1,5 +1,5 @@
 """The plan: shapes and parameter counts that match real models, memory that refuses what cannot fit,
-the run's own parameters, and the README's sizing table as the plan prints it."""
+the run's own parameters, and the documented sizing table as the plan prints it."""
 
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from humpback.pipelines.plan.nodes import (
 from tests.conftest import params
 from tests.test_run import run
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+SIZING_DOC = Path(__file__).resolve().parents[3] / "docs/environments.md"
 
 
 def plan_for(env: str, **training_changes):
@@ -76,10 +76,10 @@ def test_fsdp_shards_the_8b_states_over_its_processes():
     assert table.loc["augmentation", "devices"] == 8  # one vLLM engine per GPU
 
 
-def test_the_readme_sizing_table_is_the_plan_of_notHumpback_m1():
+def test_the_documented_sizing_table_is_the_plan_of_notHumpback_m1():
     """Regenerate it with `python scripts/plan_table.py nothumpback_m1`."""
     table = plan_for("nothumpback_m1")
-    assert render_plan(table, params("plan", env="nothumpback_m1")) in README.read_text()
+    assert render_plan(table, params("plan", env="nothumpback_m1")) in SIZING_DOC.read_text()
 
 
 def test_plan_pipeline_loads_no_model_and_writes_its_report(kedro_project):

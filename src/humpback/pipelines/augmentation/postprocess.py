@@ -34,10 +34,14 @@ _REQUEST_OPENING = re.compile(
     r"shall|may|might|have|has|please|i (?:want|need|would like|'d like|am looking|'m looking)|i'm (?:looking|trying)|"
     r"help|tell|give|write|explain|describe|list|name|suggest|recommend|summari[sz]e|compare|create|make|find|show|"
     r"provide|generate|compose|draft|outline|plan|design|translate|rewrite|define|identify|calculate|share|teach|"
-    r"let's|imagine|pretend|act as|in what|for what|on what|to what|from what)\b",
+    r"let's|imagine|pretend|act as|in what|for what|on what|to what|from what|"
+    r"any(?:one)? (?:tips|ideas|suggestions|recommendations|advice))\b",
     re.IGNORECASE,
 )
 _QUOTES = "\"'“”‘’`«»"
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+#: fewer words than this make no request ("What?", "Tell me.")
+MIN_REQUEST_WORDS = 3
 
 
 def strip_wrappers(text: str) -> str:
@@ -51,16 +55,20 @@ def strip_wrappers(text: str) -> str:
 
 
 def looks_like_request(instruction: object) -> bool:
-    """Whether an instruction reads as a user's request: it asks a question (a "?" in it) or opens
-    like one (a question word, "please", "I need", or an imperative verb such as "write", "explain").
+    """Whether an instruction reads as a user's request: it opens like one (a question word, an
+    auxiliary, "please", "I need", or an imperative verb such as "write", "explain"), has at least
+    three words, and does not repeat one sentence.
 
+    A "?" alone does not count: a bare name with a question mark ("Jessica Heilman?") is no request.
     A backward model that has not learnt its task writes continuations of the document ("Yes,
     please.", a summary); this is the count that shows it, without a model.
     """
     if not isinstance(instruction, str) or not instruction.strip():
         return False
     text = instruction.strip().lstrip(_QUOTES + "*-#> ")
-    return "?" in text or bool(_REQUEST_OPENING.match(text))
+    sentences = [" ".join(s.lower().split()) for s in _SENTENCE_END.split(text) if s.strip()]
+    repeated = len(sentences) > 1 and len(set(sentences)) < len(sentences)
+    return len(_WORDS.findall(text)) >= MIN_REQUEST_WORDS and not repeated and bool(_REQUEST_OPENING.match(text))
 
 
 def copied_fraction(instruction: str, document: str, n: int = 4) -> float:

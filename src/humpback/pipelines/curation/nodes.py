@@ -30,7 +30,7 @@ from humpback.params import CurationParams, GenerationRunParams, RewritingParams
 from humpback.pipelines.curation.parsing import PARSED, parse_score
 from humpback.prompts import SCORE_OPTIONS, rating_chat
 from humpback.reports import health
-from humpback.reports.statistics import bootstrap_auc
+from humpback.reports.statistics import paired_win_share
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,7 @@ def control_pairs(heldout_pairs: pd.DataFrame, web_documents: pd.DataFrame, seed
             pd.DataFrame(
                 {
                     "doc_id": [f"control-{kind}-{prompt}" for prompt in heldout_pairs["prompt_id"]],
+                    "prompt_id": heldout_pairs["prompt_id"].to_numpy(),
                     "control": kind,
                     "instruction": heldout_pairs["instruction"].to_numpy(),
                     "response": responses[kind],
@@ -152,12 +153,13 @@ def curator_controls(
 
 
 def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, params: CurationParams) -> dict:
-    """Whether the rater's scores separate held-out human pairs from mismatched and from web pairs
-    (ROC AUC with a bootstrap interval, against ``curation.min_control_auc``), the spread of its
-    scores and how many it could rate (the generate scorer's parse rate)."""
+    """Whether the rater ranks each held-out prompt's own human answer above the same prompt with a
+    mismatched answer and with a web document: the share of prompts where it does (ties half), with a
+    bootstrap interval over prompts, passing when the interval's lower bound reaches
+    ``curation.min_control_auc``. Also the spread of its scores and how many it could rate."""
     rated = controls.loc[controls["score"].notna()]
     ranking = _ranking(rated)
-    values = {kind: rated.loc[rated["control"] == kind, ranking].astype(float).to_numpy() for kind in CONTROL_KINDS}
+    by_prompt = rated.pivot_table(index="prompt_id", columns="control", values=ranking, aggfunc="first")
     check = {
         "rater": rater.metadata.get("role", rater.path),
         "scorer": params.scorer,
@@ -171,44 +173,65 @@ def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, 
     }
     model, rows = f"curator ({check['rater']})", []
     for other in ("mismatched", "web"):
-        auc, low, high = bootstrap_auc(
-            values["human"], values[other], params.control_bootstrap_samples, params.control_seed
+        pairs = by_prompt.reindex(columns=["human", other]).dropna().to_numpy(float)
+        share, low, high = paired_win_share(
+            pairs[:, 0], pairs[:, 1], params.control_bootstrap_samples, params.control_seed
         )
-        check |= {f"auc_vs_{other}": auc, f"auc_vs_{other}_ci_low": low, f"auc_vs_{other}_ci_high": high}
+        check |= {f"auc_vs_{other}": share, f"auc_vs_{other}_ci_low": low, f"auc_vs_{other}_ci_high": high}
+        check[f"prompts_vs_{other}"] = len(pairs)
+        rows.append(
+            health.criterion(
+                model,
+                f"human above {other} answer, same prompt (paired AUC)",
+                share,
+                low=low,
+                high=high,
+                threshold=f"lower bound ≥ {params.min_control_auc}",
+                passed=bool(low >= params.min_control_auc),
+                failure=f"AUC human vs {other} {share:.2f} [{low:.2f}, {high:.2f}]: lower bound < {params.min_control_auc:.2f}",
+            )
+        )
+    if params.scorer == "option_probabilities":  # every pair gets a score: what can fail is the mass
+        check["option_mass"] = float(controls["option_mass"].mean()) if len(controls) else math.nan
         rows.append(
             health.at_least(
                 model,
-                f"ROC AUC human vs {other} pairs",
-                auc,
-                params.min_control_auc,
-                f"AUC human vs {other}",
-                low=low,
-                high=high,
+                "probability on the score options (mean option mass)",
+                check["option_mass"],
+                params.min_option_mass,
+                "option mass",
             )
         )
-    rows += [
-        health.criterion(
-            model,
-            "share of control pairs rated" + (" (parse rate)" if params.scorer == "generate" else ""),
-            check["rated_share"],
-            threshold=f"≥ {params.min_rated_share}",
-            passed=check["rated_share"] >= params.min_rated_share,
-            failure=f"rated {check['rated_share']:.0%} of control pairs < {params.min_rated_share:.0%}",
-        ),
-        health.information(model, f"spread of its {ranking} (sd)", check["score_spread"]),
-    ]
+    else:
+        rows.append(
+            health.criterion(
+                model,
+                "share of control pairs rated (parse rate)",
+                check["rated_share"],
+                threshold=f"≥ {params.min_rated_share}",
+                passed=check["rated_share"] >= params.min_rated_share,
+                failure=f"rated {check['rated_share']:.0%} of control pairs < {params.min_rated_share:.0%}",
+            )
+        )
+    rows.append(health.information(model, f"spread of its {ranking} (sd)", check["score_spread"]))
     check |= health.verdict(rows)
     if not check["passed"]:
         logger.warning("CURATOR FAILED ITS CONTROLS (%s): %s", check["rater"], check["reason"])
     return check
 
 
-def select_pairs(scored: pd.DataFrame, params: CurationParams) -> tuple[pd.DataFrame, dict]:
-    """Keep pairs by score threshold (5 as in the paper, or 4) or the top fraction by score.
+class CuratorFailedError(RuntimeError):
+    """The curator failed its controls and ``curation.on_failed_controls`` is ``stop``."""
+
+
+def select_pairs(scored: pd.DataFrame, curator_check: dict, params: CurationParams) -> tuple[pd.DataFrame, dict]:
+    """Keep pairs by score threshold (5 as in the paper, or 4) or the top fraction by score, unless
+    the curator failed its controls: then ``curation.on_failed_controls`` decides (stop the run,
+    keep nothing so the next model trains on the seed pairs, or keep the pick and say so).
 
     Returns:
-        The kept pairs and a summary; when nothing passes, M1 trains on the seed data alone and
-        the summary and the log say so.
+        The kept pairs and a summary (with the curator's verdict and the action taken); when nothing
+        is kept, the next model trains on the seed data alone and the summary and the log say so.
     """
     selection: SelectionParams = params.selection
     rated = scored.loc[scored["score"].notna()]
@@ -220,6 +243,22 @@ def select_pairs(scored: pd.DataFrame, params: CurationParams) -> tuple[pd.DataF
         best = rated[ranking].astype(float).sort_values(ascending=False, kind="stable").index[:count]
         kept = rated.loc[best] if count else rated.iloc[:0]
     kept = kept.sort_index()
+    passed, action = bool(curator_check.get("passed")), "kept"
+    if not passed:
+        reason = curator_check.get("reason")
+        if params.on_failed_controls == "stop":
+            raise CuratorFailedError(
+                f"the curator ({curator_check.get('rater')}) failed its controls: {reason}. "
+                "curation.on_failed_controls is `stop`; set it to seed_only or warn to go on."
+            )
+        if params.on_failed_controls == "seed_only":
+            kept, action = kept.iloc[:0], "seed_only"
+            logger.warning(
+                "CURATOR FAILED ITS CONTROLS (%s): nothing kept, the next model trains on seed pairs", reason
+            )
+        else:
+            action = "kept_despite_failed_controls"
+            logger.warning("CURATOR FAILED ITS CONTROLS (%s): its pick is kept (on_failed_controls: warn)", reason)
     summary = {
         "method": selection.method,
         "threshold": selection.threshold if selection.method == "threshold" else None,
@@ -229,12 +268,16 @@ def select_pairs(scored: pd.DataFrame, params: CurationParams) -> tuple[pd.DataF
         "kept": len(kept),
         "nothing_selected": kept.empty,
         f"mean_{ranking}_kept": _mean(kept[ranking]),
+        "curator_passed": passed,
+        "on_failed_controls": params.on_failed_controls,
+        "action": action,
     }
     if kept.empty:
         logger.warning(
-            "CURATION KEPT NOTHING: 0 of %d rated candidates passed %s; the next model trains on seed data alone",
+            "CURATION KEPT NOTHING: 0 of %d rated candidates kept (%s, %s); the next model trains on seed data alone",
             len(rated),
             selection.method,
+            action,
         )
     return kept.reset_index(drop=True), summary
 

@@ -52,7 +52,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 select_pairs,
-                ["scored_candidates", "params:curation"],
+                ["scored_candidates", "curator_check", "params:curation"],
                 ["selected_pairs", "selection_summary"],
                 name="select_pairs",
             ),

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 
 from humpback.data.text import repeated_ngram_share
 from humpback.datasets import CheckpointHandle
+from humpback.engine.caches import cached_tokenizer
 from humpback.engine.runner import (
     OK,
     PROMPT_TOO_LONG,
@@ -30,6 +31,7 @@ from humpback.engine.runner import (
     run_model_task,
 )
 from humpback.llm import LLMConfig
+from humpback.llm.base import closing_token_count
 from humpback.params import EvaluationParams, GenerationRunParams
 from humpback.pipelines.evaluation.judging import (
     FIRST,
@@ -39,13 +41,12 @@ from humpback.pipelines.evaluation.judging import (
     given,
     outcome,
     verdict,
-    wilson_interval,
     win_rate,
 )
 from humpback.prompts import JUDGE_OPTIONS, forward_chat, judge_chat
 from humpback.reports import health
 from humpback.reports.model_card import render_model_card
-from humpback.reports.statistics import paired_nll_difference
+from humpback.reports.statistics import paired_bootstrap_difference, paired_nll_difference
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def _uses_assistant_tag(model: CheckpointHandle) -> bool:
 
 
 def _answer_prompt(tagged: bool, row: dict[str, Any]):
-    return forward_chat(row["instruction"], "assistant" if tagged else None)
+    return _tagged_prompt("assistant" if tagged else None, row)
 
 
 def parse_answers(prompts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
@@ -72,25 +73,146 @@ def parse_answers(prompts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def parse_answer_nll(column: str, closing_tokens: int, rows: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    """:func:`parse_completion_nll`'s columns for ``column``, and the same without the prompt format's
+    ``closing_tokens`` (``<column>_content_*``): what the answer says, apart from where it stops."""
+    parsed = parse_completion_nll(column, rows, raw)
+    content = [s[: len(s) - closing_tokens] if s is not None else None for s in raw["token_logprobs"]]
+    return parsed.assign(
+        **{
+            f"{column}_content_tokens": [len(s) if s is not None else 0 for s in content],
+            f"{column}_content_nll": [-float(np.sum(s)) if s is not None else math.nan for s in content],
+        }
+    )
+
+
+def _score_answers(
+    name: str, rows: pd.DataFrame, column: str, tag: str | None, model: CheckpointHandle, llm, generation
+) -> pd.DataFrame:
+    """Teacher-forced NLL of the answers in ``column`` after each instruction, under ``tag``."""
+    prompt = partial(_tagged_prompt, tag)
+    closing = closing_token_count(cached_tokenizer(model.path, llm.trust_remote_code), prompt({"instruction": "?"}))
+    task = ModelTask(
+        name=name,
+        reads=("instruction",),
+        prompt=prompt,
+        request=CompletionLogprobs(column),
+        parse=partial(parse_answer_nll, column, closing),
+        status="status",
+    )
+    return run_model_task(task, rows, model, llm, generation)
+
+
+def _tagged_prompt(tag: str | None, row: dict[str, Any]):
+    return forward_chat(row["instruction"], tag)
+
+
+REFERENCE_COLUMNS = [
+    "prompt_id",
+    "reference_tokens",
+    "reference_nll",
+    "reference_content_tokens",
+    "reference_content_nll",
+    "status",
+]
+
+
 def score_references(
     heldout: pd.DataFrame, model: CheckpointHandle, llm: LLMConfig, generation: GenerationRunParams
 ) -> pd.DataFrame:
-    """Negative log-likelihood of each reference answer under ``model`` (teacher forcing).
+    """Negative log-likelihood of each reference answer under ``model`` (teacher forcing), with and
+    without the end-of-turn token (``reference_content_*``): the end token alone moves the figure.
 
     Returns:
         prompt_id, reference_tokens, reference_nll (sum over tokens; NaN when prompt and answer do
-        not fit the context) and status.
+        not fit the context), the same without the end token, and status.
     """
-    task = ModelTask(
-        name="evaluation_reference_nll",
-        reads=("instruction",),
-        prompt=partial(_answer_prompt, _uses_assistant_tag(model)),
-        request=CompletionLogprobs("reference"),
-        parse=partial(parse_completion_nll, "reference"),
-        status="status",
+    tag = "assistant" if _uses_assistant_tag(model) else None
+    scored = _score_answers("evaluation_reference_nll", heldout, "reference", tag, model, llm, generation)
+    return scored[REFERENCE_COLUMNS]
+
+
+def score_references_under_web_tag(
+    heldout: pd.DataFrame, model: CheckpointHandle, llm: LLMConfig, generation: GenerationRunParams
+) -> pd.DataFrame:
+    """The same under the web tag, for a model trained with tags (M1, M2): the augmented pairs were
+    trained under it, so this shows what they taught apart from the assistant tag. Models trained
+    without tags get status ``untagged`` and no figure."""
+    if not _uses_assistant_tag(model):
+        return pd.DataFrame(
+            {
+                "prompt_id": heldout["prompt_id"].to_numpy(),
+                **{column: math.nan for column in REFERENCE_COLUMNS[1:-1]},
+                "status": UNTAGGED,
+            },
+            columns=REFERENCE_COLUMNS,
+        )
+    scored = _score_answers("evaluation_reference_nll_web_tag", heldout, "reference", "web", model, llm, generation)
+    return scored[REFERENCE_COLUMNS]
+
+
+#: the status of a figure that needs tags, for a model trained without them
+UNTAGGED = "untagged"
+
+
+def score_preferences(
+    ranked: pd.DataFrame, model: CheckpointHandle, llm: LLMConfig, generation: GenerationRunParams
+) -> pd.DataFrame:
+    """Does ``model`` prefer the best-ranked human reply to the worst-ranked one? Per-token NLL of
+    each reply's text (without the end token, so length and stopping do not decide), under the
+    prompt format the model answers with; ``prefers_chosen`` is 1, 0, or 0.5 for a tie."""
+    tag = "assistant" if _uses_assistant_tag(model) else None
+    sides = {}
+    for side in ("chosen", "rejected"):
+        scored = _score_answers(f"evaluation_preference_{side}", ranked, side, tag, model, llm, generation)
+        sides[side] = scored[[f"{side}_content_tokens", f"{side}_content_nll", "status"]]
+    chosen, rejected = sides["chosen"], sides["rejected"]
+    scored_both = (chosen["status"] == OK) & (rejected["status"] == OK)
+    chosen_per_token = chosen["chosen_content_nll"] / chosen["chosen_content_tokens"]
+    rejected_per_token = rejected["rejected_content_nll"] / rejected["rejected_content_tokens"]
+    prefers = np.where(
+        chosen_per_token < rejected_per_token, 1.0, np.where(chosen_per_token > rejected_per_token, 0.0, 0.5)
     )
-    scored = run_model_task(task, heldout, model, llm, generation)
-    return scored[["prompt_id", "reference_tokens", "reference_nll", "status"]]
+    return pd.DataFrame(
+        {
+            "prompt_id": ranked["prompt_id"].to_numpy(),
+            "source": ranked["source"].to_numpy(),
+            "chosen_nll_per_token": chosen_per_token.to_numpy(),
+            "rejected_nll_per_token": rejected_per_token.to_numpy(),
+            "prefers_chosen": np.where(scored_both, prefers, math.nan),
+            "status": np.where(scored_both, OK, PROMPT_TOO_LONG),
+        }
+    )
+
+
+def preference_accuracy(preferences: pd.DataFrame, samples: int, seed: int) -> dict:
+    """Share of ranked prompts where the model prefers the best-ranked reply, with a 95 % bootstrap
+    interval over prompts (0.5: no preference for the better reply)."""
+    given = preferences["prefers_chosen"].dropna().to_numpy(float)
+    ones = np.ones_like(given)
+    point, low, high = paired_bootstrap_difference(np.c_[given, ones], np.c_[0 * given, ones], samples, seed)
+    return {
+        "preference_accuracy": point,
+        "preference_ci_low": low,
+        "preference_ci_high": high,
+        "preference_prompts": len(given),
+    }
+
+
+def preference_difference(challenger: pd.DataFrame, reference: pd.DataFrame, samples: int, seed: int) -> dict:
+    """Preference accuracy of the challenger minus the reference model's, paired over the prompts
+    both scored, with a 95 % bootstrap interval."""
+    both = challenger.merge(reference, on="prompt_id", suffixes=("_first", "_second")).dropna(
+        subset=["prefers_chosen_first", "prefers_chosen_second"]
+    )
+    ones = np.ones(len(both))
+    point, low, high = paired_bootstrap_difference(
+        np.c_[both["prefers_chosen_first"].to_numpy(float), ones],
+        np.c_[both["prefers_chosen_second"].to_numpy(float), ones],
+        samples,
+        seed,
+    )
+    return {"preference_difference": point, "preference_difference_ci_low": low, "preference_difference_ci_high": high}
 
 
 def generate_responses(
@@ -194,14 +316,28 @@ def judge_pairs(
     return result
 
 
-def summarise_model(label: str, model: CheckpointHandle, nll: pd.DataFrame, responses: pd.DataFrame) -> dict:
-    """One row of the comparison table: who the model is and how it fits the references."""
+def _per_token(nll: pd.DataFrame, column: str) -> float:
     scored = nll.loc[nll["status"] == OK]
+    tokens = scored[f"{column}_tokens"].sum()
+    return float(scored[f"{column}_nll"].sum() / tokens) if tokens else math.nan
+
+
+def summarise_model(
+    label: str,
+    model: CheckpointHandle,
+    nll: pd.DataFrame,
+    web_tag_nll: pd.DataFrame,
+    preferences: pd.DataFrame,
+    responses: pd.DataFrame,
+    params: EvaluationParams,
+) -> dict:
+    """One row of the comparison table: who the model is, how it fits the references (with and
+    without the end token; under the web tag too for tagged models), whether it prefers the better
+    of two human replies, and how its own answers end."""
     answered = responses.loc[responses["status"] == OK]
     if "truncated" not in answered:  # responses saved before generations said whether they were cut
         answered = answered.assign(truncated=math.nan)
-    tokens = int(scored["reference_tokens"].sum())
-    mean_nll = float(scored["reference_nll"].sum() / tokens) if tokens else math.nan
+    mean_nll = _per_token(nll, "reference")
     training = model.metadata.get("training", {})
     return {
         "model": label,
@@ -210,10 +346,13 @@ def summarise_model(label: str, model: CheckpointHandle, nll: pd.DataFrame, resp
         "training_examples": training.get("examples"),
         "augmented_examples": training.get("composition", {}).get("augmented"),
         "prompts": len(nll),
-        "reference_tokens": tokens,
+        "reference_tokens": int(nll.loc[nll["status"] == OK, "reference_tokens"].sum()),
         "reference_nll": mean_nll,
         "reference_perplexity": math.exp(mean_nll) if not math.isnan(mean_nll) else math.nan,
+        "reference_nll_without_end": _per_token(nll, "reference_content"),
+        "reference_nll_web_tag": _per_token(web_tag_nll, "reference"),
         "not_scored": int((nll["status"] != OK).sum()),
+        **preference_accuracy(preferences, params.bootstrap_samples, params.sample_seed),
         "mean_response_chars": float(responses["response"].str.len().mean()) if len(responses) else math.nan,
         # how answers end: the share that stopped before max_new_tokens, and how much they repeat
         "stop_rate": float(1 - answered["truncated"].mean()) if len(answered) else math.nan,
@@ -290,12 +429,20 @@ def _judge(
 
 
 def summarise_judge_controls(controls: pd.DataFrame, judge: CheckpointHandle, params: EvaluationParams) -> dict:
-    """Whether the judge passes its controls: accuracy (Wilson interval) and order consistency
-    against the thresholds in ``evaluation.judge``; the reason when it does not."""
-    verdicts = pd.concat([controls["correct_first"], controls["correct_second"]]).dropna().astype(bool)
+    """Whether the judge passes its controls: accuracy and order consistency against the thresholds
+    in ``evaluation.judge``; the reason when it does not. The accuracy's interval is a bootstrap over
+    prompts: a prompt's two verdicts (one per order) are not independent draws."""
+    per_prompt = controls[["correct_first", "correct_second"]].astype(float)
+    judged = per_prompt.notna().sum(axis=1)
+    correct = per_prompt.fillna(0).sum(axis=1)
     consistent = controls["consistent"].dropna().astype(bool)
-    accuracy = float(verdicts.mean()) if len(verdicts) else math.nan
-    low, high = wilson_interval(int(verdicts.sum()), len(verdicts), params.z)
+    answered = judged > 0
+    accuracy, low, high = paired_bootstrap_difference(
+        np.c_[correct[answered], judged[answered]],
+        np.c_[0 * correct[answered], judged[answered]],
+        params.bootstrap_samples,
+        params.sample_seed,
+    )
     consistency = float(consistent.mean()) if len(consistent) else math.nan
     thresholds = params.judge
     name = judge.metadata.get("model_id") or judge.metadata.get("role") or judge.path
@@ -335,13 +482,17 @@ def summarise_judge_controls(controls: pd.DataFrame, judge: CheckpointHandle, pa
 
 def nll_difference(challenger: pd.DataFrame, reference: pd.DataFrame, samples: int, seed: int) -> dict:
     """Reference-answer NLL per token of the challenger minus the reference model's (negative: the
-    challenger fits the human answers better), with a paired 95 % bootstrap interval over prompts."""
-    nll = paired_nll_difference(challenger, reference, "reference", samples, seed)
-    return {
-        "nll_difference": nll["difference"],
-        "nll_difference_ci_low": nll["ci_low"],
-        "nll_difference_ci_high": nll["ci_high"],
-    }
+    challenger fits the human answers better), with a paired 95 % bootstrap interval over prompts;
+    with the end token and without it."""
+    result = {}
+    for column, suffix in (("reference", ""), ("reference_content", "_without_end")):
+        nll = paired_nll_difference(challenger, reference, column, samples, seed)
+        result |= {
+            f"nll_difference{suffix}": nll["difference"],
+            f"nll_difference{suffix}_ci_low": nll["ci_low"],
+            f"nll_difference{suffix}_ci_high": nll["ci_high"],
+        }
+    return result
 
 
 def summarise_comparison(
@@ -351,11 +502,13 @@ def summarise_comparison(
     judge_check: dict,
     challenger_nll: pd.DataFrame,
     reference_nll: pd.DataFrame,
+    challenger_preferences: pd.DataFrame,
+    reference_preferences: pd.DataFrame,
     params: EvaluationParams,
 ) -> dict:
     """Win rate of ``challenger`` against ``reference`` with its interval (only from a judge that
     passed its controls: otherwise "inconclusive", with the reason), the judge's position bias, and
-    the paired reference-NLL difference."""
+    the judge-free measures paired over prompts: reference-NLL and preference-accuracy differences."""
     scores = [None if math.isnan(s) else float(s) for s in judgements["score"]]
     result = {
         "challenger": challenger,
@@ -368,6 +521,9 @@ def summarise_comparison(
         if judge_check["passed"]
         else f"inconclusive: judge failed its controls ({judge_check['reason']})",
         **nll_difference(challenger_nll, reference_nll, params.bootstrap_samples, params.sample_seed),
+        **preference_difference(
+            challenger_preferences, reference_preferences, params.bootstrap_samples, params.sample_seed
+        ),
     }
     if not judge_check["passed"]:
         result.update(win_rate=math.nan, ci_low=math.nan, ci_high=math.nan)

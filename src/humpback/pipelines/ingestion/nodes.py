@@ -8,9 +8,16 @@ from typing import Any
 import pandas as pd
 
 from humpback.data.instruction_formats import select_instruction_pairs
-from humpback.data.oasst import select_seed_pairs
-from humpback.data.records import RawDataError, to_frame
-from humpback.params import HeldoutParams, SeedParams, WebParams
+from humpback.data.oasst import (
+    RANKED_COLUMNS,
+    REQUIRED_COLUMNS,
+    flatten_trees,
+    normalise_for_dedup,
+    ranked_reply_pairs,
+    select_seed_pairs,
+)
+from humpback.data.records import RawDataError, stable_order_key, to_frame
+from humpback.params import HeldoutParams, RankedParams, SeedParams, WebParams
 from humpback.pipelines.ingestion.web import clean_web_documents
 
 logger = logging.getLogger(__name__)
@@ -91,6 +98,42 @@ def build_heldout_pairs(
     return kept.rename(columns={"prompt_message_id": "prompt_id", "response": "reference"})[
         HELDOUT_COLUMNS
     ].reset_index(drop=True)
+
+
+def build_ranked_pairs(
+    raw_messages: Any, extra_trees: Any, seed_pairs: pd.DataFrame, seed: SeedParams, ranked: RankedParams
+) -> pd.DataFrame:
+    """Prompts with a best- and a worst-ranked human reply that no model trains on: the held-out
+    oasst1 messages' trees, and the supplementary export's trees (``oasst1_extra_trees``, none in
+    base). Prompts of the seed data, or whose text is a seed instruction, are left out; a prompt in
+    both sources is kept once."""
+    sources = []
+    messages = to_frame(raw_messages, split=ranked.split)
+    if all(column in messages.columns for column in REQUIRED_COLUMNS):
+        sources.append(ranked_reply_pairs(messages, seed.languages, seed.drop_synthetic, "oasst1"))
+    else:
+        logger.info("ranked pairs: the held-out messages are not oasst1 trees; none taken from them")
+    trees = to_frame(extra_trees)
+    if len(trees):
+        sources.append(ranked_reply_pairs(flatten_trees(trees), seed.languages, seed.drop_synthetic, "oasst_export"))
+    pairs = pd.concat(sources, ignore_index=True) if sources else pd.DataFrame(columns=RANKED_COLUMNS)
+    key = pairs["instruction"].map(normalise_for_dedup)
+    trained = pairs["prompt_id"].isin(set(seed_pairs["prompt_message_id"])) | key.isin(
+        set(seed_pairs["instruction"].map(normalise_for_dedup))
+    )
+    repeated = key.duplicated(keep="first") & ~trained
+    kept = pairs.loc[~trained & ~repeated]
+    kept = kept.assign(_order=kept["prompt_id"].map(lambda v: stable_order_key(v, ranked.sample_seed)))
+    kept = kept.sort_values("_order", kind="stable").drop(columns="_order").head(ranked.max_prompts)
+    logger.info(
+        "ranked pairs: %d prompts kept of %d (%d in the seed data, %d in both sources); by source: %s",
+        len(kept),
+        len(pairs),
+        int(trained.sum()),
+        int(repeated.sum()),
+        kept["source"].value_counts().to_dict(),
+    )
+    return kept.reset_index(drop=True)[RANKED_COLUMNS]
 
 
 def build_web_documents(raw_documents: Any, web: WebParams) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,10 +1,11 @@
-"""Ingestion: oasst1 → seed pairs and the held-out pairs no model trains on; c4 → candidate web
-documents; one funnel report."""
+"""Ingestion: oasst1 → seed pairs, the held-out pairs and the ranked-reply pairs no model trains on;
+c4 → candidate web documents; one funnel report."""
 
 from kedro.pipeline import Node, Pipeline
 
 from humpback.pipelines.ingestion.nodes import (
     build_heldout_pairs,
+    build_ranked_pairs,
     build_seed_pairs,
     build_web_documents,
     combine_funnels,
@@ -25,6 +26,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["oasst1_heldout_messages", "seed_pairs", "params:ingestion.seed", "params:ingestion.heldout"],
                 outputs="heldout_pairs",
                 name="build_heldout_pairs",
+            ),
+            Node(
+                build_ranked_pairs,
+                inputs=[
+                    "oasst1_heldout_messages",
+                    "oasst1_extra_trees",
+                    "seed_pairs",
+                    "params:ingestion.seed",
+                    "params:ingestion.ranked",
+                ],
+                outputs="ranked_pairs",
+                name="build_ranked_pairs",
             ),
             Node(
                 build_web_documents,
