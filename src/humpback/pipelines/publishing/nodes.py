@@ -113,20 +113,27 @@ def export_curated_pairs(
     return with_messages(curated_pairs), card
 
 
-def export_training_pairs(name: str, training_pairs: pd.DataFrame, provenance: dict) -> tuple[pd.DataFrame, str]:
-    """The pairs the next model trains on: seed pairs and curated pairs, tagged by source."""
-    composition = training_pairs["source"].value_counts().rename_axis("source").reset_index(name="pairs")
-    card = render_dataset_card(
+def _training_data_card(name: str, summary: str, frame: pd.DataFrame, provenance: dict, counts: pd.DataFrame) -> str:
+    """The card of the data the next model trains on: seed and web sources, made by the curator."""
+    return render_dataset_card(
         name=name,
-        summary="Training pairs of the next model: the human seed pairs (source `seed`, trained under the "
-        "assistant tag) and the curated web pairs (source `augmented`, trained under the web tag).",
-        frame=training_pairs,
+        summary=summary,
+        frame=frame,
         sources=[SEED_DATASET, WEB_DATASET],
         models=[{"role": provenance.get("rater"), "weights_sha256": provenance.get("rater_weights_sha256")}],
         parameters=_curation_facts(provenance),
-        funnel=composition,
+        funnel=counts,
     )
-    return with_messages(training_pairs), card
+
+
+def export_training_pairs(name: str, training_pairs: pd.DataFrame, provenance: dict) -> tuple[pd.DataFrame, str]:
+    """The pairs the next model trains on: seed pairs and curated pairs, tagged by source."""
+    composition = training_pairs["source"].value_counts().rename_axis("source").reset_index(name="pairs")
+    summary = (
+        "Training pairs of the next model: the human seed pairs (source `seed`, trained under the "
+        "assistant tag) and the curated web pairs (source `augmented`, trained under the web tag)."
+    )
+    return with_messages(training_pairs), _training_data_card(name, summary, training_pairs, provenance, composition)
 
 
 def export_sft_examples(name: str, sft_examples: pd.DataFrame, provenance: dict) -> tuple[pd.DataFrame, str]:
@@ -135,16 +142,10 @@ def export_sft_examples(name: str, sft_examples: pd.DataFrame, provenance: dict)
     ``max_length``), so ``SFTTrainer`` can retrain it without this project."""
     trained = sft_examples.loc[sft_examples["split"] == "train"].drop(columns="split").reset_index(drop=True)
     composition = sft_examples.groupby(["split", "source"]).size().rename("examples").reset_index()
-    card = render_dataset_card(
-        name=name,
-        summary="The training examples of the next model in TRL's conversational prompt/completion format: "
+    summary = (
+        "The training examples of the next model in TRL's conversational prompt/completion format: "
         "`prompt` holds the tag's system message and the instruction, `completion` the answer (cut to the "
         "training length where `truncated`; a cut answer carries no end token). Seed examples held out for "
-        "the evaluation loss are not included (see the funnel).",
-        frame=trained,
-        sources=[SEED_DATASET, WEB_DATASET],
-        models=[{"role": provenance.get("rater"), "weights_sha256": provenance.get("rater_weights_sha256")}],
-        parameters=_curation_facts(provenance),
-        funnel=composition,
+        "the evaluation loss are not included (see the funnel)."
     )
-    return trained, card
+    return trained, _training_data_card(name, summary, trained, provenance, composition)
