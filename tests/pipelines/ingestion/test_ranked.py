@@ -30,7 +30,7 @@ def test_nested_trees_flatten_to_the_hubs_message_records(export_trees):
 
 def test_ranked_pairs_take_the_best_and_worst_reply_of_prompts_no_model_trains_on(oasst1_messages, export_trees, seed):
     ranked = build_ranked_pairs(
-        oasst1_messages, export_trees, seed, params("ingestion.seed", env="offline"), params("ingestion.ranked")
+        oasst1_messages, export_trees, seed, params("ingestion.seed", env="offline"), params("ingestion.ranked", env="offline")
     )
     counts = ranked["source"].value_counts().to_dict()
     assert counts["oasst1"] >= 25 and counts["oasst_export"] >= 80  # ~4 times the held-out prompts alone
@@ -44,6 +44,6 @@ def test_ranked_pairs_take_the_best_and_worst_reply_of_prompts_no_model_trains_o
 
 def test_without_the_export_the_held_out_trees_alone_are_used(oasst1_messages, seed):
     ranked = build_ranked_pairs(
-        oasst1_messages, [], seed, params("ingestion.seed", env="offline"), params("ingestion.ranked")
+        oasst1_messages, [], seed, params("ingestion.seed", env="offline"), params("ingestion.ranked", env="offline")
     )
     assert set(ranked["source"]) == {"oasst1"} and len(ranked) >= 25
