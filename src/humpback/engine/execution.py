@@ -139,7 +139,21 @@ def run_sharded(
         logger.info("%s: shard %d/%d done (%d of %d shards)", stage, number + 1, len(bounds), len(parts), len(bounds))
     if len(parts) != len(bounds):
         raise RuntimeError(f"{stage}: {len(bounds) - len(parts)} shards were not computed")
-    return pd.concat([parts[number] for number in range(len(bounds))], ignore_index=True)
+    return concat_rows([parts[number] for number in range(len(bounds))])
+
+
+def concat_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Shards stacked column by column. Parts that came through Ray's Arrow batches can hold an
+    object column in a one-dimensional block (arrays of log-probabilities) beside parts with the
+    usual two-dimensional one; a frame-wise ``pd.concat`` then fails inside pandas (AxisError),
+    while stacking each column as a Series does not."""
+    columns = list(parts[0].columns)
+    if any(list(part.columns) != columns for part in parts):
+        return pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(
+        {column: pd.concat([part[column] for part in parts], ignore_index=True) for column in columns},
+        columns=columns,
+    )
 
 
 class _ShardWorker:
