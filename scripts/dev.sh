@@ -19,6 +19,7 @@ esac
 export KEDRO_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 HF_HUB_DISABLE_TELEMETRY=1
 python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 venv=${HUMPBACK_VENV:-.venv}
+case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac  # absolute: it goes on PATH
 # lint and test share one set-up (the test one, with Ray)
 stamp="$venv/.humpback-${mode/lint/test}-installed"
 
@@ -67,7 +68,7 @@ else
   "$venv/bin/python" -m humpback.data.sample --quiet || true
 fi
 
-export PATH="$PWD/$venv/bin:$PATH"
+export PATH="$venv/bin:$PATH"
 if [ "$mode" = run ]; then
   exec kedro run --pipeline=iteration1 "$@"
 elif [ "$mode" = lint ]; then

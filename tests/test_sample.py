@@ -99,6 +99,27 @@ def test_without_the_hub_one_line_says_how_to_provide_the_data(fresh_project, tm
     assert len(advice) == 1 and "oasst1_messages.parquet and c4_en_documents.parquet" in advice[0]
 
 
-def test_dev_script_fetches_for_an_offline_run_only():
-    script = (REPO_ROOT / "scripts/dev.sh").read_text()
-    assert "humpback.data.sample --quiet --fetch || exit 1" in script
+@pytest.mark.parametrize("arguments, fetches", [(["--env", "offline"], True), (["--env=test"], False), ([], False)])
+def test_dev_script_fetches_for_an_offline_run_only(tmp_path, arguments, fetches):
+    """`scripts/dev.sh run` on a set-up environment whose python and kedro only record their
+    arguments: the sample step asks for the Hub fetch exactly when the run is offline."""
+    venv, calls = tmp_path / "venv", tmp_path / "calls"
+    (venv / "bin").mkdir(parents=True)
+    for tool in ("python", "kedro"):
+        shim = venv / "bin" / tool
+        shim.write_text(f'#!/bin/sh\necho "{tool} $*" >> {calls}\n')
+        shim.chmod(0o755)
+    (venv / ".humpback-run-installed").touch()  # newer than pyproject.toml and the script: no set-up
+    environment = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HUMPBACK_VENV": str(venv)}
+    result = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts/dev.sh"), "run", *arguments],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    python_call, kedro_call = calls.read_text().splitlines()
+    assert python_call.startswith("python -m humpback.data.sample --quiet")
+    assert ("--fetch" in python_call) is fetches
+    assert kedro_call == " ".join(["kedro run --pipeline=iteration1", *arguments]).strip()

@@ -38,6 +38,17 @@ def _flag(frame: pd.DataFrame, column: str, value: object) -> pd.Series:
     return frame[column].map(lambda cell: cell is value or (cell == value if isinstance(cell, bool) else False))
 
 
+def untrusted_messages(frame: pd.DataFrame, languages: list[str], drop_synthetic: bool) -> list[tuple[str, pd.Series]]:
+    """The rules that keep messages out of every use (seed, evaluation), in order, each with the
+    rows it rejects: another language, deleted, rejected by review, synthetic (when asked)."""
+    rules = [
+        ("other_language", ~frame["lang"].isin(languages)),
+        ("deleted", _flag(frame, "deleted", True)),
+        ("rejected_by_review", _flag(frame, "review_result", False)),
+    ]
+    return rules + ([("synthetic", _flag(frame, "synthetic", True))] if drop_synthetic else [])
+
+
 def normalise_for_dedup(text: str) -> str:
     return " ".join(text.lower().split())
 
@@ -72,11 +83,8 @@ def select_seed_pairs(
     ids_ok = frame["message_id"].map(lambda v: isinstance(v, str) and bool(v)).astype(bool)
     frame = funnel.drop(frame, ~ids_ok, "missing_message_id", step="messages")
     frame = funnel.drop(frame, frame["message_id"].duplicated(keep="first"), "duplicate_message_id", step="messages")
-    frame = funnel.drop(frame, ~frame["lang"].isin(languages), "other_language", step="messages")
-    frame = funnel.drop(frame, _flag(frame, "deleted", True), "deleted", step="messages")
-    frame = funnel.drop(frame, _flag(frame, "review_result", False), "rejected_by_review", step="messages")
-    if drop_synthetic:
-        frame = funnel.drop(frame, _flag(frame, "synthetic", True), "synthetic", step="messages")
+    for rule, untrusted in untrusted_messages(frame, languages, drop_synthetic):
+        frame = funnel.drop(frame, untrusted.reindex(frame.index), rule, step="messages")
     frame = funnel.drop(frame, ~frame["role"].isin(["prompter", "assistant"]), "unknown_role", step="messages")
 
     is_root = frame["parent_id"].isna()
@@ -160,10 +168,8 @@ def ranked_reply_pairs(messages: pd.DataFrame, languages: list[str], drop_synthe
     measures answer quality alone. Untrusted messages are left out as for the seed data."""
     require_columns(messages, REQUIRED_COLUMNS, f"{source} messages")
     usable = messages["text"].map(lambda text: _is_valid_text(text, 10**9)[0]).astype(bool)
-    usable &= messages["lang"].isin(languages) & ~_flag(messages, "deleted", True)
-    usable &= ~_flag(messages, "review_result", False)
-    if drop_synthetic:
-        usable &= ~_flag(messages, "synthetic", True)
+    for _, untrusted in untrusted_messages(messages, languages, drop_synthetic):
+        usable &= ~untrusted
     frame = messages.loc[usable]
     roots = frame.loc[frame["parent_id"].isna() & (frame["role"] == "prompter")].set_index("message_id")["text"]
     replies = frame.loc[frame["parent_id"].isin(roots.index) & (frame["role"] == "assistant")]

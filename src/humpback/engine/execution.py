@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from humpback.llm import LanguageModel, LazyLanguageModel, LLMConfig, build_llm
@@ -139,21 +140,7 @@ def run_sharded(
         logger.info("%s: shard %d/%d done (%d of %d shards)", stage, number + 1, len(bounds), len(parts), len(bounds))
     if len(parts) != len(bounds):
         raise RuntimeError(f"{stage}: {len(bounds) - len(parts)} shards were not computed")
-    return concat_rows([parts[number] for number in range(len(bounds))])
-
-
-def concat_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Shards stacked column by column. Parts that came through Ray's Arrow batches can hold an
-    object column in a one-dimensional block (arrays of log-probabilities) beside parts with the
-    usual two-dimensional one; a frame-wise ``pd.concat`` then fails inside pandas (AxisError),
-    while stacking each column as a Series does not."""
-    columns = list(parts[0].columns)
-    if any(list(part.columns) != columns for part in parts):
-        return pd.concat(parts, ignore_index=True)
-    return pd.DataFrame(
-        {column: pd.concat([part[column] for part in parts], ignore_index=True) for column in columns},
-        columns=columns,
-    )
+    return pd.concat([parts[number] for number in range(len(bounds))], ignore_index=True)
 
 
 class _ShardWorker:
@@ -235,13 +222,20 @@ def _ray_map(
 
 
 def _as_local(frame: pd.DataFrame) -> pd.DataFrame:
-    """Ray Data hands arrays back as its tensor extension type (``TensorArrayElement`` where every
-    array of a block had one length): give them back as the NumPy arrays ``local`` returns."""
+    """Give Ray Data's columns back as ``local`` returns them: plain object columns of NumPy arrays.
+
+    Ray hands arrays back as its tensor extension type (``TensorArrayElement`` values, or a whole
+    ``TensorDtype`` column where every array of a block had one length), and a column it could not
+    convert to Arrow (arrays of one length beside a None) as pickled objects in a one-dimensional
+    block, which pandas cannot stack with an ordinary shard's column.
+    """
     for column in frame.columns:
-        if frame[column].dtype == object and any(_is_ray_tensor(value) for value in frame[column]):
-            frame[column] = [value.to_numpy() if _is_ray_tensor(value) else value for value in frame[column]]
-        elif type(frame[column].dtype).__name__.startswith("Tensor"):  # a TensorDtype column
-            frame[column] = pd.Series(list(frame[column].to_numpy()), index=frame.index, dtype=object)
+        dtype = frame[column].dtype
+        from_ray = type(dtype).__module__.startswith("ray.")  # TensorDtype, PythonObjectDtype
+        if from_ray or pd.api.types.is_object_dtype(dtype):
+            values = (value.to_numpy() if _is_ray_tensor(value) else value for value in frame[column])
+            # fromiter: an object array of arrays, never broadcast into a 2-D float array
+            frame[column] = pd.Series(np.fromiter(values, dtype=object, count=len(frame)), index=frame.index)
     return frame
 
 

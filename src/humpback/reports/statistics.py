@@ -29,6 +29,15 @@ def paired_bootstrap_difference(
     return float(difference(np.arange(len(a)))), *_percentile_interval(difference(draws), level)
 
 
+def bootstrap_ratio(
+    values: np.ndarray, weights: np.ndarray, samples: int, seed: int, level: float = 0.95
+) -> tuple[float, float, float]:
+    """sum(values) / sum(weights) over items (a share, a mean), with a percentile bootstrap interval
+    over items: the draws of :func:`paired_bootstrap_difference` against nothing."""
+    values, weights = np.asarray(values, float), np.asarray(weights, float)
+    return paired_bootstrap_difference(np.c_[values, weights], np.c_[0 * values, weights], samples, seed, level)
+
+
 def paired_win_share(
     first: np.ndarray, second: np.ndarray, samples: int, seed: int, level: float = 0.95
 ) -> tuple[float, float, float]:
@@ -37,8 +46,7 @@ def paired_win_share(
     over items. Unlike a ROC AUC over the pooled scores, an item's difficulty cannot decide it."""
     first, second = np.asarray(first, float), np.asarray(second, float)
     wins = (first > second) + 0.5 * (first == second)
-    ones = np.ones_like(wins)
-    return paired_bootstrap_difference(np.c_[wins, ones], np.c_[0 * wins, ones], samples, seed, level)
+    return bootstrap_ratio(wins, np.ones_like(wins), samples, seed, level)
 
 
 def _percentile_interval(draws, level: float) -> tuple[float, float]:

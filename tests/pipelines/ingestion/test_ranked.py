@@ -30,7 +30,11 @@ def test_nested_trees_flatten_to_the_hubs_message_records(export_trees):
 
 def test_ranked_pairs_take_the_best_and_worst_reply_of_prompts_no_model_trains_on(oasst1_messages, export_trees, seed):
     ranked = build_ranked_pairs(
-        oasst1_messages, export_trees, seed, params("ingestion.seed", env="offline"), params("ingestion.ranked", env="offline")
+        oasst1_messages,
+        export_trees,
+        seed,
+        params("ingestion.seed", env="offline"),
+        params("ingestion.ranked", env="offline"),
     )
     counts = ranked["source"].value_counts().to_dict()
     assert counts["oasst1"] >= 25 and counts["oasst_export"] >= 80  # ~4 times the held-out prompts alone

@@ -46,20 +46,16 @@ from humpback.pipelines.evaluation.judging import (
 from humpback.prompts import JUDGE_OPTIONS, forward_chat, judge_chat
 from humpback.reports import health
 from humpback.reports.model_card import render_model_card
-from humpback.reports.statistics import paired_bootstrap_difference, paired_nll_difference
+from humpback.reports.statistics import bootstrap_ratio, paired_bootstrap_difference, paired_nll_difference
 
 logger = logging.getLogger(__name__)
 
 
-def _uses_assistant_tag(model: CheckpointHandle) -> bool:
+def _answer_tag(model: CheckpointHandle) -> str | None:
     """Trained forward models answer under the assistant tag they were trained with (as the paper
-    does at inference); other models get the bare request."""
+    does at inference); other models get the bare request (None)."""
     hyper = model.metadata.get("hyperparameters", {})
-    return bool(hyper.get("use_tags")) and hyper.get("direction") == "forward"
-
-
-def _answer_prompt(tagged: bool, row: dict[str, Any]):
-    return _tagged_prompt("assistant" if tagged else None, row)
+    return "assistant" if hyper.get("use_tags") and hyper.get("direction") == "forward" else None
 
 
 def parse_answers(prompts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
@@ -127,8 +123,9 @@ def score_references(
         prompt_id, reference_tokens, reference_nll (sum over tokens; NaN when prompt and answer do
         not fit the context), the same without the end token, and status.
     """
-    tag = "assistant" if _uses_assistant_tag(model) else None
-    scored = _score_answers("evaluation_reference_nll", heldout, "reference", tag, model, llm, generation)
+    scored = _score_answers(
+        "evaluation_reference_nll", heldout, "reference", _answer_tag(model), model, llm, generation
+    )
     return scored[REFERENCE_COLUMNS]
 
 
@@ -138,7 +135,7 @@ def score_references_under_web_tag(
     """The same under the web tag, for a model trained with tags (M1, M2): the augmented pairs were
     trained under it, so this shows what they taught apart from the assistant tag. Models trained
     without tags get status ``untagged`` and no figure."""
-    if not _uses_assistant_tag(model):
+    if _answer_tag(model) is None:
         return pd.DataFrame(
             {
                 "prompt_id": heldout["prompt_id"].to_numpy(),
@@ -161,24 +158,20 @@ def score_preferences(
     """Does ``model`` prefer the best-ranked human reply to the worst-ranked one? Per-token NLL of
     each reply's text (without the end token, so length and stopping do not decide), under the
     prompt format the model answers with; ``prefers_chosen`` is 1, 0, or 0.5 for a tie."""
-    tag = "assistant" if _uses_assistant_tag(model) else None
-    sides = {}
-    for side in ("chosen", "rejected"):
-        scored = _score_answers(f"evaluation_preference_{side}", ranked, side, tag, model, llm, generation)
-        sides[side] = scored[[f"{side}_content_tokens", f"{side}_content_nll", "status"]]
-    chosen, rejected = sides["chosen"], sides["rejected"]
-    scored_both = (chosen["status"] == OK) & (rejected["status"] == OK)
-    chosen_per_token = chosen["chosen_content_nll"] / chosen["chosen_content_tokens"]
-    rejected_per_token = rejected["rejected_content_nll"] / rejected["rejected_content_tokens"]
-    prefers = np.where(
-        chosen_per_token < rejected_per_token, 1.0, np.where(chosen_per_token > rejected_per_token, 0.0, 0.5)
-    )
+    # both replies in one task: the model is loaded once
+    replies = pd.concat([ranked.assign(reply=ranked[side]) for side in ("chosen", "rejected")], ignore_index=True)
+    scored = _score_answers("evaluation_preferences", replies, "reply", _answer_tag(model), model, llm, generation)
+    per_token = (scored["reply_content_nll"] / scored["reply_content_tokens"]).to_numpy()
+    fitted = (scored["status"] == OK).to_numpy()
+    chosen_per_token, rejected_per_token = per_token[: len(ranked)], per_token[len(ranked) :]
+    scored_both = fitted[: len(ranked)] & fitted[len(ranked) :]
+    prefers = np.select([chosen_per_token < rejected_per_token, chosen_per_token > rejected_per_token], [1.0, 0.0], 0.5)
     return pd.DataFrame(
         {
             "prompt_id": ranked["prompt_id"].to_numpy(),
             "source": ranked["source"].to_numpy(),
-            "chosen_nll_per_token": chosen_per_token.to_numpy(),
-            "rejected_nll_per_token": rejected_per_token.to_numpy(),
+            "chosen_nll_per_token": chosen_per_token,
+            "rejected_nll_per_token": rejected_per_token,
             "prefers_chosen": np.where(scored_both, prefers, math.nan),
             "status": np.where(scored_both, OK, PROMPT_TOO_LONG),
         }
@@ -189,8 +182,7 @@ def preference_accuracy(preferences: pd.DataFrame, samples: int, seed: int) -> d
     """Share of ranked prompts where the model prefers the best-ranked reply, with a 95 % bootstrap
     interval over prompts (0.5: no preference for the better reply)."""
     given = preferences["prefers_chosen"].dropna().to_numpy(float)
-    ones = np.ones_like(given)
-    point, low, high = paired_bootstrap_difference(np.c_[given, ones], np.c_[0 * given, ones], samples, seed)
+    point, low, high = bootstrap_ratio(given, np.ones_like(given), samples, seed)
     return {
         "preference_accuracy": point,
         "preference_ci_low": low,
@@ -226,7 +218,7 @@ def generate_responses(
     task = ModelTask(
         name="evaluation_responses",
         reads=("instruction",),
-        prompt=partial(_answer_prompt, _uses_assistant_tag(model)),
+        prompt=partial(_tagged_prompt, _answer_tag(model)),
         request=Generate(params.sampling),
         parse=parse_answers,
         status="status",
@@ -437,11 +429,8 @@ def summarise_judge_controls(controls: pd.DataFrame, judge: CheckpointHandle, pa
     correct = per_prompt.fillna(0).sum(axis=1)
     consistent = controls["consistent"].dropna().astype(bool)
     answered = judged > 0
-    accuracy, low, high = paired_bootstrap_difference(
-        np.c_[correct[answered], judged[answered]],
-        np.c_[0 * correct[answered], judged[answered]],
-        params.bootstrap_samples,
-        params.sample_seed,
+    accuracy, low, high = bootstrap_ratio(
+        correct[answered], judged[answered], params.bootstrap_samples, params.sample_seed
     )
     consistency = float(consistent.mean()) if len(consistent) else math.nan
     thresholds = params.judge
