@@ -85,6 +85,7 @@ def make_project(folder: Path, shared_data: Path) -> Path:
     shutil.copytree(REPO_ROOT / "conf", folder / "conf", ignore=shutil.ignore_patterns("local"))
     (folder / "conf" / "local").mkdir()
     shutil.copy(REPO_ROOT / "pyproject.toml", folder / "pyproject.toml")
+    shutil.copytree(REPO_ROOT / "labels", folder / "labels")
     (folder / "src").mkdir()  # Kedro checks the source folder exists; the package is installed
     stage_sample_data(shared_data, folder / "data" / "01_raw")
     return folder

@@ -7,8 +7,10 @@ template) and answers by a rule. ``scripted(...)`` gives the ``llm`` block that 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
+from humpback.prompts import TOPIC_FREE_INSTRUCTION
 from tests.conftest import params
 
 USER_TURN = re.compile(r"### User:\n(.*?)\n\n### Assistant:", re.DOTALL)
@@ -183,3 +185,45 @@ class StillWriting:
 
     def generate(self, prompt: str) -> tuple[str, bool]:
         return "Here is a rewrite [RES]A long answer that goes on[/RES] Score: 5 and then more", True
+
+
+def _shares_a_content_word(request: str, answer: str) -> bool:
+    return bool({word for word in request.lower().split() if len(word) > 3} & set(answer.lower().split()))
+
+
+class RelevanceLikelihood:
+    """A curating model: an answer that shares a content word with its request costs 1 nat a token,
+    one that does not 3, and any answer after the topic-free request 2 (so PMI is +1 or −1)."""
+
+    def completion_logprobs(self, prompt: str, completion: str) -> float:
+        request = user_turn(prompt)
+        if request == TOPIC_FREE_INSTRUCTION:
+            return -2.0
+        return -1.0 if _shares_a_content_word(request, completion) else -3.0
+
+
+class FlatLikelihood:
+    """A model that ignores the request: 2 nats a token for every answer."""
+
+    def completion_logprobs(self, prompt: str, completion: str) -> float:
+        return -2.0
+
+
+class CuratingAndBase:
+    """The base model (its folder is named base_model) ignores the request; the curating model
+    follows :class:`RelevanceLikelihood` and rates as :class:`RelevanceRater` does."""
+
+    def for_model(self, model_path: str):
+        return FlatLikelihood() if Path(model_path).name == "base_model" else CuratingRater()
+
+
+class CuratingRater(RelevanceLikelihood, RelevanceRater):
+    """Rubric and likelihood alike: every scorer of the curating model tells relevant answers apart."""
+
+
+class DiscriminatingBackward:
+    """A backward model that reads the answer: 1 nat a token for an instruction that shares a content
+    word with the answer it follows, 3 for one that does not."""
+
+    def completion_logprobs(self, prompt: str, completion: str) -> float:
+        return -1.0 if _shares_a_content_word(completion, user_turn(prompt)) else -3.0

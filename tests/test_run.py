@@ -12,14 +12,15 @@ from humpback.params import ParameterError
 from tests.conftest import report
 
 
-def run(project, pipeline: str, env: str = "test", runtime_params: dict | None = None):
-    """``kedro run --pipeline <pipeline>`` in ``project`` (its data paths are relative to it)."""
+def run(project, pipeline: str, env: str = "test", runtime_params: dict | None = None, **options):
+    """``kedro run --pipeline <pipeline>`` in ``project`` (its data paths are relative to it);
+    ``options`` are :meth:`KedroSession.run`'s (``to_nodes=[...]``)."""
     bootstrap_project(project)
     with (
         contextlib.chdir(project),
         KedroSession.create(project_path=project, env=env, runtime_params=runtime_params) as session,
     ):
-        return session.run(pipeline_names=[pipeline])
+        return session.run(pipeline_names=[pipeline], **options)
 
 
 def test_ingestion_writes_seed_pairs_documents_and_funnel(kedro_project):

@@ -381,10 +381,12 @@ class AugmentationParams(_Block):
     #: use an instruction cut at ``max_new_tokens`` as if it had ended (status ``truncated`` otherwise):
     #: only for smoke runs with untrained models, which never write their stop token
     use_truncated: bool
-    #: controls: the backward model passes when it predicts held-out true instructions better than
-    #: the base model (bootstrap interval below 0), at least this share of its usable instructions
-    #: read as requests, and at most this share of its outputs are echoes
+    #: controls: share of held-out pairs whose true instruction the backward model finds likelier
+    #: after its own answer than after another's (lower bound of the interval; 0.5 is chance)
+    min_discrimination_share: float = Field(ge=0, le=1)
+    #: controls: at least this share of its usable instructions read as requests
     min_request_like_share: float = Field(ge=0, le=1)
+    #: controls: at most this share of its outputs are echoes of the document
     max_echo_share: float = Field(ge=0, le=1)
     #: bootstrap resamples of the backward model's checks
     control_bootstrap_samples: int = Field(gt=0)
@@ -418,8 +420,50 @@ class SelectionParams(_Block):
     top_fraction: float = Field(gt=0, le=1)
 
 
+#: the paper's prompt, read as next-token probabilities or as generated text
+RUBRIC_SCORERS = ("option_probabilities", "generate")
+#: teacher-forced log-probabilities of the answer: no generation, no parsing
+LIKELIHOOD_SCORERS = ("pmi", "implicit_reward", "combined")
+#: the curator's controls, each a comparison of a better pair with a worse one (``curation.gating_controls``)
+CONTROLS = ("mismatched", "web", "ranked", "truncated", "boilerplate", "form", "hand_labels")
+
+
+class CombinedScorerWeights(_Block):
+    """Weights of the likelihood scorers' percentile ranks in ``combined``: fixed here, never tuned
+    on the controls that judge them."""
+
+    #: weight of the pmi percentile rank
+    pmi: float = Field(ge=0)
+    #: weight of the implicit-reward percentile rank
+    implicit_reward: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> CombinedScorerWeights:
+        if self.pmi + self.implicit_reward <= 0:
+            raise ValueError("combined_weights need a positive weight")
+        return self
+
+
 class CurationParams(_Block):
-    scorer: Literal["option_probabilities", "generate"]
+    #: the paper's rubric prompt (option_probabilities, generate) or a likelihood scorer: pmi
+    #: (log P(y|x) − log P(y|topic-free request) per token under the curating model: relevance),
+    #: implicit_reward (log P(y|x) under the curating model − under the base model: form), combined
+    #: (weighted mean of their percentile ranks). Likelihood scorers' ``score`` is the quintile (1–5)
+    scorer: Literal["option_probabilities", "generate", "pmi", "implicit_reward", "combined"]
+    #: combined scorer: weight of each likelihood scorer's percentile rank
+    combined_weights: CombinedScorerWeights
+    #: pmi and combined: a pair whose answer is no likelier after its instruction than after a
+    #: topic-free request (instruction-following difficulty IFD ≥ 1, Li et al. 2024) is never kept
+    ifd_floor: bool
+    #: the controls whose failure fails the curator (the others are reported with their intervals)
+    gating_controls: list[Literal[CONTROLS]]
+    #: score the controls with every scorer (the generate scorer only when it is the configured one),
+    #: so the report sets them side by side; false: the configured scorer only
+    compare_scorers: bool
+    #: the form control: this many of the run's candidate pairs against the held-out human pairs
+    form_control_candidates: int = Field(gt=0)
+    #: the hand-label control: pairs labelled at least this on the paper's rubric count as good
+    hand_label_good: int = Field(ge=1, le=5)
     few_shot: int = Field(ge=0, le=3)
     #: generate scorer only: brief reasoning, then `Score: N`
     sampling: SamplingConfig

@@ -25,7 +25,17 @@ warnings.filterwarnings("ignore", message=r"One or more dataset names contain '\
 #: rewriting modes trained as M1 variants beside the run's own M1 (rewriting as configured)
 VARIANT_MODES = ("self_before_curation", "after_curation")
 #: datasets every iteration reads from the run
-SHARED_INPUTS = ("candidates", "web_documents", "seed_pairs", "seed_model.model", "aligned_model", "heldout_pairs")
+SHARED_INPUTS = (
+    "candidates",
+    "web_documents",
+    "seed_pairs",
+    "seed_model.model",
+    "aligned_model",
+    "heldout_pairs",
+    "ranked_pairs",
+    "base_model",
+    "hand_labels",
+)
 #: parameters every iteration shares (rewriting is swapped for the variants)
 SHARED_PARAMETERS = ("llm", "curation", "curation.examples_per_score", "rewriting", "generation")
 

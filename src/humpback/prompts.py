@@ -51,6 +51,11 @@ def forward_chat(instruction: str, tag: str | None = None) -> list[dict[str, str
     return chat + [{"role": "user", "content": instruction}]
 
 
+#: the request that PMI and IFD put before an answer to ask how likely it is by itself: a user turn
+#: that names no topic, in the same chat format (an empty turn is refused everywhere as a bug)
+TOPIC_FREE_INSTRUCTION = "Please respond."
+
+
 def backward_chat(response: str) -> list[dict[str, str]]:
     """A response as the backward model's input; its completion is the instruction."""
     return [{"role": "system", "content": BACKWARD_SYSTEM}, {"role": "user", "content": response}]

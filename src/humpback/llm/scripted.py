@@ -11,7 +11,9 @@ tokenizer of the model folder), then hands the rendered text to a *script*: any 
   for every token of the completion)
 
 named in the configuration as ``llm.script: "module:attribute"`` (a class is instantiated), so the
-configuration stays plain data and travels to Ray workers like any other.
+configuration stays plain data and travels to Ray workers like any other. A script with
+``for_model(model_path)`` answers with the script that returns, so two models of one stage (a
+curating model and the base model) can follow different rules.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def load_script(reference: str | None) -> Any:
 class ScriptedLanguageModel(FolderTokenizerModel):
     def __init__(self, config: LLMConfig, model_path: str) -> None:
         super().__init__(config, model_path)
-        self.script = load_script(config.script)
+        script = load_script(config.script)
+        self.script = script.for_model(model_path) if hasattr(script, "for_model") else script
 
     def _rule(self, name: str):
         rule = getattr(self.script, name, None)

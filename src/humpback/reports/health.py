@@ -68,14 +68,15 @@ def at_most(model: str, check: str, value: float, maximum: float, what: str) -> 
     )
 
 
-def information(model: str, check: str, value: float) -> dict:
-    """A row that only reports (a spread, a position bias): no threshold, no verdict."""
+def information(model: str, check: str, value: float, low: float = math.nan, high: float = math.nan) -> dict:
+    """A row that only reports (a spread, a position bias, a control that does not gate): no
+    threshold, no verdict."""
     return {
         "model": model,
         "check": check,
         "value": value,
-        "ci_low": math.nan,
-        "ci_high": math.nan,
+        "ci_low": low,
+        "ci_high": high,
         "threshold": "",
         "passed": None,
         "failure": None,
@@ -91,3 +92,26 @@ def verdict(rows: list[dict]) -> dict:
 def mismatched(answers: np.ndarray) -> np.ndarray:
     """Each item's answer replaced by the next item's: a human answer that does not answer the request."""
     return np.roll(np.asarray(answers), 1)
+
+
+#: lines a web page puts around its text (navigation, sharing, advertising): appended to a human
+#: answer, they make an on-topic answer that no assistant would give
+BOILERPLATE_LINES = (
+    "Home | About Us | Blog | Contact | Privacy Policy",
+    "Share this: Facebook Twitter Pinterest Email",
+    "Subscribe to our newsletter and get 10% off your first order!",
+    "Click here to shop our best-selling products. Free shipping on orders over $50.",
+    "Related posts: 10 Tips You Need to Know | The Ultimate Guide | Read more »",
+    "© 2024 All rights reserved. Terms of Use | Cookie Settings",
+)
+
+
+def cut_in_half(answer: str) -> str:
+    """The first half of an answer's words: on topic, and stopping mid-thought."""
+    words = answer.split(" ")
+    return " ".join(words[: max(len(words) // 2, 1)])
+
+
+def with_boilerplate(answer: str) -> str:
+    """An answer followed by a web page's navigation and advertising lines."""
+    return answer.rstrip() + "\n\n" + "\n".join(BOILERPLATE_LINES)

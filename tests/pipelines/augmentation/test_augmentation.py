@@ -7,6 +7,7 @@ from humpback.pipelines.augmentation.nodes import (
     CANDIDATE_COLUMNS,
     generate_instructions,
     instruction_nll,
+    instruction_nll_after_other_answers,
     screen_instructions,
     summarise_backward_controls,
 )
@@ -132,29 +133,46 @@ def candidates_with(statuses: list[str], request_like: list[bool]) -> pd.DataFra
     return pd.DataFrame({"status": statuses, "request_like": request_like})
 
 
-def test_a_backward_model_that_learnt_its_task_passes_its_controls(tiny_model_dir):
+def test_a_backward_model_that_reads_the_answer_passes_its_controls(tiny_model_dir):
     model = CheckpointHandle(str(tiny_model_dir))
-    trained = instruction_nll(HELDOUT_PAIRS, model, scripted("TrainedBackward"), NO_SHARDS)
-    base = instruction_nll(HELDOUT_PAIRS, model, scripted("UntrainedBackward"), NO_SHARDS)
-    assert (trained["status"] == "ok").all() and (trained["instruction_tokens"] > 0).all()
-    np.testing.assert_allclose(trained["instruction_nll"], trained["instruction_tokens"])  # 1 nat per token
+    llm = scripted("DiscriminatingBackward")
+    own = instruction_nll(HELDOUT_PAIRS, model, llm, NO_SHARDS)
+    other = instruction_nll_after_other_answers(HELDOUT_PAIRS, model, llm, NO_SHARDS)
+    assert (own["status"] == "ok").all() and (own["instruction_tokens"] > 0).all()
+    np.testing.assert_allclose(own["instruction_nll"], own["instruction_tokens"])  # 1 nat per token
+    np.testing.assert_allclose(other["instruction_nll"], 3 * own["instruction_tokens"])  # same tokens, 3 nats
     good = candidates_with(["ok"] * 9 + ["echo"], [True] * 8 + [False, False])
-    check = summarise_backward_controls(trained, base, good, params("augmentation"))
-    assert (check["instruction_nll_backward"], check["instruction_nll_base"]) == (1.0, 3.0)
-    assert (check["nll_difference"], check["nll_difference_ci_high"]) == (-2.0, -2.0)
+    check = summarise_backward_controls(own, other, good, params("augmentation"))
+    assert (check["instruction_nll_own_answer"], check["instruction_nll_other_answer"]) == (1.0, 3.0)
+    assert (check["discrimination_share"], check["discrimination_ci_low"], check["heldout_pairs"]) == (1.0, 1.0, 4)
     assert (check["request_like_share"], check["echo_share"], check["passed"]) == (8 / 9, 0.1, True)
     assert [row["passed"] for row in check["rows"]] == [True, True, True]  # the report's rows, decided here
 
 
+def test_a_backward_model_that_ignores_the_answer_fails_though_it_beats_the_base_model(tiny_model_dir):
+    """Before, the check compared M_yx with the base model in a format the base never saw: a model
+    that had learnt the format alone (1 nat a token, whatever the answer, against the base's 3)
+    passed it. Under M_yx's own discrimination it sits at chance."""
+    model = CheckpointHandle(str(tiny_model_dir))
+    own = instruction_nll(HELDOUT_PAIRS, model, scripted("TrainedBackward"), NO_SHARDS)
+    base = instruction_nll(HELDOUT_PAIRS, model, scripted("UntrainedBackward"), NO_SHARDS)
+    assert (own["instruction_nll"] < base["instruction_nll"]).all()  # what the old check passed on
+    other = instruction_nll_after_other_answers(HELDOUT_PAIRS, model, scripted("TrainedBackward"), NO_SHARDS)
+    good = candidates_with(["ok"] * 10, [True] * 10)
+    check = summarise_backward_controls(own, other, good, params("augmentation"))
+    assert (check["discrimination_share"], check["passed"]) == (0.5, False)
+    assert check["reason"] == "true instructions not told by their answers (share 0.50 [0.50, 0.50] < 0.70)"
+
+
 def test_a_backward_model_that_writes_continuations_fails_its_controls(tiny_model_dir, caplog):
-    """What the old default did: no better than the base model, "Yes, please." and echoes."""
+    """What the old default did: "Yes, please." and echoes, whatever the document."""
     model = CheckpointHandle(str(tiny_model_dir))
     same = instruction_nll(HELDOUT_PAIRS, model, scripted("UntrainedBackward"), NO_SHARDS)
     bad = candidates_with(["ok"] * 6 + ["echo"] * 4, [False] * 5 + [True] + [False] * 4)
     check = summarise_backward_controls(same, same, bad, params("augmentation"))
     assert not check["passed"] and "BACKWARD MODEL FAILED ITS CONTROLS" in caplog.text
     assert check["reason"] == (
-        "true-instruction NLL not below the base model's (difference 0.000 [0.000, 0.000]); "
+        "true instructions not told by their answers (share 0.50 [0.50, 0.50] < 0.70); "
         "request-like share 0.17 < 0.80; echo share 0.40 > 0.20"
     )
 

@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,8 +8,10 @@ from humpback.datasets import CheckpointHandle
 from humpback.pipelines.curation.nodes import (
     CuratorFailedError,
     build_training_pairs,
+    combined_score,
     curator_controls,
     score_candidates,
+    scorer_controls_table,
     select_pairs,
     select_random_pairs,
     summarise_curator_controls,
@@ -50,7 +54,7 @@ def rated(web_sample) -> pd.DataFrame:
             "url": web_sample["url"],
             "response": responses,
             "raw_instruction": "x",
-            "instruction": [f"Tell me about item {i}." for i in range(len(web_sample))],
+            "instruction": [f"Summarise zqx{i}." for i in range(len(web_sample))],
         }
     ).assign(original_response=lambda f: f["response"], rewrite_raw=None, rewrite_status="not_requested")
 
@@ -70,7 +74,7 @@ GOOD_ROWS = [i % 3 == 0 for i in range(12)]
 def test_option_probability_scorer_keeps_what_the_rater_scores_5(rated, tiny_model_dir, tmp_path):
     handle = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
     generation = params("generation", shard_dir=str(tmp_path))
-    scored = score_candidates(rated, handle, scripted("Rater"), curation("option_probabilities"), generation)
+    scored = score_candidates(rated, handle, handle, scripted("Rater"), curation("option_probabilities"), generation)
 
     assert scored["doc_id"].tolist() == rated["doc_id"].tolist() and (scored["scorer"] == "option_probabilities").all()
     assert scored["score"].tolist() == [5 if good else 1 for good in GOOD_ROWS]
@@ -85,9 +89,8 @@ def test_option_probability_scorer_keeps_what_the_rater_scores_5(rated, tiny_mod
 
 def test_generate_scorer_records_raw_text_and_parse_status(rated, tiny_model_dir):
     rated.loc[1, "response"] += " UNSURE"
-    scored = score_candidates(
-        rated, CheckpointHandle(str(tiny_model_dir)), scripted("Rater"), curation("generate"), NO_SHARDS
-    )
+    model = CheckpointHandle(str(tiny_model_dir))
+    scored = score_candidates(rated, model, model, scripted("Rater"), curation("generate"), NO_SHARDS)
 
     assert scored["score_raw"].iloc[0] == "The answer is direct and complete.\nScore: 5"
     assert scored["score"].iloc[[0, 2, 3]].tolist() == [5, 1, 5]
@@ -98,9 +101,11 @@ def test_generate_scorer_records_raw_text_and_parse_status(rated, tiny_model_dir
 
 def test_a_pair_too_long_for_the_context_is_counted_not_fatal(rated, tiny_model_dir):
     rated.loc[2, "response"] = rated.loc[2, "response"] * 30
+    model = CheckpointHandle(str(tiny_model_dir))
     scored = score_candidates(
         rated,
-        CheckpointHandle(str(tiny_model_dir)),
+        model,
+        model,
         scripted("Rater", max_model_len=1024),
         curation("option_probabilities"),
         NO_SHARDS,
@@ -141,10 +146,15 @@ def test_threshold_selection_and_nothing_selected(caplog):
 
 
 def test_top_fraction_uses_the_expected_score():
-    frame = scored_frame([4, 4, 5, 1], expected=[4.4, 3.6, 4.9, 1.2])
-    kept, summary = select_pairs(frame, PASSED, curation("generate", method="top_fraction", top_fraction=0.5))
-    assert kept["instruction"].tolist() == ["q0", "q2"]  # original order kept
-    kept, _ = select_pairs(frame, PASSED, curation("generate", method="top_fraction", top_fraction=0.1))
+    frame = scored_frame([4, 4, 5, 1], expected=[3.6, 4.4, 4.9, 1.2])
+    settings = curation("option_probabilities", method="top_fraction", top_fraction=0.5)
+    kept, summary = select_pairs(frame, PASSED, settings)
+    assert kept["instruction"].tolist() == ["q1", "q2"]  # original order kept; q0 has the same score as q1
+    kept, _ = select_pairs(
+        frame,
+        PASSED,
+        settings.model_copy(update={"selection": settings.selection.model_copy(update={"top_fraction": 0.1})}),
+    )
     assert kept.empty  # floor(0.4) = 0
 
 
@@ -167,28 +177,137 @@ def test_training_pairs_and_reports(rated, web_sample):
     assert examples["score"].tolist() == [3, 5]
 
 
-def test_a_curator_that_tells_answers_from_off_topic_text_passes_its_controls(web_sample, tiny_model_dir):
-    rater = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
-    curation = params("curation", scorer="option_probabilities")
-    controls = curator_controls(HELDOUT_PAIRS, web_sample, rater, scripted("RelevanceRater"), curation, NO_SHARDS)
-    assert controls.groupby("control")["score"].apply(list).to_dict()["human"] == [5, 5, 5, 5]
-    assert (controls.loc[controls["control"] == "mismatched", "score"] == 1).all()
-    check = summarise_curator_controls(controls, rater, curation)
+#: ranked oasst1 prompts as ingestion makes them: the best-ranked reply answers, the worst does not
+RANKED_PAIRS = pd.DataFrame(
+    {
+        "prompt_id": ["e", "f", "g"],
+        "instruction": ["How tall is Mount Everest?", "Which planet is largest?", "Who wrote Hamlet?"],
+        "chosen": [
+            "Mount Everest is 8,849 metres tall.",
+            "Jupiter is the largest planet of all.",
+            "Shakespeare wrote Hamlet around 1600.",
+        ],
+        "rejected": ["I don't know, sorry.", "Look it up yourself.", "Nobody knows for sure."],
+        "source": "oasst1",
+    }
+)
+
+
+def controls_of(script: str, rated: pd.DataFrame, web_sample, model_dir, labels=None, base=None, **changes):
+    """The curator controls of the curating model in ``model_dir`` (scoring the base model's
+    likelihoods with ``base``, else the same model) and their summary."""
+    rater = CheckpointHandle(str(model_dir), {"role": "seed"})
+    settings = params("curation", **({"scorer": "option_probabilities", "compare_scorers": False} | changes))
+    controls = curator_controls(
+        HELDOUT_PAIRS,
+        RANKED_PAIRS,
+        web_sample,
+        rated,
+        NO_LABELS if labels is None else labels,
+        rater,
+        base or rater,
+        scripted(script),
+        settings,
+        NO_SHARDS,
+    )
+    return controls, summarise_curator_controls(controls, rater, settings)
+
+
+#: a run without hand labels (the optional input missing)
+NO_LABELS = pd.DataFrame()
+
+
+def hand_labels_of(web_sample: pd.DataFrame) -> pd.DataFrame:
+    """Labels of pairs on the sample's documents: an instruction that names the document's first
+    long word is a good pair (3), an instruction about nothing in it a bad one (1)."""
+    first_words = [next(w for w in text.split() if len(w) > 5) for text in web_sample["text"]]
+    good = [i % 2 == 0 for i in range(len(web_sample))]
+    return pd.DataFrame(
+        {
+            "doc_id": [*web_sample["doc_id"], "not-in-this-run"],
+            "instruction": [f"Tell me about {w}" if g else "Summarise zqx." for w, g in zip(first_words, good)]
+            + ["Anything?"],
+            "score": [3 if g else 1 for g in good] + [5],
+        }
+    )
+
+
+def test_the_curator_is_measured_against_hand_labels(rated, web_sample, tiny_model_dir, caplog):
+    labels = hand_labels_of(web_sample)
+    controls, check = controls_of("RelevanceRater", rated, web_sample, tiny_model_dir, labels)
+    labelled = controls.loc[controls["control"] == "hand_labelled"]
+    assert len(labelled) == len(web_sample)  # the label whose document the run lacks is dropped, and said
+    assert "1 of 13 labelled documents are not among this run's web documents" in caplog.text
+    assert (labelled["response"] == web_sample["text"].to_numpy()).all()  # texts from the run's documents
+    hand = next(r for r in check["by_scorer"] if r["control"] == "hand_labels")
+    assert (hand["auc"], hand["good"], hand["items"], hand["base_rate"]) == (1.0, 6, 12, 0.5)
+    assert hand["precision_kept"] == 1.0 and not hand["gates"]  # top 6 of 12 (top_fraction 0.5): all good
+    _, at_chance = controls_of(
+        "ConstantRater", rated, web_sample, tiny_model_dir, labels, gating_controls=["hand_labels"]
+    )
+    assert not at_chance["passed"] and "AUC human vs hand_labels 0.50" in at_chance["reason"]
+
+
+def test_a_curator_that_tells_answers_from_off_topic_text_passes_its_controls(rated, web_sample, tiny_model_dir):
+    controls, check = controls_of("RelevanceRater", rated, web_sample, tiny_model_dir)
+    values = controls.groupby("control")["value"].apply(list).to_dict()
+    assert values["human"] == [4.75] * 4 and values["mismatched"] == [1.25] * 4  # expected scores
     assert check["auc_vs_mismatched"] == 1.0 and check["auc_vs_web"] >= 0.7 and check["passed"]
-    assert check["control_pairs"] == 12 and check["rated_share"] == 1.0
+    # 4 held-out prompts × 5 answers, 3 ranked prompts × 2 replies, 8 of the run's candidates
+    assert check["control_pairs"] == 20 + 6 + 8 and check["rated_share"] == 1.0
+    assert check["auc_vs_ranked"] == 1.0 and check["auc_vs_form"] == 1.0  # "zqx" shares no word with them
+    # cut and boilerplate answers mostly still share the request's words: this rater barely tells them
+    # apart (one half, "The cornflower is", loses the word "flower")
+    assert check["auc_vs_truncated"] == (3 * 0.5 + 1) / 4 and check["auc_vs_boilerplate"] == 0.5
+    verdicts = {row["check"]: row["passed"] for row in check["rows"]}
+    assert {check for check, passed in verdicts.items() if passed is not None} == {
+        "relevance: own human answer above another prompt's (paired AUC)",
+        "form: held-out human pairs above this run's candidates (AUC)",
+        "probability on the score options (mean option mass)",
+    }  # the gating controls and the option mass decide; the others report
+    assert all(p for p in verdicts.values() if p is not None) and len(verdicts) == 6 + 2  # 6 controls, mass, spread
 
 
-def test_a_curator_whose_scores_do_not_separate_pairs_fails_at_chance(web_sample, tiny_model_dir, caplog):
-    rater = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
-    curation = params("curation", scorer="option_probabilities")
-    controls = curator_controls(HELDOUT_PAIRS, web_sample, rater, scripted("ConstantRater"), curation, NO_SHARDS)
-    check = summarise_curator_controls(controls, rater, curation)
-    assert (check["auc_vs_mismatched"], check["auc_vs_web"], check["passed"]) == (0.5, 0.5, False)
+def test_controls_gate_only_where_a_parameter_asks(rated, web_sample, tiny_model_dir):
+    """The on-topic quality controls are reported; they fail the curator only when named."""
+    _, reported = controls_of("RelevanceRater", rated, web_sample, tiny_model_dir)
+    _, gated = controls_of(
+        "RelevanceRater", rated, web_sample, tiny_model_dir, gating_controls=["mismatched", "truncated"]
+    )
+    assert reported["passed"] and not gated["passed"]
+    assert gated["reason"].startswith("AUC human vs truncated 0.62 [0.50, ") and "mismatched" not in gated["reason"]
+
+
+def test_a_curator_whose_scores_do_not_separate_pairs_fails_at_chance(rated, web_sample, tiny_model_dir, caplog):
+    controls, check = controls_of("ConstantRater", rated, web_sample, tiny_model_dir)
+    assert (check["auc_vs_mismatched"], check["auc_vs_form"], check["passed"]) == (0.5, 0.5, False)
     assert check["reason"] == (
-        "AUC human vs mismatched 0.50 [0.50, 0.50]: lower bound < 0.70; AUC human vs web 0.50 [0.50, 0.50]: lower bound < 0.70"
+        "AUC human vs mismatched 0.50 [0.50, 0.50]: lower bound < 0.70; AUC human vs form 0.50 [0.50, 0.50]: lower bound < 0.70"
     )
     assert "CURATOR FAILED ITS CONTROLS" in caplog.text
-    assert [row["passed"] for row in check["rows"]] == [False, False, True, None]  # every pair rated; spread informs
+
+
+def long_controls(values: dict[str, np.ndarray], prompts) -> pd.DataFrame:
+    """Control scores as curator_controls writes them, one option-scorer value per prompt and kind."""
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "prompt_id": prompts,
+                    "control": kind,
+                    "scorer": "option_probabilities",
+                    "value": value,
+                    "scored": True,
+                    "option_mass": 1.0,
+                }
+            )
+            for kind, value in values.items()
+        ],
+        ignore_index=True,
+    )
+
+
+RELEVANCE_GATES = {"gating_controls": ["mismatched", "web"]}
 
 
 def test_controls_are_paired_per_prompt_so_prompt_difficulty_cannot_decide(tiny_model_dir):
@@ -197,26 +316,12 @@ def test_controls_are_paired_per_prompt_so_prompt_difficulty_cannot_decide(tiny_
     pooled scores sits near chance and failed it."""
     prompts = [f"p{i}" for i in range(20)]
     difficulty = np.linspace(0, 10, len(prompts))
-    controls = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "prompt_id": prompts,
-                    "control": kind,
-                    "score": 3,
-                    "expected_score": difficulty + bonus,
-                    "option_mass": 1.0,
-                }
-            )
-            for kind, bonus in (("human", 0.5), ("mismatched", 0.0), ("web", 0.2))
-        ],
-        ignore_index=True,
-    )
+    controls = long_controls({"human": difficulty + 0.5, "mismatched": difficulty, "web": difficulty + 0.2}, prompts)
     human, mismatched = difficulty + 0.5, difficulty
     pooled = ((human[:, None] > mismatched[None, :]) + 0.5 * (human[:, None] == mismatched[None, :])).mean()
     assert pooled < 0.6  # a ROC AUC over the pooled scores, the old measure: near chance
     check = summarise_curator_controls(
-        controls, CheckpointHandle(str(tiny_model_dir), {"role": "seed"}), params("curation")
+        controls, CheckpointHandle(str(tiny_model_dir), {"role": "seed"}), params("curation", **RELEVANCE_GATES)
     )
     assert (check["auc_vs_mismatched"], check["auc_vs_mismatched_ci_low"], check["prompts_vs_mismatched"]) == (
         1.0,
@@ -229,50 +334,37 @@ def test_controls_are_paired_per_prompt_so_prompt_difficulty_cannot_decide(tiny_
 def test_a_control_passes_on_the_lower_bound_of_its_interval(tiny_model_dir):
     """15 of 20 prompts ranked right: 0.75 is above 0.7, its interval's lower bound is not."""
     wins = np.array([1.0] * 15 + [-1.0] * 5)
-    controls = pd.concat(
-        [
-            pd.DataFrame(
-                {"prompt_id": range(20), "control": "human", "score": 3, "expected_score": wins, "option_mass": 1.0}
-            ),
-            pd.DataFrame(
-                {"prompt_id": range(20), "control": "mismatched", "score": 3, "expected_score": 0.0, "option_mass": 1.0}
-            ),
-            pd.DataFrame(
-                {"prompt_id": range(20), "control": "web", "score": 3, "expected_score": -5.0, "option_mass": 1.0}
-            ),
-        ],
-        ignore_index=True,
-    )
+    controls = long_controls({"human": wins, "mismatched": np.zeros(20), "web": np.full(20, -5.0)}, list(range(20)))
     check = summarise_curator_controls(
-        controls, CheckpointHandle(str(tiny_model_dir), {"role": "seed"}), params("curation")
+        controls, CheckpointHandle(str(tiny_model_dir), {"role": "seed"}), params("curation", **RELEVANCE_GATES)
     )
     assert check["auc_vs_mismatched"] == 0.75 and check["auc_vs_mismatched_ci_low"] < 0.7 and not check["passed"]
     assert "lower bound < 0.70" in check["reason"] and "web" not in check["reason"]
 
 
-def test_a_generate_curator_that_often_gives_no_score_fails_on_its_parse_rate(web_sample, tiny_model_dir):
-    rater = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
-    curation = params("curation", scorer="generate")
-    controls = curator_controls(HELDOUT_PAIRS, web_sample, rater, scripted("RelevanceRater"), curation, NO_SHARDS)
-    assert controls.groupby("control")["score_status"].apply(set).to_dict()["web"] == {"unparsed"}  # long texts
-    check = summarise_curator_controls(controls, rater, curation)
-    assert check["rated_share"] == 8 / 12 and check["auc_vs_mismatched"] == 1.0 and not check["passed"]
-    assert "rated 67% of control pairs < 90%" in check["reason"]
-    assert check["rows"][2]["check"] == "share of control pairs rated (parse rate)"
+def test_a_generate_curator_that_often_gives_no_score_fails_on_its_parse_rate(rated, web_sample, tiny_model_dir):
+    controls, check = controls_of("RelevanceRater", rated, web_sample, tiny_model_dir, scorer="generate")
+    assert set(controls.loc[controls["control"] == "web", "score_status"]) == {"unparsed"}  # long texts
+    assert check["rated_share"] < 0.9 and check["auc_vs_mismatched"] == 1.0 and not check["passed"]
+    assert f"rated {check['rated_share']:.0%} of control pairs < 90%" in check["reason"]
 
 
 def test_random_selection_draws_as_many_as_curation_kept_from_the_pairs_it_rated():
     rng = np.random.default_rng(0)
     scores = [None if i % 7 == 0 else 1 + i % 5 for i in range(60)]
     frame = scored_frame(scores, expected=rng.uniform(1, 5, 60))
-    curated, summary = select_pairs(frame, PASSED, curation("generate", method="top_fraction", top_fraction=0.2))
-    drawn, random_summary = select_random_pairs(frame, summary, curation("generate"))
+    curated, summary = select_pairs(
+        frame, PASSED, curation("option_probabilities", method="top_fraction", top_fraction=0.2)
+    )
+    drawn, random_summary = select_random_pairs(frame, summary, curation("option_probabilities"))
 
     assert len(drawn) == summary["kept"] == random_summary["kept"] == 10  # floor(51 × 0.2)
     rated = set(frame.loc[frame["score"].notna(), "instruction"])
     assert set(drawn["instruction"]) <= rated and set(drawn["instruction"]) != set(curated["instruction"])
-    again, _ = select_random_pairs(frame, summary, curation("generate"))
-    other, _ = select_random_pairs(frame, summary, params("curation", scorer="generate", random_selection_seed=1))
+    again, _ = select_random_pairs(frame, summary, curation("option_probabilities"))
+    other, _ = select_random_pairs(
+        frame, summary, params("curation", scorer="option_probabilities", random_selection_seed=1)
+    )
     assert again.equals(drawn) and not other.equals(drawn)  # the seed decides the draw
     assert random_summary["mean_expected_score_curated"] == summary["mean_expected_score_kept"] > 4.5
     assert random_summary["mean_expected_score_kept"] < summary["mean_expected_score_kept"]
@@ -281,9 +373,8 @@ def test_random_selection_draws_as_many_as_curation_kept_from_the_pairs_it_rated
 
 def test_a_rating_cut_at_max_new_tokens_gives_no_score(rated, tiny_model_dir):
     """'Score: 5' inside a cut rationale is not the rater's verdict: its last line never came."""
-    scored = score_candidates(
-        rated, CheckpointHandle(str(tiny_model_dir)), scripted("StillWriting"), curation("generate"), NO_SHARDS
-    )
+    model = CheckpointHandle(str(tiny_model_dir))
+    scored = score_candidates(rated, model, model, scripted("StillWriting"), curation("generate"), NO_SHARDS)
     assert (scored["score_status"] == "truncated").all() and scored["score"].isna().all()
 
 
@@ -308,12 +399,85 @@ def test_a_failed_curator_stops_the_run_when_asked():
         select_pairs(scored_frame([5, 4]), FAILED, settings)
 
 
-def test_an_option_curator_that_puts_little_mass_on_the_score_options_fails(web_sample, tiny_model_dir):
+def test_an_option_curator_that_puts_little_mass_on_the_score_options_fails(rated, web_sample, tiny_model_dir):
     """Before, its check read "share of control pairs rated: 1.0", true by construction."""
-    rater = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
-    settings = params("curation", scorer="option_probabilities")
-    controls = curator_controls(HELDOUT_PAIRS, web_sample, rater, scripted("OffRubricRater"), settings, NO_SHARDS)
-    check = summarise_curator_controls(controls, rater, settings)
+    _, check = controls_of("OffRubricRater", rated, web_sample, tiny_model_dir)
     assert check["option_mass"] == pytest.approx(0.05) and check["auc_vs_mismatched"] == 1.0
     assert not check["passed"] and "option mass 0.05 < 0.50" in check["reason"]
     assert check["rated_share"] == 1.0 and "rated" not in check["reason"]
+
+
+@pytest.fixture
+def curating_and_base(tiny_model_dir, tmp_path):
+    """Handles of a curating model (folder seed_model) and the base model: the same tiny weights, told
+    apart by the CuratingAndBase script through their folders' names."""
+    seed_dir = tmp_path / "seed_model"
+    shutil.copytree(tiny_model_dir, seed_dir)
+    return CheckpointHandle(str(seed_dir), {"role": "seed"}), CheckpointHandle(str(tiny_model_dir), {"role": "base"})
+
+
+#: instructions whose answers either share a content word with them (on topic) or do not
+ON_TOPIC = pd.DataFrame(
+    {
+        "doc_id": [f"d{i}" for i in range(6)],
+        "instruction": ["How do I bake bread?"] * 6,
+        "response": [
+            "Knead the bread dough and bake it for forty minutes.",
+            "The weather in Lisbon is mild in winter.",
+            "To bake it you need flour, water, salt and yeast.",
+            "Our store opens at nine every morning.",
+            "Bake bread at a high temperature for a crust.",
+            "Click here to subscribe to the newsletter.",
+        ],
+    }
+)
+
+
+@pytest.mark.parametrize("scorer", ["pmi", "implicit_reward", "combined"])
+def test_likelihood_scorers_keep_answers_the_curating_model_finds_likelier_after_their_instruction(
+    scorer, curating_and_base
+):
+    rater, base = curating_and_base
+    settings = curation(scorer, method="top_fraction", top_fraction=0.5)
+    scored = score_candidates(ON_TOPIC, rater, base, scripted("CuratingAndBase"), settings, NO_SHARDS)
+    on_topic = [True, False, True, False, True, False]
+    # the curating model: 1 nat a token on topic, 3 off; after the topic-free request 2; the base model 2
+    np.testing.assert_allclose(scored["answer_nll"], np.where(on_topic, 1.0, 3.0))
+    if scorer != "implicit_reward":
+        np.testing.assert_allclose(scored["pmi"], np.where(on_topic, 1.0, -1.0))
+        np.testing.assert_allclose(scored["ifd"], np.exp(np.where(on_topic, -1.0, 1.0)))
+        # the IFD floor: an answer no likelier after its instruction is never kept
+        assert scored["score_status"].tolist() == ["scored" if t else "ifd_not_below_1" for t in on_topic]
+    if scorer != "pmi":
+        np.testing.assert_allclose(scored["implicit_reward"], np.where(on_topic, 1.0, -1.0))
+    assert scored.loc[on_topic, "score"].min() > scored.loc[[not t for t in on_topic], "score"].fillna(0).max()
+    kept, summary = select_pairs(scored, PASSED, settings)
+    assert set(kept["doc_id"]) <= {"d0", "d2", "d4"} and summary["kept"] >= 1
+    assert f"mean_{scorer}_kept" in summary
+
+
+def test_the_combined_score_is_a_weighted_mean_of_percentile_ranks():
+    values = pd.DataFrame({"pmi": [0.1, 0.3, 0.2, 0.4], "implicit_reward": [4.0, 1.0, 3.0, 2.0]})
+    pmi_only = params("curation", combined_weights={"pmi": 1.0, "implicit_reward": 0.0})
+    np.testing.assert_allclose(combined_score(values, pmi_only), [0.25, 0.75, 0.5, 1.0])
+    even = params("curation", combined_weights={"pmi": 0.5, "implicit_reward": 0.5})
+    np.testing.assert_allclose(combined_score(values, even), [0.625, 0.5, 0.625, 0.75])
+
+
+def test_every_scorer_rates_the_same_controls_side_by_side(rated, web_sample, curating_and_base):
+    rater, base = curating_and_base
+    labels = hand_labels_of(web_sample)
+    controls, check = controls_of(
+        "CuratingAndBase", rated, web_sample, rater.path, labels, base, scorer="pmi", compare_scorers=True
+    )
+    assert controls["scorer"].unique().tolist() == ["pmi", "option_probabilities", "implicit_reward", "combined"]
+    assert controls.groupby("scorer").size().nunique() == 1  # the same pairs for each
+    table = scorer_controls_table(check).set_index(["scorer", "control"])
+    assert len(table) == 4 * 7 and table["gates"].sum() == 4 * 2  # six controls and the hand labels
+    for scorer in ("pmi", "option_probabilities", "implicit_reward", "combined"):
+        assert table.loc[(scorer, "mismatched"), "auc"] == 1.0 and table.loc[(scorer, "ranked"), "auc"] == 1.0
+    assert check["scorer"] == "pmi" and check["passed"] and check["rated_share"] == 1.0
+    assert [row["check"] for row in check["rows"]][-2:] == [
+        "share of control pairs scored (parse rate, or fitting the context)",
+        "spread of its pmi (sd)",
+    ]

@@ -37,7 +37,7 @@ from humpback.pipelines.augmentation.postprocess import (
 from humpback.prompts import backward_chat
 from humpback.reports import health
 from humpback.reports.model_card import render_model_card
-from humpback.reports.statistics import paired_nll_difference
+from humpback.reports.statistics import paired_win_share
 
 logger = logging.getLogger(__name__)
 
@@ -133,28 +133,49 @@ def instruction_nll(
     ]
 
 
+def instruction_nll_after_other_answers(
+    heldout_pairs: pd.DataFrame, model: CheckpointHandle, llm: LLMConfig, generation: GenerationRunParams
+) -> pd.DataFrame:
+    """:func:`instruction_nll` of each held-out true instruction after *another* pair's human answer
+    (the next one's): the same instruction tokens, so only whether the model reads the answer can
+    make them likelier after their own."""
+    shifted = heldout_pairs.assign(reference=health.mismatched(heldout_pairs["reference"]))
+    return instruction_nll(shifted, model, llm, generation)
+
+
 def summarise_backward_controls(
-    backward_nll: pd.DataFrame, base_nll: pd.DataFrame, candidates: pd.DataFrame, params: AugmentationParams
+    own_answer_nll: pd.DataFrame, other_answer_nll: pd.DataFrame, candidates: pd.DataFrame, params: AugmentationParams
 ) -> dict:
-    """Whether the backward model does its job: it predicts held-out true instructions better than
-    the base model (paired bootstrap over pairs), and what it wrote reads as requests, not echoes."""
-    nll = paired_nll_difference(
-        backward_nll, base_nll, "instruction", params.control_bootstrap_samples, params.control_seed
+    """Whether the backward model does its job: under M_yx, a held-out true instruction is likelier
+    after its own answer than after another's in most pairs (paired, bootstrap over pairs; the same
+    instruction tokens on both sides, so its length cannot decide), and what it wrote reads as
+    requests, not echoes. The base model is not the reference: it never saw the backward format."""
+    both = own_answer_nll.merge(other_answer_nll, on="prompt_id", suffixes=("_own", "_other")).dropna(
+        subset=["instruction_nll_own", "instruction_nll_other"]
     )
-    point, low, high = nll["difference"], nll["ci_low"], nll["ci_high"]
+    share, low, high = paired_win_share(
+        -both["instruction_nll_own"].to_numpy(float),
+        -both["instruction_nll_other"].to_numpy(float),
+        params.control_bootstrap_samples,
+        params.control_seed,
+    )
+    tokens = both["instruction_tokens_own"].sum()
     usable = candidates["status"].isin(CLEANED)  # whether or not screened out afterwards
     request_like = float(candidates.loc[usable, "request_like"].mean()) if usable.any() else math.nan
     echo = float((candidates["status"] == ECHO).mean()) if len(candidates) else math.nan
     rows = [
         health.criterion(
             "backward model",
-            "held-out true-instruction NLL − base model's (nats/token)",
-            point,
+            "held-out true instruction likelier after its own answer than after another's (paired share)",
+            share,
             low=low,
             high=high,
-            threshold="interval < 0",
-            passed=high < 0,
-            failure=f"true-instruction NLL not below the base model's (difference {point:.3f} [{low:.3f}, {high:.3f}])",
+            threshold=f"lower bound ≥ {params.min_discrimination_share}",
+            passed=low >= params.min_discrimination_share,
+            failure=(
+                f"true instructions not told by their answers (share {share:.2f} [{low:.2f}, {high:.2f}] "
+                f"< {params.min_discrimination_share:.2f})"
+            ),
         ),
         health.at_least(
             "backward model",
@@ -166,14 +187,15 @@ def summarise_backward_controls(
         health.at_most("backward model", "echo share of outputs", echo, params.max_echo_share, "echo share"),
     ]
     check = {
-        "heldout_pairs": nll["items"],
-        "instruction_nll_backward": nll["first"],
-        "instruction_nll_base": nll["second"],
-        "nll_difference": point,
-        "nll_difference_ci_low": low,
-        "nll_difference_ci_high": high,
+        "heldout_pairs": len(both),
+        "instruction_nll_own_answer": float(both["instruction_nll_own"].sum() / tokens) if tokens else math.nan,
+        "instruction_nll_other_answer": float(both["instruction_nll_other"].sum() / tokens) if tokens else math.nan,
+        "discrimination_share": share,
+        "discrimination_ci_low": low,
+        "discrimination_ci_high": high,
         "request_like_share": request_like,
         "echo_share": echo,
+        "min_discrimination_share": params.min_discrimination_share,
         "min_request_like_share": params.min_request_like_share,
         "max_echo_share": params.max_echo_share,
         **health.verdict(rows),

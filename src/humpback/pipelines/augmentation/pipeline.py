@@ -1,5 +1,6 @@
 """Augmentation: M_yx writes an instruction for every web document → candidate pairs; its controls
-check that it does the backward model's job (held-out true instructions, request-likeness, echoes)."""
+check that it does the backward model's job (held-out true instructions told by their answers,
+request-likeness, echoes)."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -7,6 +8,7 @@ from humpback.pipelines.augmentation.nodes import (
     backward_model_card,
     generate_instructions,
     instruction_nll,
+    instruction_nll_after_other_answers,
     summarise_backward_controls,
 )
 
@@ -26,20 +28,23 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="candidates",
                 name="generate_instructions",
             ),
-            *(
-                Node(
-                    instruction_nll,
-                    ["heldout_pairs", model, "params:llm", "params:generation"],
-                    f"augmentation.{name}_instruction_nll",
-                    name=f"{name}_instruction_nll",
-                )
-                for name, model in (("backward_model", "backward_model.model"), ("base_model", "base_model"))
+            Node(
+                instruction_nll,
+                ["heldout_pairs", "backward_model.model", "params:llm", "params:generation"],
+                "augmentation.backward_model_instruction_nll",
+                name="backward_model_instruction_nll",
+            ),
+            Node(
+                instruction_nll_after_other_answers,
+                ["heldout_pairs", "backward_model.model", "params:llm", "params:generation"],
+                "augmentation.backward_model_other_answer_instruction_nll",
+                name="backward_model_other_answer_instruction_nll",
             ),
             Node(
                 summarise_backward_controls,
                 [
                     "augmentation.backward_model_instruction_nll",
-                    "augmentation.base_model_instruction_nll",
+                    "augmentation.backward_model_other_answer_instruction_nll",
                     "candidates",
                     "params:augmentation",
                 ],

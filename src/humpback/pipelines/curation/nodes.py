@@ -1,15 +1,26 @@
-"""Self-curation: a model rates every candidate on the paper's 5-point rubric; the best are kept.
+"""Self-curation: the iteration's own model scores every candidate; the best are kept.
 
-Two scorers by parameter. ``generate`` asks for brief reasoning and ``Score: N`` on the last line
-and parses it robustly (failures are recorded, never fatal). ``option_probabilities`` reads the
-distribution over "1".."5" as the next token in one forward pass and keeps the expected score and
-the argmax.
+Two kinds of scorer by parameter (``curation.scorer``):
+
+- the paper's 5-point rubric prompt: ``generate`` asks for brief reasoning and ``Score: N`` on the
+  last line and parses it robustly (failures are recorded, never fatal); ``option_probabilities``
+  reads the distribution over "1".."5" as the next token in one forward pass and keeps the expected
+  score and the argmax;
+- likelihood scorers, teacher-forced log-probabilities of the answer tokens M1 would train on (end
+  token left out), with no generation and no parsing: ``pmi`` (is the answer likelier after its
+  instruction than after a request that names no topic? relevance), ``implicit_reward`` (is it
+  likelier under the curating model than under the base model? the assistant's form) and
+  ``combined`` (a weighted mean of their percentile ranks). Their ``score`` is the quintile (1–5).
+
+Controls check every scorer on pairs whose order is known without labels, each a comparison of a
+better pair with a worse one, paired per prompt where both come from one prompt.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -17,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle
+from humpback.engine.answer_scoring import answer_tag, content_nll_per_token, score_answers
 from humpback.engine.runner import (
+    OK,
     PROMPT_TOO_LONG,
     TRUNCATED,
     Generate,
@@ -26,11 +39,17 @@ from humpback.engine.runner import (
     run_model_task,
 )
 from humpback.llm import LLMConfig
-from humpback.params import CurationParams, GenerationRunParams, RewritingParams, SelectionParams
+from humpback.params import (
+    LIKELIHOOD_SCORERS,
+    CurationParams,
+    GenerationRunParams,
+    RewritingParams,
+    SelectionParams,
+)
 from humpback.pipelines.curation.parsing import PARSED, parse_score
-from humpback.prompts import SCORE_OPTIONS, rating_chat
+from humpback.prompts import SCORE_OPTIONS, TOPIC_FREE_INSTRUCTION, rating_chat
 from humpback.reports import health
-from humpback.reports.statistics import paired_win_share
+from humpback.reports.statistics import paired_win_share, unpaired_auc
 
 logger = logging.getLogger(__name__)
 
@@ -76,123 +95,397 @@ def parse_option_scores(pairs: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def rating_task(params: CurationParams, stage: str = "curation") -> ModelTask:
-    generate = params.scorer == "generate"
+def rating_task(params: CurationParams, stage: str = "curation", scorer: str | None = None) -> ModelTask:
+    """The rubric prompt as a model task, for ``scorer`` (default: the configured one)."""
+    scorer = scorer or params.scorer
+    generate = scorer == "generate"
     return ModelTask(
-        name=f"{stage}_{params.scorer}",
+        name=f"{stage}_{scorer}",
         reads=("instruction", "response"),
-        prompt=partial(_rating_prompt, params.scorer, params.few_shot),
+        prompt=partial(_rating_prompt, scorer, params.few_shot),
         request=Generate(params.sampling) if generate else OptionProbabilities(tuple(SCORE_OPTIONS)),
         parse=parse_generated_scores if generate else parse_option_scores,
         status="score_status",
     )
 
 
+def ranking_column(scorer: str) -> str:
+    """The column that orders pairs under ``scorer``: the expected score where the rubric scorer
+    gives one, the scorer's own value for the likelihood scorers."""
+    return {"option_probabilities": "expected_score", "generate": "score"}.get(scorer, scorer)
+
+
+def likelihood_scores(
+    rows: pd.DataFrame,
+    rater: CheckpointHandle,
+    base: CheckpointHandle,
+    llm: LLMConfig,
+    generation: GenerationRunParams,
+    stage: str,
+    scorers: tuple[str, ...],
+) -> pd.DataFrame:
+    """Per-token NLL of each answer's text (end token left out; the answer M1 would train on) under
+    the curating model after its instruction, and as ``scorers`` need: after a topic-free request
+    (pmi) and under the base model after its instruction (implicit_reward). Both under the prompt
+    format the curating model answers in.
+
+    Returns:
+        ``answer_nll``, ``prior_nll``, ``base_nll`` (NaN where not needed or too long), ``pmi`` =
+        prior − answer, ``ifd`` = exp(answer − prior), ``implicit_reward`` = base − answer, and
+        ``likelihood_status`` (ok, or prompt_too_long when a needed score did not fit).
+    """
+    tag = answer_tag(rater)
+    needed = set(scorers) | ({"pmi", "implicit_reward"} if "combined" in scorers else set())
+    nan = np.full(len(rows), math.nan)
+
+    def nll(name: str, frame: pd.DataFrame, model: CheckpointHandle) -> np.ndarray:
+        return content_nll_per_token(
+            score_answers(f"{stage}_{name}", frame, "response", tag, model, llm, generation), "response"
+        )
+
+    answer = nll("answer_nll", rows, rater)
+    prior = nll("answer_prior_nll", rows.assign(instruction=TOPIC_FREE_INSTRUCTION), rater) if "pmi" in needed else nan
+    under_base = nll("base_answer_nll", rows, base) if "implicit_reward" in needed else nan
+    missing = np.isnan(answer)
+    missing |= np.isnan(prior) if "pmi" in needed else False
+    missing |= np.isnan(under_base) if "implicit_reward" in needed else False
+    return pd.DataFrame(
+        {
+            "answer_nll": answer,
+            "prior_nll": prior,
+            "base_nll": under_base,
+            "pmi": prior - answer,
+            "ifd": np.exp(answer - prior),
+            "implicit_reward": under_base - answer,
+            "likelihood_status": np.where(missing, PROMPT_TOO_LONG, OK),
+        }
+    )
+
+
+def combined_score(values: pd.DataFrame, params: CurationParams) -> np.ndarray:
+    """The weighted mean of the pmi and implicit-reward percentile ranks among ``values``' rows."""
+    weights = params.combined_weights
+    ranks = {name: values[name].rank(pct=True) for name in ("pmi", "implicit_reward")}
+    total = weights.pmi * ranks["pmi"] + weights.implicit_reward * ranks["implicit_reward"]
+    return (total / (weights.pmi + weights.implicit_reward)).to_numpy(float)
+
+
+#: the score status of a pair the IFD floor sets aside: its answer is no likelier after its instruction
+IFD_FLOOR = "ifd_not_below_1"
+
+
+def score_by_likelihood(
+    rows: pd.DataFrame,
+    rater: CheckpointHandle,
+    base: CheckpointHandle,
+    llm: LLMConfig,
+    params: CurationParams,
+    generation: GenerationRunParams,
+    stage: str = "curation",
+) -> pd.DataFrame:
+    """``rows`` with :func:`likelihood_scores`' columns, ``combined``, and the configured likelihood
+    scorer's quintile as ``score`` (status ``scored``; ``ifd_not_below_1`` and no score where the
+    IFD floor applies; prompt_too_long where it did not fit)."""
+    values = likelihood_scores(rows, rater, base, llm, generation, stage, (params.scorer,))
+    values["combined"] = combined_score(values, params) if params.scorer == "combined" else math.nan
+    value = values[params.scorer]
+    quintile = np.ceil(value.rank(pct=True) * 5).clip(1, 5)
+    floored = params.ifd_floor and params.scorer in ("pmi", "combined")
+    below_floor = (values["ifd"] >= 1).to_numpy() if floored else np.zeros(len(values), bool)
+    status = np.select([value.isna(), below_floor], [PROMPT_TOO_LONG, IFD_FLOOR], "scored")
+    values["score"] = pd.array([int(q) if s == "scored" else None for q, s in zip(quintile, status)], dtype="Int64")
+    values["score_status"] = status
+    kept = rows.reset_index(drop=True).drop(columns=[c for c in values.columns if c in rows.columns])
+    return pd.concat([kept, values], axis=1)
+
+
 def score_candidates(
     rated_candidates: pd.DataFrame,
     rater: CheckpointHandle,
+    base: CheckpointHandle,
     llm: LLMConfig,
     params: CurationParams,
     generation: GenerationRunParams,
 ) -> pd.DataFrame:
-    """Every candidate with its rating: score, status, raw output or option probabilities.
+    """Every candidate with its score by the configured scorer.
 
     Returns:
         The input columns plus ``scorer``, ``rater``, ``score`` (1–5 or missing), ``score_status``,
-        ``score_raw`` (generate) or ``p_1``..``p_5``, ``option_mass`` and ``expected_score``
-        (option_probabilities; probabilities renormalised over the five options).
+        and the scorer's own: ``score_raw`` (generate); ``p_1``..``p_5``, ``option_mass`` and
+        ``expected_score`` (option_probabilities; probabilities renormalised over the five options);
+        :func:`likelihood_scores`' columns and ``combined`` (likelihood scorers). ``base`` is read
+        by the likelihood scorers only.
     """
     rated = rated_candidates.assign(scorer=params.scorer, rater=rater.metadata.get("role", rater.path))
+    if params.scorer in LIKELIHOOD_SCORERS:
+        return score_by_likelihood(rated, rater, base, llm, params, generation)
     return run_model_task(rating_task(params), rated, rater, llm, generation)
 
 
-CONTROL_KINDS = ("human", "mismatched", "web")
+@dataclass(frozen=True)
+class Control:
+    """A comparison whose answer is known without labels: pairs of kind ``better`` should outrank
+    pairs of kind ``worse``; ``paired``: both come from the same prompt, compared per prompt."""
+
+    better: str
+    worse: str
+    paired: bool
+    what: str
 
 
-def control_pairs(heldout_pairs: pd.DataFrame, web_documents: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Pairs whose quality is known without labels: each held-out prompt with its own human answer
-    (good), with the next prompt's human answer (off-topic) and with a web document (not an answer)."""
+#: every control, by the name ``curation.gating_controls`` uses
+CONTROLS = {
+    "mismatched": Control("human", "mismatched", True, "relevance: own human answer above another prompt's"),
+    "web": Control("human", "web", True, "relevance: own human answer above a random web document"),
+    "ranked": Control("ranked_best", "ranked_worst", True, "quality: oasst1's best-ranked reply above its worst"),
+    "truncated": Control("human", "truncated", True, "quality: human answer above its first half"),
+    "boilerplate": Control("human", "boilerplate", True, "quality: human answer above it with web boilerplate"),
+    "form": Control("human", "candidate", False, "form: held-out human pairs above this run's candidates"),
+}
+
+
+def labelled_pairs(hand_labels: pd.DataFrame, web_documents: pd.DataFrame) -> pd.DataFrame:
+    """The hand labels (doc_id, instruction, score on the paper's rubric) with their documents' text
+    from this run's documents; labels whose document the run does not have are dropped and logged."""
+    if hand_labels is None or len(hand_labels) == 0:
+        return pd.DataFrame(columns=["doc_id", "instruction", "score", "text"])
+    missing = {"doc_id", "instruction", "score"} - set(hand_labels.columns)
+    if missing:
+        raise ValueError(f"hand labels need columns doc_id, instruction and score; missing {sorted(missing)}")
+    labelled = hand_labels.merge(web_documents[["doc_id", "text"]], on="doc_id", how="inner")
+    if len(labelled) < len(hand_labels):
+        logger.warning(
+            "hand labels: %d of %d labelled documents are not among this run's web documents; dropped",
+            len(hand_labels) - len(labelled),
+            len(hand_labels),
+        )
+    return labelled
+
+
+def control_pairs(
+    heldout_pairs: pd.DataFrame,
+    ranked_pairs: pd.DataFrame,
+    web_documents: pd.DataFrame,
+    candidates: pd.DataFrame,
+    hand_labels: pd.DataFrame,
+    params: CurationParams,
+) -> pd.DataFrame:
+    """Pairs whose order is known without labels. Each held-out prompt with: its own human answer,
+    the next prompt's (off-topic), a web document (not an answer), its answer cut in half and its
+    answer with web boilerplate appended (on-topic, worse). Each ranked prompt (no model trained on
+    it) with its best- and worst-ranked human replies. And some of this run's own candidate pairs
+    (``candidate``: a generated instruction with its document), for the form control. And the
+    hand-labelled candidate pairs (``hand_labelled``, with their ``label``) whose document is among
+    ``web_documents``: the text is read from the run's documents, never stored with the labels."""
     if len(heldout_pairs) < 2 or web_documents.empty:
         raise ValueError("curator controls need at least two held-out pairs and one web document")
+    seed = params.control_seed
     web = web_documents["text"].sample(
         n=len(heldout_pairs), replace=len(web_documents) < len(heldout_pairs), random_state=seed
     )
-    responses = {
-        "human": heldout_pairs["reference"].to_numpy(),
-        "mismatched": health.mismatched(heldout_pairs["reference"]),
+    human = heldout_pairs["reference"]
+    answers = {
+        "human": human.to_numpy(),
+        "mismatched": health.mismatched(human),
         "web": web.to_numpy(),
+        "truncated": human.map(health.cut_in_half).to_numpy(),
+        "boilerplate": human.map(health.with_boilerplate).to_numpy(),
     }
+    usable = candidates.loc[candidates["instruction"].notna()]  # the pairs curation rates
+    drawn = usable.sample(n=min(params.form_control_candidates, len(usable)), random_state=seed)
+
+    labelled = labelled_pairs(hand_labels, web_documents)
+
+    def pairs(kind: str, prompt_ids, instructions, responses, labels=math.nan) -> pd.DataFrame:
+        prompt_ids = np.asarray(prompt_ids, dtype=object)
+        return pd.DataFrame(
+            {
+                "doc_id": [f"control-{kind}-{prompt}" for prompt in prompt_ids],
+                "prompt_id": prompt_ids,
+                "control": kind,
+                "instruction": np.asarray(instructions, dtype=object),
+                "response": np.asarray(responses, dtype=object),
+                "label": np.asarray(labels, dtype=float) if np.ndim(labels) else labels,
+            }
+        )
+
     return pd.concat(
         [
-            pd.DataFrame(
-                {
-                    "doc_id": [f"control-{kind}-{prompt}" for prompt in heldout_pairs["prompt_id"]],
-                    "prompt_id": heldout_pairs["prompt_id"].to_numpy(),
-                    "control": kind,
-                    "instruction": heldout_pairs["instruction"].to_numpy(),
-                    "response": responses[kind],
-                }
-            )
-            for kind in CONTROL_KINDS
+            *(pairs(kind, heldout_pairs["prompt_id"], heldout_pairs["instruction"], a) for kind, a in answers.items()),
+            *(
+                pairs(kind, ranked_pairs["prompt_id"], ranked_pairs["instruction"], ranked_pairs[side])
+                for kind, side in (("ranked_best", "chosen"), ("ranked_worst", "rejected"))
+            ),
+            pairs("candidate", drawn["doc_id"], drawn["instruction"], drawn["response"]),
+            pairs("hand_labelled", labelled["doc_id"], labelled["instruction"], labelled["text"], labelled["score"]),
         ],
         ignore_index=True,
     )
 
 
+def compared_scorers(params: CurationParams) -> tuple[str, ...]:
+    """The scorers that rate the controls: the configured one, and with ``compare_scorers`` every
+    other but ``generate`` (a rationale per pair costs far more than one forward pass)."""
+    if not params.compare_scorers:
+        return (params.scorer,)
+    others = ("option_probabilities", *LIKELIHOOD_SCORERS)
+    return (params.scorer, *(scorer for scorer in others if scorer != params.scorer))
+
+
+#: the long-format columns of the control scores, besides the pair's
+CONTROL_SCORE_COLUMNS = ["scorer", "value", "scored", "score_status", "option_mass"]
+
+
 def curator_controls(
     heldout_pairs: pd.DataFrame,
+    ranked_pairs: pd.DataFrame,
     web_documents: pd.DataFrame,
+    rated_candidates: pd.DataFrame,
+    hand_labels: pd.DataFrame,
     rater: CheckpointHandle,
+    base: CheckpointHandle,
     llm: LLMConfig,
     params: CurationParams,
     generation: GenerationRunParams,
 ) -> pd.DataFrame:
-    """The rater's scores of the control pairs, rated exactly as the candidates are."""
-    pairs = control_pairs(heldout_pairs, web_documents, params.control_seed)
-    return run_model_task(rating_task(params, stage="curation_controls"), pairs, rater, llm, generation)
+    """Every compared scorer's scores of the control pairs, scored exactly as the candidates are:
+    one row per pair and scorer, with ``value`` (what orders pairs under that scorer), ``scored``,
+    ``score_status`` and, for the option scorer, ``option_mass``."""
+    pairs = control_pairs(heldout_pairs, ranked_pairs, web_documents, rated_candidates, hand_labels, params)
+    scorers = compared_scorers(params)
+    by_scorer = {}
+    likelihood = [scorer for scorer in scorers if scorer in LIKELIHOOD_SCORERS]
+    if likelihood:
+        values = likelihood_scores(pairs, rater, base, llm, generation, "curation_controls", tuple(likelihood))
+        if "combined" in likelihood:
+            values["combined"] = combined_score(values, params)
+        for scorer in likelihood:
+            by_scorer[scorer] = pairs.assign(
+                scorer=scorer,
+                value=values[scorer].to_numpy(),
+                score_status=values["likelihood_status"].to_numpy(),
+                option_mass=math.nan,
+            )
+    for scorer in (s for s in scorers if s not in LIKELIHOOD_SCORERS):
+        rated = run_model_task(rating_task(params, "curation_controls", scorer), pairs, rater, llm, generation)
+        by_scorer[scorer] = pairs.assign(
+            scorer=scorer,
+            value=rated[ranking_column(scorer)].astype(float).to_numpy(),
+            score_status=rated["score_status"].to_numpy(),
+            option_mass=rated["option_mass"].to_numpy() if "option_mass" in rated else math.nan,
+        )
+    controls = pd.concat([by_scorer[scorer] for scorer in scorers], ignore_index=True)
+    controls["scored"] = controls["value"].notna()
+    return controls[[*pairs.columns, *CONTROL_SCORE_COLUMNS]]
+
+
+def control_results(controls: pd.DataFrame, params: CurationParams) -> list[dict]:
+    """Every scorer on every control: the share of prompts where the better pair outranks the worse
+    (ties half; an AUC over the two samples for an unpaired control) with its bootstrap interval,
+    whether it gates, and whether its interval's lower bound reaches ``min_control_auc``."""
+    results = []
+    for scorer, frame in controls.loc[controls["scored"]].groupby("scorer", sort=False):
+        by_prompt = frame.pivot_table(index="prompt_id", columns="control", values="value", aggfunc="first")
+        for name, control in CONTROLS.items():
+            samples, seed = params.control_bootstrap_samples, params.control_seed
+            if control.paired:
+                both = by_prompt.reindex(columns=[control.better, control.worse]).dropna().to_numpy(float)
+                share, low, high = paired_win_share(both[:, 0], both[:, 1], samples, seed)
+                items = len(both)
+            else:
+                better = frame.loc[frame["control"] == control.better, "value"].to_numpy(float)
+                worse = frame.loc[frame["control"] == control.worse, "value"].to_numpy(float)
+                share, low, high = unpaired_auc(better, worse, samples, seed)
+                items = min(len(better), len(worse))
+            results.append(
+                {
+                    "scorer": scorer,
+                    "control": name,
+                    "what": control.what,
+                    "auc": share,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "items": items,
+                    "gates": name in params.gating_controls,
+                    "passed": bool(low >= params.min_control_auc),
+                }
+            )
+        labelled = frame.loc[frame["control"] == "hand_labelled"]
+        if len(labelled):
+            results.append(_hand_label_result(scorer, labelled, params))
+    return results
+
+
+def _hand_label_result(scorer: str, labelled: pd.DataFrame, params: CurationParams) -> dict:
+    """The scorer against the hand labels, as the paper measured its curator: the AUC of pairs
+    labelled good (``curation.hand_label_good`` or more) against the rest, and the precision of
+    what it would keep (the good share of its top ``selection.top_fraction``, five pairs at least)."""
+    good = labelled["label"].to_numpy(float) >= params.hand_label_good
+    values = labelled["value"].to_numpy(float)
+    share, low, high = unpaired_auc(values[good], values[~good], params.control_bootstrap_samples, params.control_seed)
+    top = max(5, math.ceil(params.selection.top_fraction * len(labelled)))
+    kept = labelled.sort_values("value", ascending=False, kind="stable").head(top)
+    return {
+        "scorer": scorer,
+        "control": "hand_labels",
+        "what": f"hand labels: pairs labelled ≥ {params.hand_label_good} above the rest",
+        "auc": share,
+        "ci_low": low,
+        "ci_high": high,
+        "items": len(labelled),
+        "good": int(good.sum()),
+        "precision_kept": float((kept["label"] >= params.hand_label_good).mean()) if len(kept) else math.nan,
+        "base_rate": float(good.mean()) if len(good) else math.nan,
+        "gates": "hand_labels" in params.gating_controls,
+        "passed": bool(low >= params.min_control_auc),
+    }
 
 
 def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, params: CurationParams) -> dict:
-    """Whether the rater ranks each held-out prompt's own human answer above the same prompt with a
-    mismatched answer and with a web document: the share of prompts where it does (ties half), with a
-    bootstrap interval over prompts, passing when the interval's lower bound reaches
-    ``curation.min_control_auc``. Also the spread of its scores and how many it could rate."""
-    rated = controls.loc[controls["score"].notna()]
-    ranking = _ranking(rated)
-    by_prompt = rated.pivot_table(index="prompt_id", columns="control", values=ranking, aggfunc="first")
+    """Whether the configured scorer ranks the better pair of each control above the worse one: the
+    share of prompts where it does, with a bootstrap interval over prompts; the controls named in
+    ``curation.gating_controls`` pass when the lower bound reaches ``curation.min_control_auc``, the
+    others are reported. Also how much it could score (parse rate or option mass), the spread of its
+    scores, and every compared scorer's results side by side (``by_scorer``)."""
+    results = control_results(controls, params)
+    own = controls.loc[controls["scorer"] == params.scorer]
+    scored = own.loc[own["scored"]]
     check = {
         "rater": rater.metadata.get("role", rater.path),
         "scorer": params.scorer,
-        "ranking": ranking,
-        "control_pairs": len(controls),
-        "rated_share": len(rated) / len(controls) if len(controls) else math.nan,
-        "score_spread": float(rated[ranking].astype(float).std()) if len(rated) > 1 else math.nan,
-        "distinct_scores": int(rated["score"].nunique()),
+        "ranking": ranking_column(params.scorer),
+        "control_pairs": len(own),
+        "rated_share": float(own["scored"].mean()) if len(own) else math.nan,
+        "score_spread": float(scored["value"].std()) if len(scored) > 1 else math.nan,
+        "distinct_scores": int(scored["value"].nunique()),
         "min_control_auc": params.min_control_auc,
         "min_rated_share": params.min_rated_share,
+        "gating_controls": list(params.gating_controls),
+        "by_scorer": results,
     }
     model, rows = f"curator ({check['rater']})", []
-    for other in ("mismatched", "web"):
-        pairs = by_prompt.reindex(columns=["human", other]).dropna().to_numpy(float)
-        share, low, high = paired_win_share(
-            pairs[:, 0], pairs[:, 1], params.control_bootstrap_samples, params.control_seed
-        )
-        check |= {f"auc_vs_{other}": share, f"auc_vs_{other}_ci_low": low, f"auc_vs_{other}_ci_high": high}
-        check[f"prompts_vs_{other}"] = len(pairs)
+    for result in (r for r in results if r["scorer"] == params.scorer):
+        name, share, low, high = result["control"], result["auc"], result["ci_low"], result["ci_high"]
+        check |= {f"auc_vs_{name}": share, f"auc_vs_{name}_ci_low": low, f"auc_vs_{name}_ci_high": high}
+        check[f"prompts_vs_{name}"] = result["items"]
+        label = f"{result['what']} ({'paired AUC' if name in CONTROLS and CONTROLS[name].paired else 'AUC'})"
+        if not result["gates"]:
+            rows.append(health.information(model, label, share, low=low, high=high))
+            continue
         rows.append(
             health.criterion(
                 model,
-                f"human above {other} answer, same prompt (paired AUC)",
+                label,
                 share,
                 low=low,
                 high=high,
                 threshold=f"lower bound ≥ {params.min_control_auc}",
-                passed=bool(low >= params.min_control_auc),
-                failure=f"AUC human vs {other} {share:.2f} [{low:.2f}, {high:.2f}]: lower bound < {params.min_control_auc:.2f}",
+                passed=result["passed"],
+                failure=f"AUC human vs {name} {share:.2f} [{low:.2f}, {high:.2f}]: lower bound < {params.min_control_auc:.2f}",
             )
         )
     if params.scorer == "option_probabilities":  # every pair gets a score: what can fail is the mass
-        check["option_mass"] = float(controls["option_mass"].mean()) if len(controls) else math.nan
+        check["option_mass"] = float(own["option_mass"].mean()) if len(own) else math.nan
         rows.append(
             health.at_least(
                 model,
@@ -206,18 +499,23 @@ def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, 
         rows.append(
             health.criterion(
                 model,
-                "share of control pairs rated (parse rate)",
+                "share of control pairs scored (parse rate, or fitting the context)",
                 check["rated_share"],
                 threshold=f"≥ {params.min_rated_share}",
                 passed=check["rated_share"] >= params.min_rated_share,
                 failure=f"rated {check['rated_share']:.0%} of control pairs < {params.min_rated_share:.0%}",
             )
         )
-    rows.append(health.information(model, f"spread of its {ranking} (sd)", check["score_spread"]))
+    rows.append(health.information(model, f"spread of its {check['ranking']} (sd)", check["score_spread"]))
     check |= health.verdict(rows)
     if not check["passed"]:
         logger.warning("CURATOR FAILED ITS CONTROLS (%s): %s", check["rater"], check["reason"])
     return check
+
+
+def scorer_controls_table(curator_check: dict) -> pd.DataFrame:
+    """Every compared scorer's controls side by side, one row per scorer and control."""
+    return pd.DataFrame(curator_check["by_scorer"])
 
 
 class CuratorFailedError(RuntimeError):
@@ -235,7 +533,7 @@ def select_pairs(scored: pd.DataFrame, curator_check: dict, params: CurationPara
     """
     selection: SelectionParams = params.selection
     rated = scored.loc[scored["score"].notna()]
-    ranking = _ranking(rated)
+    ranking = ranking_column(params.scorer)
     if selection.method == "threshold":
         kept = rated.loc[rated["score"] >= selection.threshold]
     else:
@@ -289,7 +587,7 @@ def select_random_pairs(scored: pd.DataFrame, curated: dict, params: CurationPar
     they were chosen."""
     rated = scored.loc[scored["score"].notna()]
     kept = rated.sample(n=min(curated["kept"], len(rated)), random_state=params.random_selection_seed).sort_index()
-    ranking = _ranking(rated)
+    ranking = ranking_column(params.scorer)
     summary = {
         "method": "random",
         "threshold": None,
@@ -304,11 +602,6 @@ def select_random_pairs(scored: pd.DataFrame, curated: dict, params: CurationPar
         f"mean_{ranking}_rated": _mean(rated[ranking]),
     }
     return kept.reset_index(drop=True), summary
-
-
-def _ranking(rated: pd.DataFrame) -> str:
-    """The column that orders rated pairs: the expected score where the scorer gives one."""
-    return "expected_score" if "expected_score" in rated else "score"
 
 
 def _mean(values: pd.Series) -> float:

@@ -12,6 +12,7 @@ from humpback.pipelines.curation.nodes import (
     curator_controls,
     describe_curation,
     score_candidates,
+    scorer_controls_table,
     select_pairs,
     select_random_pairs,
     summarise_curator_controls,
@@ -46,7 +47,14 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 score_candidates,
-                inputs=["rated_candidates", "rater_model", "params:llm", "params:curation", "params:generation"],
+                inputs=[
+                    "rated_candidates",
+                    "rater_model",
+                    "base_model",
+                    "params:llm",
+                    "params:curation",
+                    "params:generation",
+                ],
                 outputs="scored_candidates",
                 name="score_candidates",
             ),
@@ -61,8 +69,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 curator_controls,
                 inputs=[
                     "heldout_pairs",
+                    "ranked_pairs",
                     "web_documents",
+                    "rated_candidates",
+                    "hand_labels",
                     "rater_model",
+                    "base_model",
                     "params:llm",
                     "params:curation",
                     "params:generation",
@@ -75,6 +87,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["curator_controls", "rater_model", "params:curation"],
                 "curator_check",
                 name="summarise_curator_controls",
+            ),
+            Node(
+                scorer_controls_table,
+                "curator_check",
+                "curator_controls_by_scorer",
+                name="report_curator_controls_by_scorer",
             ),
             _provenance_node(),
             Node(

@@ -19,19 +19,16 @@ import plotly.graph_objects as go
 
 from humpback.data.text import repeated_ngram_share
 from humpback.datasets import CheckpointHandle
-from humpback.engine.caches import cached_tokenizer
+from humpback.engine.answer_scoring import answer_tag, content_nll_per_token, score_answers, tagged_prompt
 from humpback.engine.runner import (
     OK,
     PROMPT_TOO_LONG,
-    CompletionLogprobs,
     Generate,
     ModelTask,
     OptionProbabilities,
-    parse_completion_nll,
     run_model_task,
 )
 from humpback.llm import LLMConfig
-from humpback.llm.base import closing_token_count
 from humpback.params import EvaluationParams, GenerationRunParams
 from humpback.pipelines.evaluation.judging import (
     FIRST,
@@ -43,19 +40,12 @@ from humpback.pipelines.evaluation.judging import (
     verdict,
     win_rate,
 )
-from humpback.prompts import JUDGE_OPTIONS, forward_chat, judge_chat
+from humpback.prompts import JUDGE_OPTIONS, judge_chat
 from humpback.reports import health
 from humpback.reports.model_card import render_model_card
 from humpback.reports.statistics import bootstrap_ratio, paired_bootstrap_difference, paired_nll_difference
 
 logger = logging.getLogger(__name__)
-
-
-def _answer_tag(model: CheckpointHandle) -> str | None:
-    """Trained forward models answer under the assistant tag they were trained with (as the paper
-    does at inference); other models get the bare request (None)."""
-    hyper = model.metadata.get("hyperparameters", {})
-    return "assistant" if hyper.get("use_tags") and hyper.get("direction") == "forward" else None
 
 
 def parse_answers(prompts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
@@ -67,40 +57,6 @@ def parse_answers(prompts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
             "truncated": raw["truncated"].astype(bool).to_numpy(),
         }
     )
-
-
-def parse_answer_nll(column: str, closing_tokens: int, rows: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
-    """:func:`parse_completion_nll`'s columns for ``column``, and the same without the prompt format's
-    ``closing_tokens`` (``<column>_content_*``): what the answer says, apart from where it stops."""
-    parsed = parse_completion_nll(column, rows, raw)
-    content = [s[: len(s) - closing_tokens] if s is not None else None for s in raw["token_logprobs"]]
-    return parsed.assign(
-        **{
-            f"{column}_content_tokens": [len(s) if s is not None else 0 for s in content],
-            f"{column}_content_nll": [-float(np.sum(s)) if s is not None else math.nan for s in content],
-        }
-    )
-
-
-def _score_answers(
-    name: str, rows: pd.DataFrame, column: str, tag: str | None, model: CheckpointHandle, llm, generation
-) -> pd.DataFrame:
-    """Teacher-forced NLL of the answers in ``column`` after each instruction, under ``tag``."""
-    prompt = partial(_tagged_prompt, tag)
-    closing = closing_token_count(cached_tokenizer(model.path, llm.trust_remote_code), prompt({"instruction": "?"}))
-    task = ModelTask(
-        name=name,
-        reads=("instruction",),
-        prompt=prompt,
-        request=CompletionLogprobs(column),
-        parse=partial(parse_answer_nll, column, closing),
-        status="status",
-    )
-    return run_model_task(task, rows, model, llm, generation)
-
-
-def _tagged_prompt(tag: str | None, row: dict[str, Any]):
-    return forward_chat(row["instruction"], tag)
 
 
 REFERENCE_COLUMNS = [
@@ -123,9 +79,7 @@ def score_references(
         prompt_id, reference_tokens, reference_nll (sum over tokens; NaN when prompt and answer do
         not fit the context), the same without the end token, and status.
     """
-    scored = _score_answers(
-        "evaluation_reference_nll", heldout, "reference", _answer_tag(model), model, llm, generation
-    )
+    scored = score_answers("evaluation_reference_nll", heldout, "reference", answer_tag(model), model, llm, generation)
     return scored[REFERENCE_COLUMNS]
 
 
@@ -135,7 +89,7 @@ def score_references_under_web_tag(
     """The same under the web tag, for a model trained with tags (M1, M2): the augmented pairs were
     trained under it, so this shows what they taught apart from the assistant tag. Models trained
     without tags get status ``untagged`` and no figure."""
-    if _answer_tag(model) is None:
+    if answer_tag(model) is None:
         return pd.DataFrame(
             {
                 "prompt_id": heldout["prompt_id"].to_numpy(),
@@ -144,7 +98,7 @@ def score_references_under_web_tag(
             },
             columns=REFERENCE_COLUMNS,
         )
-    scored = _score_answers("evaluation_reference_nll_web_tag", heldout, "reference", "web", model, llm, generation)
+    scored = score_answers("evaluation_reference_nll_web_tag", heldout, "reference", "web", model, llm, generation)
     return scored[REFERENCE_COLUMNS]
 
 
@@ -160,8 +114,8 @@ def score_preferences(
     prompt format the model answers with; ``prefers_chosen`` is 1, 0, or 0.5 for a tie."""
     # both replies in one task: the model is loaded once
     replies = pd.concat([ranked.assign(reply=ranked[side]) for side in ("chosen", "rejected")], ignore_index=True)
-    scored = _score_answers("evaluation_preferences", replies, "reply", _answer_tag(model), model, llm, generation)
-    per_token = (scored["reply_content_nll"] / scored["reply_content_tokens"]).to_numpy()
+    scored = score_answers("evaluation_preferences", replies, "reply", answer_tag(model), model, llm, generation)
+    per_token = content_nll_per_token(scored, "reply")
     fitted = (scored["status"] == OK).to_numpy()
     chosen_per_token, rejected_per_token = per_token[: len(ranked)], per_token[len(ranked) :]
     scored_both = fitted[: len(ranked)] & fitted[len(ranked) :]
@@ -218,7 +172,7 @@ def generate_responses(
     task = ModelTask(
         name="evaluation_responses",
         reads=("instruction",),
-        prompt=partial(_tagged_prompt, _answer_tag(model)),
+        prompt=partial(tagged_prompt, answer_tag(model)),
         request=Generate(params.sampling),
         parse=parse_answers,
         status="status",
