@@ -225,3 +225,16 @@ def test_a_generation_cut_at_max_new_tokens_says_so(lm):
     first_word = cut.text.split()[0]
     [stopped] = lm.generate_ids(lm.encode(["The tide comes in and"]), short.model_copy(update={"stop": [first_word]}))
     assert not stopped.truncated and first_word not in stopped.text
+
+
+def test_completion_scoring_refuses_a_model_whose_logits_it_cannot_reproduce(transformers_lm):
+    """Completions are scored through the output layer position by position (a batch's full logits
+    would be gigabytes); a model whose forward scales its logits otherwise must fail, not score wrong."""
+    from humpback.llm.transformers_backend import OutputLayerMismatchError
+
+    transformers_lm.model.config.final_logit_softcapping = 1.0  # applied here, not by Llama's forward
+    try:
+        with pytest.raises(OutputLayerMismatchError, match="score completions with the vllm backend"):
+            transformers_lm.completion_logprobs(CHATS, ANSWERS)
+    finally:
+        transformers_lm.model.config.final_logit_softcapping = None

@@ -158,15 +158,35 @@ class TransformersLanguageModel(LanguageModel):
             if cache is not None:
                 past = copy.deepcopy(cache)
                 past.batch_repeat_interleave(len(batch))
-            logits = self.model(
-                input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=past
-            ).logits
-            last = torch.tensor([len(suffixes[i]) - 1 for i in batch], device=self.device)
-            final = logits[torch.arange(len(batch), device=self.device), last]
+            # only each row's last position goes through the output layer (262k columns for Gemma)
+            last = torch.tensor([[len(suffixes[i]) - 1] for i in batch], device=self.device)
+            final = self.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=past,
+                logits_to_keep=last,
+            ).logits[:, 0]
             result[batch] = torch.log_softmax(final.float(), dim=-1)[:, options].cpu().numpy()
             progress.update(len(batch), sum(len(suffixes[i]) for i in batch))
         progress.close()
         return result
+
+    def _output_layer(self, hidden: torch.Tensor, model_last: torch.Tensor) -> torch.Tensor:
+        """Logits of ``hidden`` (positions × hidden size) as the model's forward makes them: output
+        embedding, then soft-capping where configured. Checked against the forward's own logits at
+        the last position (``model_last``), so a model that scales its logits otherwise fails loudly
+        instead of scoring wrong."""
+        logits = self.model.get_output_embeddings()(hidden)
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        if not torch.allclose(logits[-1].float(), model_last.float(), rtol=1e-3, atol=1e-3):
+            raise OutputLayerMismatchError(
+                f"{type(self.model).__name__}: its logits are not the output embedding of its last hidden state; "
+                "score completions with the vllm backend"
+            )
+        return logits
 
     @torch.inference_mode()
     def _token_logprobs(self, sequences: list[list[int]], starts: list[int]) -> list[np.ndarray]:
@@ -181,16 +201,27 @@ class TransformersLanguageModel(LanguageModel):
             mask = torch.tensor(
                 [[1] * len(sequences[i]) + [0] * (width - len(sequences[i])) for i in batch], device=self.device
             )
-            logits = self.model(input_ids=input_ids, attention_mask=mask).logits
+            # the output layer runs row by row on the completion's positions only: a batch's logits
+            # at once would be tokens × vocabulary floats (4 GiB for 4,096 tokens of Gemma)
+            last = torch.tensor([[len(sequences[i]) - 2] for i in batch], device=self.device)
+            output = self.model(
+                input_ids=input_ids, attention_mask=mask, output_hidden_states=True, logits_to_keep=last
+            )
             for row, index in enumerate(batch):
-                # position t predicts token t + 1: only the completion's rows go through the softmax
+                # position t predicts token t + 1
                 start, end = starts[index], len(sequences[index])
-                logprobs = torch.log_softmax(logits[row, start - 1 : end - 1].float(), dim=-1)
+                logits = self._output_layer(output.hidden_states[-1][row, start - 1 : end - 1], output.logits[row, 0])
+                logprobs = torch.log_softmax(logits.float(), dim=-1)
                 targets = input_ids[row, start:end].unsqueeze(-1)
                 result[index] = logprobs.gather(-1, targets).squeeze(-1).cpu().numpy().astype(np.float64)
             progress.update(len(batch), int(mask.sum()))
         progress.close()
         return result
+
+
+class OutputLayerMismatchError(RuntimeError):
+    """The model's logits are not its output embedding (and soft-capping) applied to its last hidden
+    state, so completions cannot be scored position by position."""
 
 
 def _common_prefix_length(sequences: list[list[int]]) -> int:
