@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from humpback.datasets import ModelCheckpointDataset
-from humpback.params import LIKELIHOOD_SCORERS, project_parameters
+from humpback.params import FORWARD_PASS_SCORERS, project_parameters
 from humpback.pipelines.curation.nodes import (
     curator_controls,
     ranking_column,
@@ -32,7 +32,7 @@ from humpback.pipelines.curation.nodes import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SCORERS = ("option_probabilities", *LIKELIHOOD_SCORERS)
+SCORERS = FORWARD_PASS_SCORERS
 
 
 def _first_line(text: str, width: int = 90) -> str:

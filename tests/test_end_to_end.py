@@ -126,6 +126,36 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
     )
 
 
+def test_the_study_trains_one_model_per_arm_and_says_whether_curation_beat_random(project, iteration1):
+    """`kedro run --pipeline=study` after iteration1: the pool scored by every forward-pass scorer,
+    seven arms of conf/test's 6 pairs each, trained and scored, and the table with its verdict."""
+    folder, tiny = project
+    run(folder, "study", runtime_params=tiny)
+    data = iteration1
+    pool = pd.read_parquet(data / "07_model_output/study/pool.parquet")
+    rated = pd.read_parquet(data / "03_primary/rated_candidates.parquet")
+    assert pool.groupby("scorer").size().to_dict() == dict.fromkeys(
+        ["option_probabilities", "pmi", "implicit_reward", "combined"], len(rated)
+    )
+    results = pd.read_csv(report(data, "study_results.csv"))
+    assert results["arm"].tolist() == [
+        "curated_option_probabilities",
+        "curated_pmi",
+        "curated_implicit_reward",
+        "curated_combined",
+        "random_a",
+        "random_b",
+        "seed",
+    ]
+    assert results["preference_accuracy"].between(0, 1).all() and results["reference_content_nll"].gt(0).all()
+    for arm in results["arm"]:
+        summary = json.loads(report(data, f"study_{arm}_training_summary.json").read_text())
+        assert summary["steps"] == 2  # conf/test: every arm trains as M1 does
+    verdict = json.loads(report(data, "study_summary.json").read_text())
+    assert verdict["arm_size"] == 6 and isinstance(verdict["curation_beat_random"], bool)
+    assert set(verdict["detectable_difference"]) == {"reference_content_nll", "preference"}
+
+
 def test_the_notebook_runs_in_the_kedro_jupyter_kernel(project, evaluation, tmp_path, monkeypatch):
     """`kedro jupyter setup` makes the project's kernel; every cell of the notebook runs in it on this
     run's outputs (the environment set to the tests' own)."""

@@ -424,6 +424,9 @@ class SelectionParams(_Block):
 RUBRIC_SCORERS = ("option_probabilities", "generate")
 #: teacher-forced log-probabilities of the answer: no generation, no parsing
 LIKELIHOOD_SCORERS = ("pmi", "implicit_reward", "combined")
+#: the scorers that need forward passes only (no generated rationale): the controls compare them,
+#: and the curated-vs-random study trains one arm on each one's pick
+FORWARD_PASS_SCORERS = ("option_probabilities", *LIKELIHOOD_SCORERS)
 #: the curator's controls, each a comparison of a better pair with a worse one (``curation.gating_controls``)
 CONTROLS = ("mismatched", "web", "ranked", "truncated", "boilerplate", "form", "hand_labels")
 
@@ -642,6 +645,20 @@ class PlanParams(_Block):
 
 
 #: top-level parameter key -> the model that validates it
+class StudyParams(_Block):
+    """The curated-vs-random study: arms trained on the same number of augmented pairs alone, with
+    M1's training block, and compared on judge-free measures."""
+
+    #: augmented pairs each arm trains on, alone (the seed arm: as many seed pairs)
+    arm_size: int = Field(gt=0)
+    #: the two random arms' draws: how far two random picks differ is the study's noise floor
+    random_seeds: list[int] = Field(min_length=2, max_length=2)
+    #: bootstrap resamples of the paired comparisons
+    bootstrap_samples: int = Field(gt=0)
+    #: seed of those resamples
+    seed: int
+
+
 PARAMETER_BLOCKS: dict[str, type[BaseModel]] = {
     "ingestion": IngestionParams,
     "base_model": ModelSourceParams,
@@ -660,6 +677,7 @@ PARAMETER_BLOCKS: dict[str, type[BaseModel]] = {
     "decontamination": DecontaminationParams,
     "publish": PublishParams,
     "plan": PlanParams,
+    "study": StudyParams,
 }
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import warnings
 
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Node, Pipeline
 
 from humpback.pipelines import augmentation, base_model, curation, ingestion, plan, rewriting
+from humpback.pipelines.curation.nodes import score_with_every_scorer
 from humpback.pipelines.evaluation import evaluation_pipeline
+from humpback.pipelines.evaluation.nodes import score_preferences, score_references
 from humpback.pipelines.method_health import method_health_pipeline
 from humpback.pipelines.publishing import dataset_exports_pipeline, publish_pipeline
+from humpback.pipelines.study import pipeline as study
 from humpback.pipelines.training.pipeline import trained_model_pipeline
 
 # Kedro 1.x warns for a dotted dataset name read outside its node's own namespace. Here every dotted
@@ -107,6 +110,48 @@ def random_selection_control(iteration: str, rater: str, namespace: str) -> Pipe
     return selection + _trained_as_m1(namespace)
 
 
+def study_pipeline() -> Pipeline:
+    """The curated-vs-random study on iteration 1's candidates and M0: every candidate scored by
+    every forward-pass scorer, one model per arm (M1's training block), each arm's reference NLL and
+    preferences, and the table (``study.results``, ``study.summary``)."""
+    pool = Pipeline(
+        [
+            Node(
+                score_with_every_scorer,
+                [
+                    "rated_candidates",
+                    "seed_model.model",
+                    "base_model",
+                    "params:llm",
+                    "params:curation",
+                    "params:generation",
+                ],
+                "study.pool",
+                name="study_score_pool",
+            )
+        ]
+    )
+    arms = Pipeline([])
+    for arm in study.ARMS:
+        model = study.arm_model(arm)
+        arms += trained_model_pipeline(model, f"study.{arm}.training_pairs", training="m1.training")
+        arms += Pipeline(
+            [
+                Node(
+                    function,
+                    [evaluated, f"{model}.model", "params:llm", "params:generation"],
+                    f"evaluation.{model}.{output}",
+                    name=f"{model}_{function.__name__}",
+                )
+                for function, evaluated, output in (
+                    (score_references, "heldout_pairs", "reference_nll"),
+                    (score_preferences, "ranked_pairs", "preferences"),
+                )
+            ]
+        )
+    return pool + study.create_pipeline() + arms
+
+
 def register_pipelines() -> dict[str, Pipeline]:
     # iteration 1 keeps its rated candidates un-namespaced: the dataset the README and notebook show
     iteration1_data = curated_iteration("iteration1", "seed_model.model", rated_candidates="rated_candidates")
@@ -168,5 +213,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         "evaluation_variants": evaluation_variants,
         "publish": publish_pipeline(),
         "plan": plan.create_pipeline(),
+        "study": study_pipeline(),
         "__default__": iteration1,
     }

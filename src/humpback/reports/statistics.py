@@ -102,3 +102,32 @@ def paired_nll_difference(first: pd.DataFrame, second: pd.DataFrame, column: str
         "ci_low": low,
         "ci_high": high,
     }
+
+
+def preference_accuracy(preferences: pd.DataFrame, samples: int, seed: int) -> dict:
+    """Share of ranked prompts where the model prefers the best-ranked reply, with a 95 % bootstrap
+    interval over prompts (0.5: no preference for the better reply)."""
+    given = preferences["prefers_chosen"].dropna().to_numpy(float)
+    point, low, high = bootstrap_ratio(given, np.ones_like(given), samples, seed)
+    return {
+        "preference_accuracy": point,
+        "preference_ci_low": low,
+        "preference_ci_high": high,
+        "preference_prompts": len(given),
+    }
+
+
+def preference_difference(challenger: pd.DataFrame, reference: pd.DataFrame, samples: int, seed: int) -> dict:
+    """Preference accuracy of the challenger minus the reference model's, paired over the prompts
+    both scored, with a 95 % bootstrap interval."""
+    both = challenger.merge(reference, on="prompt_id", suffixes=("_first", "_second")).dropna(
+        subset=["prefers_chosen_first", "prefers_chosen_second"]
+    )
+    ones = np.ones(len(both))
+    point, low, high = paired_bootstrap_difference(
+        np.c_[both["prefers_chosen_first"].to_numpy(float), ones],
+        np.c_[both["prefers_chosen_second"].to_numpy(float), ones],
+        samples,
+        seed,
+    )
+    return {"preference_difference": point, "preference_difference_ci_low": low, "preference_difference_ci_high": high}

@@ -11,7 +11,7 @@ from transformers import AutoTokenizer
 
 from humpback.datasets import CheckpointHandle
 from humpback.pipelines.evaluation import nodes
-from humpback.reports import health
+from humpback.reports import health, statistics
 from humpback.reports.model_card import render_model_card
 from tests.conftest import HELDOUT_PAIRS, NO_SHARDS, params
 from tests.health_checks import CURATOR
@@ -213,17 +213,17 @@ def test_preference_follows_the_per_token_likelihood_of_the_two_replies(tiny_mod
     model = CheckpointHandle(str(tiny_model_dir))
     preferences = nodes.score_preferences(ranked, model, scripted("ReferenceScorer"), NO_SHARDS)
     assert preferences["prefers_chosen"].tolist() == [1.0, 1.0, 0.0, 0.5]  # per token: length does not decide
-    accuracy = nodes.preference_accuracy(preferences, samples=500, seed=0)
+    accuracy = statistics.preference_accuracy(preferences, samples=500, seed=0)
     assert accuracy["preference_accuracy"] == pytest.approx(0.625) and accuracy["preference_prompts"] == 4
     assert 0 <= accuracy["preference_ci_low"] < 0.625 < accuracy["preference_ci_high"] <= 1
 
 
 def test_preference_difference_is_paired_over_prompts():
     better = PREFERENCES.assign(prefers_chosen=[1.0, 1.0, 1.0, 1.0])
-    result = nodes.preference_difference(better, PREFERENCES, samples=500, seed=0)
+    result = statistics.preference_difference(better, PREFERENCES, samples=500, seed=0)
     assert result["preference_difference"] == pytest.approx(1 - 2.5 / 4)
     assert result["preference_difference_ci_low"] >= 0  # never worse on any prompt: no resample below 0
-    same = nodes.preference_difference(PREFERENCES, PREFERENCES, samples=100, seed=0)
+    same = statistics.preference_difference(PREFERENCES, PREFERENCES, samples=100, seed=0)
     assert (same["preference_difference"], same["preference_difference_ci_high"]) == (0.0, 0.0)
 
 

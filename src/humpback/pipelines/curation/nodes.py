@@ -40,6 +40,7 @@ from humpback.engine.runner import (
 )
 from humpback.llm import LLMConfig
 from humpback.params import (
+    FORWARD_PASS_SCORERS,
     LIKELIHOOD_SCORERS,
     CurationParams,
     GenerationRunParams,
@@ -222,6 +223,31 @@ def score_candidates(
     return run_model_task(rating_task(params), rated, rater, llm, generation)
 
 
+def score_with_every_scorer(
+    rated_candidates: pd.DataFrame,
+    rater: CheckpointHandle,
+    base: CheckpointHandle,
+    llm: LLMConfig,
+    params: CurationParams,
+    generation: GenerationRunParams,
+) -> pd.DataFrame:
+    """Every candidate scored by each scorer the controls compare (:func:`compared_scorers` with
+    ``compare_scorers``, whatever the configured one): one row per candidate and scorer with
+    ``value`` (what orders pairs under it) and ``score_status``; for the curated-vs-random study."""
+    every = params.model_copy(update={"compare_scorers": True})
+    frames = []
+    for scorer in compared_scorers(every):
+        scored = score_candidates(
+            rated_candidates, rater, base, llm, every.model_copy(update={"scorer": scorer}), generation
+        )
+        frames.append(
+            scored[["doc_id", "instruction", "response", "scorer", "score", "score_status"]].assign(
+                value=scored[ranking_column(scorer)].astype(float).to_numpy()
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
 @dataclass(frozen=True)
 class Control:
     """A comparison whose answer is known without labels: pairs of kind ``better`` should outrank
@@ -328,8 +354,7 @@ def compared_scorers(params: CurationParams) -> tuple[str, ...]:
     other but ``generate`` (a rationale per pair costs far more than one forward pass)."""
     if not params.compare_scorers:
         return (params.scorer,)
-    others = ("option_probabilities", *LIKELIHOOD_SCORERS)
-    return (params.scorer, *(scorer for scorer in others if scorer != params.scorer))
+    return (params.scorer, *(scorer for scorer in FORWARD_PASS_SCORERS if scorer != params.scorer))
 
 
 #: the long-format columns of the control scores, besides the pair's

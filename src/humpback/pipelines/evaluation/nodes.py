@@ -43,7 +43,12 @@ from humpback.pipelines.evaluation.judging import (
 from humpback.prompts import JUDGE_OPTIONS, judge_chat
 from humpback.reports import health
 from humpback.reports.model_card import render_model_card
-from humpback.reports.statistics import bootstrap_ratio, paired_bootstrap_difference, paired_nll_difference
+from humpback.reports.statistics import (
+    bootstrap_ratio,
+    paired_nll_difference,
+    preference_accuracy,
+    preference_difference,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -130,35 +135,6 @@ def score_preferences(
             "status": np.where(scored_both, OK, PROMPT_TOO_LONG),
         }
     )
-
-
-def preference_accuracy(preferences: pd.DataFrame, samples: int, seed: int) -> dict:
-    """Share of ranked prompts where the model prefers the best-ranked reply, with a 95 % bootstrap
-    interval over prompts (0.5: no preference for the better reply)."""
-    given = preferences["prefers_chosen"].dropna().to_numpy(float)
-    point, low, high = bootstrap_ratio(given, np.ones_like(given), samples, seed)
-    return {
-        "preference_accuracy": point,
-        "preference_ci_low": low,
-        "preference_ci_high": high,
-        "preference_prompts": len(given),
-    }
-
-
-def preference_difference(challenger: pd.DataFrame, reference: pd.DataFrame, samples: int, seed: int) -> dict:
-    """Preference accuracy of the challenger minus the reference model's, paired over the prompts
-    both scored, with a 95 % bootstrap interval."""
-    both = challenger.merge(reference, on="prompt_id", suffixes=("_first", "_second")).dropna(
-        subset=["prefers_chosen_first", "prefers_chosen_second"]
-    )
-    ones = np.ones(len(both))
-    point, low, high = paired_bootstrap_difference(
-        np.c_[both["prefers_chosen_first"].to_numpy(float), ones],
-        np.c_[both["prefers_chosen_second"].to_numpy(float), ones],
-        samples,
-        seed,
-    )
-    return {"preference_difference": point, "preference_difference_ci_low": low, "preference_difference_ci_high": high}
 
 
 def generate_responses(

@@ -1,0 +1,31 @@
+"""The study's own nodes: each arm's training pairs from the scored pool, and the results table.
+
+The registry puts them between the pool (every candidate scored by every forward-pass scorer, a
+curation node) and each arm's training and judge-free evaluation (the training and evaluation
+stages' nodes under the arm's name).
+"""
+
+from kedro.pipeline import Node, Pipeline
+
+from humpback.engine.wiring import with_labels
+from humpback.pipelines.study.nodes import ARMS, arm_training_pairs, study_results
+
+
+def arm_model(arm: str) -> str:
+    """The namespace of an arm's model: ``study_<arm>``."""
+    return f"study_{arm}"
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    pairs = [
+        Node(
+            with_labels(arm_training_pairs, arm),
+            ["study.pool", "seed_pairs", "params:study"],
+            f"study.{arm}.training_pairs",
+            name=f"study_{arm}_training_pairs",
+        )
+        for arm in ARMS
+    ]
+    scores = [f"evaluation.{arm_model(arm)}.{kind}" for arm in ARMS for kind in ("reference_nll", "preferences")]
+    results = Node(study_results, ["params:study", *scores], ["study.results", "study.summary"], name="study_results")
+    return Pipeline([*pairs, results])
