@@ -231,14 +231,13 @@ def score_with_every_scorer(
     params: CurationParams,
     generation: GenerationRunParams,
 ) -> pd.DataFrame:
-    """Every candidate scored by each scorer the controls compare (:func:`compared_scorers` with
-    ``compare_scorers``, whatever the configured one): one row per candidate and scorer with
-    ``value`` (what orders pairs under it) and ``score_status``; for the curated-vs-random study."""
-    every = params.model_copy(update={"compare_scorers": True})
+    """Every candidate scored by each forward-pass scorer, whatever the configured one: one row per
+    candidate and scorer with ``value`` (what orders pairs under it), ``score`` and ``score_status``
+    (a pair the IFD floor sets aside has no score); for the curated-vs-random study."""
     frames = []
-    for scorer in compared_scorers(every):
+    for scorer in FORWARD_PASS_SCORERS:
         scored = score_candidates(
-            rated_candidates, rater, base, llm, every.model_copy(update={"scorer": scorer}), generation
+            rated_candidates, rater, base, llm, params.model_copy(update={"scorer": scorer}), generation
         )
         frames.append(
             scored[["doc_id", "instruction", "response", "scorer", "score", "score_status"]].assign(
