@@ -87,13 +87,24 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
     curator = json.loads(report(data, "iteration1_curator_check.json").read_text())
     assert backward["heldout_pairs"] == 4 and isinstance(backward["passed"], bool)
     assert 0 <= backward["discrimination_share"] <= 1
-    # 4 held-out prompts × 5 answers, 8 ranked prompts × 2 replies, up to 8 of the run's candidates
-    assert 36 <= curator["control_pairs"] <= 44 and 0 <= curator["auc_vs_mismatched"] <= 1
+    # 4 held-out prompts × 5 answers, 8 ranked prompts × 2 replies, up to 8 of the run's candidates, and
+    # the project's hand-labelled pairs whose documents are among this run's (labels/)
+    hand = next(row for row in curator["by_scorer"] if row["control"] == "hand_labels")
+    assert 0 < hand["items"] <= 90 and 0 <= hand["auc"] <= 1
+    assert 36 <= curator["control_pairs"] - hand["items"] <= 44 and 0 <= curator["auc_vs_mismatched"] <= 1
     by_scorer = pd.read_csv(report(data, "iteration1_curator_controls_by_scorer.csv"))
     assert set(by_scorer["scorer"]) == {"option_probabilities", "pmi", "implicit_reward", "combined"}
-    assert set(by_scorer["control"]) == {"mismatched", "web", "ranked", "truncated", "boilerplate", "form"}
+    assert set(by_scorer["control"]) == {
+        "mismatched",
+        "web",
+        "ranked",
+        "truncated",
+        "boilerplate",
+        "form",
+        "hand_labels",
+    }
     assert (
-        "| curator (seed, option_probabilities) | relevance: own human answer above another prompt's (paired AUC) |"
+        "| curator (seed) | relevance: own human answer above another prompt's (paired AUC) |"
         in (data / "06_models/m1/README.md").read_text()
     )
     assert "| backward model | echo share of outputs |" in (data / "06_models/backward_model/README.md").read_text()
@@ -285,7 +296,7 @@ def test_own_seed_data_in_messages_format_and_a_json_lines_corpus_run_iteration1
 
     # to M1 only: the random-selection control, the reports and exports are the same as with oasst1
     params = {"base_model": tiny, "aligned_model": tiny, **own_data}
-    run(folder, "iteration1", runtime_params=params, to_nodes=["m1.train_model"])
+    run(folder, "iteration1", runtime_params=params, to_nodes=["m1.train_model", "combine_ingestion_funnels"])
 
     data = folder / "data"
     seed = pd.read_parquet(data / "03_primary/seed_pairs.parquet")

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,6 +81,7 @@ def test_the_study_says_whether_curation_beat_both_random_arms_by_more_than_they
     assert verdict["lower_nll_than_both_random"] and verdict["higher_preference_than_both_random"]
     assert not summary["curated_arms"]["curated_combined"]["lower_nll_than_both_random"]  # same as random
     assert summary["curation_beat_random"]
+    assert json.loads(json.dumps(summary)) == summary  # the catalog saves it as JSON
     # what the design can detect: about 2.8 standard errors of a paired comparison of 40 prompts
     assert 0 < summary["detectable_difference"]["reference_content_nll"] < 0.05
     assert 0.05 < summary["detectable_difference"]["preference"] < 0.5

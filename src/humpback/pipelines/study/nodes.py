@@ -128,10 +128,13 @@ def study_results(params: StudyParams, *scores: pd.DataFrame) -> tuple[pd.DataFr
         verdicts[arm] = {
             "content_nll_difference": float(row["reference_content_nll_difference"]),
             "preference_difference": float(row["preference_difference"]),
-            "lower_nll_than_both_random": bool(lower_nll)
-            and abs(row["reference_content_nll_difference"]) > abs(spread["reference_content_nll_difference"]),
-            "higher_preference_than_both_random": bool(higher_preference)
-            and abs(row["preference_difference"]) > abs(spread["preference_difference"]),
+            "lower_nll_than_both_random": bool(
+                lower_nll
+                and abs(row["reference_content_nll_difference"]) > abs(spread["reference_content_nll_difference"])
+            ),
+            "higher_preference_than_both_random": bool(
+                higher_preference and abs(row["preference_difference"]) > abs(spread["preference_difference"])
+            ),
         }
     summary = {
         "arm_size": params.arm_size,
