@@ -107,6 +107,7 @@ def overrides(env: str, project: Path, base: Path, instruct: Path) -> dict:
         "ingestion": {
             "seed": {"max_pairs": 48, "heldout_fraction": 0.2},
             "heldout": {"max_prompts": 6},
+            "ranked": {"max_prompts": 8},  # every scorer, the generating one too, scores both replies
             "web": {"max_documents": 200},
         },
         **training,
@@ -121,7 +122,7 @@ def overrides(env: str, project: Path, base: Path, instruct: Path) -> dict:
         # stand-ins are random: they never write their stop token, and every instruction would be cut
         "augmentation": {"sampling": {"max_new_tokens": 24}, "use_truncated": True},
         "rewriting": {"sampling": {"max_new_tokens": 32}},
-        "curation": {"sampling": {"max_new_tokens": 24}},
+        "curation": {"sampling": {"max_new_tokens": 24}, "form_control_candidates": 8},
         "evaluation": {"sampling": {"max_new_tokens": 16}},
     }
 
