@@ -58,8 +58,8 @@ def test_ray_ratings_equal_local_ones_with_unrated_rows(cluster, documents, tiny
     rater = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
     llm = params("llm", max_model_len=1024)
     curation = params("curation", scorer="option_probabilities", few_shot=0)
-    on_ray = score_candidates(pairs, rater, llm, curation, RAY)
-    local = score_candidates(pairs, rater, llm, curation, LOCAL)
+    on_ray = score_candidates(pairs, rater, rater, llm, curation, RAY)  # base: read by likelihood scorers only
+    local = score_candidates(pairs, rater, rater, llm, curation, LOCAL)
     pd.testing.assert_frame_equal(on_ray, local)
     assert (
         on_ray["score_status"].tolist().count("prompt_too_long") == 1
