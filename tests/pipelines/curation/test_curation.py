@@ -5,12 +5,15 @@ import pandas as pd
 import pytest
 
 from humpback.datasets import CheckpointHandle
+from humpback.params import FORWARD_PASS_SCORERS
 from humpback.pipelines.curation.nodes import (
     CuratorFailedError,
     build_training_pairs,
     combined_score,
     curator_controls,
+    ranking_column,
     score_candidates,
+    score_with_every_scorer,
     scorer_controls_table,
     select_pairs,
     select_random_pairs,
@@ -454,6 +457,21 @@ def test_likelihood_scorers_keep_answers_the_curating_model_finds_likelier_after
     kept, summary = select_pairs(scored, PASSED, settings)
     assert set(kept["doc_id"]) <= {"d0", "d2", "d4"} and summary["kept"] >= 1
     assert f"mean_{scorer}_kept" in summary
+
+
+def test_the_study_pool_scores_each_pair_as_the_configured_scorer_would(curating_and_base):
+    """The pool runs the likelihood passes once for all three scorers; each scorer's rows must still
+    equal what curating with that scorer alone gives."""
+    rater, base = curating_and_base
+    pool = score_with_every_scorer(ON_TOPIC, rater, base, scripted("CuratingAndBase"), curation("pmi"), NO_SHARDS)
+    assert pool.groupby("scorer").size().to_dict() == dict.fromkeys(FORWARD_PASS_SCORERS, len(ON_TOPIC))
+    for scorer in FORWARD_PASS_SCORERS:
+        alone = score_candidates(ON_TOPIC, rater, base, scripted("CuratingAndBase"), curation(scorer), NO_SHARDS)
+        rows = pool.loc[pool["scorer"] == scorer].reset_index(drop=True)
+        assert rows["doc_id"].tolist() == alone["doc_id"].tolist()
+        assert rows["score_status"].tolist() == alone["score_status"].tolist(), scorer
+        assert rows["score"].astype("Int64").tolist() == alone["score"].astype("Int64").tolist(), scorer
+        np.testing.assert_allclose(rows["value"], alone[ranking_column(scorer)].astype(float))
 
 
 def test_the_combined_score_is_a_weighted_mean_of_percentile_ranks():

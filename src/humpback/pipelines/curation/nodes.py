@@ -175,6 +175,19 @@ def combined_score(values: pd.DataFrame, params: CurationParams) -> np.ndarray:
 IFD_FLOOR = "ifd_not_below_1"
 
 
+def quintile_scores(values: pd.DataFrame, scorer: str, params: CurationParams) -> pd.DataFrame:
+    """``score``: the quintile (1–5) of ``scorer``'s value among ``values``' rows, so threshold
+    selection, the histogram and the examples work as for the rubric; ``score_status``: scored,
+    ``ifd_not_below_1`` where the IFD floor applies (no score), prompt_too_long where it did not fit."""
+    value = values[scorer]
+    quintile = np.ceil(value.rank(pct=True) * 5).clip(1, 5)
+    floored = params.ifd_floor and scorer in ("pmi", "combined")
+    below_floor = (values["ifd"] >= 1).to_numpy() if floored else np.zeros(len(values), bool)
+    status = np.select([value.isna(), below_floor], [PROMPT_TOO_LONG, IFD_FLOOR], "scored")
+    score = pd.array([int(q) if s == "scored" else None for q, s in zip(quintile, status)], dtype="Int64")
+    return pd.DataFrame({"score": score, "score_status": status})
+
+
 def score_by_likelihood(
     rows: pd.DataFrame,
     rater: CheckpointHandle,
@@ -185,17 +198,10 @@ def score_by_likelihood(
     stage: str = "curation",
 ) -> pd.DataFrame:
     """``rows`` with :func:`likelihood_scores`' columns, ``combined``, and the configured likelihood
-    scorer's quintile as ``score`` (status ``scored``; ``ifd_not_below_1`` and no score where the
-    IFD floor applies; prompt_too_long where it did not fit)."""
+    scorer's :func:`quintile_scores`."""
     values = likelihood_scores(rows, rater, base, llm, generation, stage, (params.scorer,))
     values["combined"] = combined_score(values, params) if params.scorer == "combined" else math.nan
-    value = values[params.scorer]
-    quintile = np.ceil(value.rank(pct=True) * 5).clip(1, 5)
-    floored = params.ifd_floor and params.scorer in ("pmi", "combined")
-    below_floor = (values["ifd"] >= 1).to_numpy() if floored else np.zeros(len(values), bool)
-    status = np.select([value.isna(), below_floor], [PROMPT_TOO_LONG, IFD_FLOOR], "scored")
-    values["score"] = pd.array([int(q) if s == "scored" else None for q, s in zip(quintile, status)], dtype="Int64")
-    values["score_status"] = status
+    values = pd.concat([values, quintile_scores(values, params.scorer, params)], axis=1)
     kept = rows.reset_index(drop=True).drop(columns=[c for c in values.columns if c in rows.columns])
     return pd.concat([kept, values], axis=1)
 
@@ -233,18 +239,25 @@ def score_with_every_scorer(
 ) -> pd.DataFrame:
     """Every candidate scored by each forward-pass scorer, whatever the configured one: one row per
     candidate and scorer with ``value`` (what orders pairs under it), ``score`` and ``score_status``
-    (a pair the IFD floor sets aside has no score); for the curated-vs-random study."""
+    (a pair the IFD floor sets aside has no score); for the curated-vs-random study. The likelihood
+    passes run once, for all three likelihood scorers."""
+    rated = rated_candidates.reset_index(drop=True)
+    columns = ["doc_id", "instruction", "response"]
+    likelihood = tuple(scorer for scorer in FORWARD_PASS_SCORERS if scorer in LIKELIHOOD_SCORERS)
+    values = likelihood_scores(rated, rater, base, llm, generation, "curation", likelihood)
+    values["combined"] = combined_score(values, params)
     frames = []
     for scorer in FORWARD_PASS_SCORERS:
-        scored = score_candidates(
-            rated_candidates, rater, base, llm, params.model_copy(update={"scorer": scorer}), generation
-        )
+        if scorer in LIKELIHOOD_SCORERS:
+            scored = pd.concat([rated[columns], quintile_scores(values, scorer, params)], axis=1)
+            value = values[scorer]
+        else:
+            scored = run_model_task(rating_task(params, scorer=scorer), rated, rater, llm, generation)
+            value = scored[ranking_column(scorer)]
         frames.append(
-            scored[["doc_id", "instruction", "response", "scorer", "score", "score_status"]].assign(
-                value=scored[ranking_column(scorer)].astype(float).to_numpy()
-            )
+            scored[[*columns, "score", "score_status"]].assign(scorer=scorer, value=value.astype(float).to_numpy())
         )
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)[[*columns, "scorer", "score", "score_status", "value"]]
 
 
 @dataclass(frozen=True)

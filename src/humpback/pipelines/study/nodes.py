@@ -91,9 +91,9 @@ def study_results(params: StudyParams, *scores: pd.DataFrame) -> tuple[pd.DataFr
         accuracy with its interval, and each measure minus ``random_a``'s, paired over prompts, with
         its interval) and a summary: the difference between the two random arms (the noise
         between draws), the smallest difference a comparison can detect (2.8 standard errors of
-        the paired comparison of the two random arms, which differ by their draw alone), and for each curated arm whether it beat random: every
-        interval against both random arms on the better side of 0, and by more than the random
-        arms differ.
+        the paired comparison of the two random arms, which differ by their draw alone), and for
+        each curated arm whether it beat random: every interval against both random arms on the
+        better side of 0, and by more than the random arms differ.
     """
     if len(scores) != 2 * len(ARMS):
         raise ValueError(f"study_results needs a reference NLL and preferences frame for each of {len(ARMS)} arms")
@@ -114,7 +114,8 @@ def study_results(params: StudyParams, *scores: pd.DataFrame) -> tuple[pd.DataFr
                 }
         rows.append(row)
     table = pd.DataFrame(rows)
-    spread = table.set_index("arm").loc["random_b"]
+    by_arm = table.set_index("arm")
+    spread = by_arm.loc["random_b"]
     # a 95 % interval is 2 × 1.96 standard errors wide
     detectable = {
         measure: float(DETECTABLE_IN_STANDARD_ERRORS * width / (2 * 1.96)) for measure, width in widths.items()
@@ -122,7 +123,7 @@ def study_results(params: StudyParams, *scores: pd.DataFrame) -> tuple[pd.DataFr
     verdicts = {}
     for arm in (a for a in ARMS if a.startswith("curated_")):
         against_b = _against(arms[arm], arms["random_b"], params)
-        row = table.set_index("arm").loc[arm]
+        row = by_arm.loc[arm]
         lower_nll = row["reference_content_nll_vs_random_ci_high"] < 0 and against_b["reference_content_nll_ci"][1] < 0
         higher_preference = row["preference_vs_random_ci_low"] > 0 and against_b["preference_ci"][0] > 0
         verdicts[arm] = {
