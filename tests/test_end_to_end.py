@@ -90,7 +90,8 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
     # 4 held-out prompts × 5 answers, 8 ranked prompts × 2 replies, up to 8 of the run's candidates, and
     # the project's hand-labelled pairs whose documents are among this run's (labels/)
     hand = next(row for row in curator["by_scorer"] if row["control"] == "hand_labels")
-    assert 0 < hand["items"] <= 90 and 0 <= hand["auc"] <= 1
+    labelled = pd.read_csv(data.parent / "labels/candidate_labels.csv")
+    assert 0 < hand["items"] <= labelled["doc_id"].isin(web["doc_id"]).sum() and 0 <= hand["auc"] <= 1
     assert 36 <= curator["control_pairs"] - hand["items"] <= 44 and 0 <= curator["auc_vs_mismatched"] <= 1
     by_scorer = pd.read_csv(report(data, "iteration1_curator_controls_by_scorer.csv"))
     assert set(by_scorer["scorer"]) == {"option_probabilities", "pmi", "implicit_reward", "combined"}
