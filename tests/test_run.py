@@ -9,7 +9,7 @@ from kedro.framework.startup import bootstrap_project
 
 from humpback.hooks import MissingRawDataError
 from humpback.params import ParameterError
-from tests.conftest import report
+from tests.conftest import params, report
 
 
 def run(project, pipeline: str, env: str = "test", runtime_params: dict | None = None, **options):
@@ -29,11 +29,12 @@ def test_ingestion_writes_seed_pairs_documents_and_funnel(kedro_project):
     seed = pd.read_parquet(kedro_project / "data/03_primary/seed_pairs.parquet")
     web = pd.read_parquet(kedro_project / "data/03_primary/web_documents.parquet")
     funnel = pd.read_csv(report(kedro_project / "data", "ingestion_funnel.csv"))
+    taken = params("ingestion.web").max_documents  # conf/test takes the first documents only
     assert len(seed) == 40  # conf/test caps the seed
-    assert 0 < len(web) < 200  # conf/test takes the first 200 documents
+    assert 0 < len(web) < taken
     assert set(funnel["source"]) == {"oasst1", "c4"}
     c4 = funnel[funnel["source"] == "c4"]
-    assert c4.iloc[0]["remaining"] == 200 and c4.iloc[-1]["remaining"] == len(web)
+    assert c4.iloc[0]["remaining"] == taken and c4.iloc[-1]["remaining"] == len(web)
 
 
 def test_missing_raw_file_names_the_offline_environment(kedro_project):
