@@ -175,10 +175,9 @@ def main() -> None:
     result = json.loads(out.read_text()) if out.exists() else {}
     result |= {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}", "date": time.strftime("%Y-%m-%d")}
     if "costs" in parts:
-        costs, examples = _costs_and_examples(
-            candidates.head(args.candidates), seed_model, base_model, llm, parameters, generation
-        )
-        result |= {"candidates": args.candidates, "seconds_per_pair": costs, "examples": examples}
+        timed = candidates.head(args.candidates)
+        costs, examples = _costs_and_examples(timed, seed_model, base_model, llm, parameters, generation)
+        result |= {"candidates": len(timed), "seconds_per_pair": costs, "examples": examples}
         out.write_text(json.dumps(result, indent=2, default=str))
     if "controls" in parts:
         result |= _controls(data, candidates, seed_model, base_model, llm, parameters, generation)

@@ -243,8 +243,7 @@ def score_with_every_scorer(
     passes run once, for all three likelihood scorers."""
     rated = rated_candidates.reset_index(drop=True)
     columns = ["doc_id", "instruction", "response"]
-    likelihood = tuple(scorer for scorer in FORWARD_PASS_SCORERS if scorer in LIKELIHOOD_SCORERS)
-    values = likelihood_scores(rated, rater, base, llm, generation, "curation", likelihood)
+    values = likelihood_scores(rated, rater, base, llm, generation, "curation", LIKELIHOOD_SCORERS)
     values["combined"] = combined_score(values, params)
     frames = []
     for scorer in FORWARD_PASS_SCORERS:
