@@ -659,6 +659,27 @@ class StudyParams(_Block):
     seed: int
 
 
+class LearningRateSweepParams(_Block):
+    """The forward models' learning rate, chosen on held-out seed pairs and never on evaluation
+    prompts: M0 trained at each rate with the seed model's block, compared on the completion loss of
+    the same seed pairs, which none of them trained on."""
+
+    #: the rates tried: one M0 training each (the chosen one goes in the forward models' blocks by hand)
+    learning_rates: list[float] = Field(min_length=2)
+    #: seed pairs held out of every training of the sweep (more than a training's own few: the choice rests on them)
+    heldout_examples: int = Field(gt=0)
+    #: bootstrap resamples of the paired comparisons between rates
+    bootstrap_samples: int = Field(gt=0)
+    #: seed of those resamples
+    seed: int
+
+    @model_validator(mode="after")
+    def _distinct_positive_rates(self) -> LearningRateSweepParams:
+        if any(rate <= 0 for rate in self.learning_rates) or len(set(self.learning_rates)) < len(self.learning_rates):
+            raise ValueError(f"learning_rates must be distinct and positive, got {self.learning_rates}")
+        return self
+
+
 PARAMETER_BLOCKS: dict[str, type[BaseModel]] = {
     "ingestion": IngestionParams,
     "base_model": ModelSourceParams,
@@ -678,6 +699,7 @@ PARAMETER_BLOCKS: dict[str, type[BaseModel]] = {
     "publish": PublishParams,
     "plan": PlanParams,
     "study": StudyParams,
+    "learning_rate_sweep": LearningRateSweepParams,
 }
 
 

@@ -17,7 +17,7 @@ from humpback.pipelines.evaluation.nodes import score_preferences, score_referen
 from humpback.pipelines.method_health import method_health_pipeline
 from humpback.pipelines.publishing import dataset_exports_pipeline, publish_pipeline
 from humpback.pipelines.study import pipeline as study
-from humpback.pipelines.training.pipeline import trained_model_pipeline
+from humpback.pipelines.training.pipeline import learning_rate_sweep_pipeline, trained_model_pipeline
 
 # Kedro 1.x warns for a dotted dataset name read outside its node's own namespace. Here every dotted
 # name *is* a namespace's output (`m1.model`, `iteration1.curated_pairs`) handed on to a later stage:
@@ -214,5 +214,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         "publish": publish_pipeline(),
         "plan": plan.create_pipeline(),
         "study": study_pipeline(),
+        "learning_rate_sweep": learning_rate_sweep_pipeline(),
         "__default__": iteration1,
     }

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle, ModelArtifacts
+from humpback.engine.memory import release_free_memory
 from humpback.llm import load_tokenizer
-from humpback.params import DecontaminationParams, TrainingParams
+from humpback.params import DecontaminationParams, LearningRateSweepParams, TrainingParams
 from humpback.pipelines.training.examples import build_examples
 from humpback.pipelines.training.launch import train_launched
-from humpback.pipelines.training.sft import discard_checkpoints, train_sft
+from humpback.pipelines.training.sft import discard_checkpoints, fit_sft, heldout_losses, train_sft
 from humpback.reports.model_card import render_model_card
+from humpback.reports.statistics import bootstrap_ratio
+
+logger = logging.getLogger(__name__)
+
+#: a two-sided 5 % test with 80 % power detects a difference of about 2.8 standard errors
+DETECTABLE_IN_STANDARD_ERRORS = 1.96 + 0.84
 
 
 def prepare_sft_examples(
@@ -75,3 +85,103 @@ def train_model(
     }
     card = render_model_card(metadata)
     return ModelArtifacts(model, tokenizer, metadata=metadata, files={"README.md": card}), curve, summary
+
+
+def sweep_examples(
+    pairs: pd.DataFrame,
+    base_model: CheckpointHandle,
+    training: TrainingParams,
+    evaluation_pairs: pd.DataFrame,
+    decontamination: DecontaminationParams,
+    sweep: LearningRateSweepParams,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seed model's examples for the learning-rate sweep, with ``sweep.heldout_examples`` seed
+    pairs held out: the same pairs for every rate, and more than a training's own few, because the
+    choice rests on them. Evaluation prompts stay out of training, as in every training."""
+    block = training.model_copy(update={"heldout_examples": sweep.heldout_examples})
+    return prepare_sft_examples(pairs, base_model, block, evaluation_pairs, decontamination)
+
+
+def sweep_learning_rates(
+    examples: pd.DataFrame, base_model: CheckpointHandle, training: TrainingParams, sweep: LearningRateSweepParams
+) -> dict:
+    """The seed model trained at each of the sweep's rates on the same examples, everything else as
+    its block says. Each training's summary gains its rate and every held-out example's loss after
+    it. The models are not kept: the sweep only chooses."""
+    if training.launcher != "in_process":
+        raise ValueError(
+            f"the learning-rate sweep trains in this process, one rate after another; the training block "
+            f"has launcher {training.launcher!r}: run the sweep with launcher in_process on one device"
+        )
+    trainings = []
+    for number, rate in enumerate(sweep.learning_rates, 1):
+        logger.info("learning-rate sweep: rate %g (%d of %d)", rate, number, len(sweep.learning_rates))
+        block = training.model_copy(update={"learning_rate": rate})
+        trainer, _, summary = fit_sft(examples, base_model.path, block)
+        trainings.append({**summary, "learning_rate": rate, "heldout_losses": heldout_losses(trainer)})
+        discard_checkpoints(examples, base_model.path, block)
+        del trainer
+        release_free_memory()
+    return {"trainings": trainings}
+
+
+def learning_rate_sweep_results(
+    trainings: dict, training: TrainingParams, sweep: LearningRateSweepParams
+) -> tuple[pd.DataFrame, dict]:
+    """The sweep's table and choice.
+
+    Returns:
+        One row per rate: the held-out seed loss after training (the mean over held-out examples of
+        each one's loss per token) and its difference from the best rate's, paired over the
+        examples, with a 95 % bootstrap interval and the smallest difference that comparison can
+        detect (2.8 standard errors). The summary names the best rate, the configured one, and
+        whether the configured rate is worse than the best beyond noise.
+    """
+    runs = trainings["trainings"]
+    losses = np.array([run["heldout_losses"] for run in runs], dtype=float)  # rates × held-out examples
+    if losses.ndim != 2 or losses.shape[1] < 2:
+        raise ValueError("the learning-rate sweep needs at least two held-out seed pairs to compare rates")
+    means = losses.mean(axis=1)
+    best = int(np.argmin(means))
+    rows = []
+    for run, own in zip(runs, losses):
+        differences = own - losses[best]
+        difference, low, high = bootstrap_ratio(
+            differences, np.ones_like(differences), sweep.bootstrap_samples, sweep.seed
+        )
+        standard_error = differences.std(ddof=1) / np.sqrt(len(differences))
+        rows.append(
+            {
+                "learning_rate": run["learning_rate"],
+                "heldout_loss": float(own.mean()),
+                "heldout_loss_before": run.get("heldout_loss_before"),
+                "difference_from_best": difference,
+                "difference_ci_low": low,
+                "difference_ci_high": high,
+                "detectable_difference": float(DETECTABLE_IN_STANDARD_ERRORS * standard_error),
+                "worse_than_best": bool(low > 0),
+                "steps": run.get("steps"),
+                "train_loss": run.get("train_loss"),
+            }
+        )
+    table = pd.DataFrame(rows)
+    configured = table.loc[np.isclose(table["learning_rate"], training.learning_rate)]
+    summary = {
+        "heldout_examples": int(losses.shape[1]),
+        "best_learning_rate": float(table.loc[best, "learning_rate"]),
+        "configured_learning_rate": training.learning_rate,
+        "configured_in_sweep": not configured.empty,
+        "configured_worse_than_best": bool(configured["worse_than_best"].any()),
+        "rates_not_worse_than_best": table.loc[~table["worse_than_best"], "learning_rate"].tolist(),
+    }
+    logger.info(
+        "learning-rate sweep: best %g (held-out seed loss %.4f over %d pairs); configured %g %s",
+        summary["best_learning_rate"],
+        means[best],
+        summary["heldout_examples"],
+        training.learning_rate,
+        "is worse beyond noise"
+        if summary["configured_worse_than_best"]
+        else ("is within noise of it" if summary["configured_in_sweep"] else "was not in the sweep"),
+    )
+    return table, summary

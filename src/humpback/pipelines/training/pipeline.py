@@ -6,7 +6,13 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from humpback.pipelines.training.nodes import prepare_sft_examples, train_model
+from humpback.pipelines.training.nodes import (
+    learning_rate_sweep_results,
+    prepare_sft_examples,
+    sweep_examples,
+    sweep_learning_rates,
+    train_model,
+)
 
 #: what every trained model reads from the run, whatever its namespace
 SHARED_INPUTS = {"base_model": "base_model", "heldout_pairs": "heldout_pairs"}
@@ -53,4 +59,33 @@ def trained_model_pipeline(
         namespace=namespace,
         inputs=inputs,
         parameters=SHARED_PARAMETERS | ({"training": training} if training else {}),
+    )
+
+
+def learning_rate_sweep_pipeline() -> Pipeline:
+    """The seed model trained at each rate of ``learning_rate_sweep`` and compared on held-out seed
+    pairs (``learning_rate_sweep.results``, ``.summary``): the forward models' rate is chosen on
+    seed pairs, never on the evaluation prompts."""
+    block, sweep = "params:seed_model.training", "params:learning_rate_sweep"
+    return Pipeline(
+        [
+            Node(
+                sweep_examples,
+                ["seed_pairs", "base_model", block, "heldout_pairs", "params:decontamination", sweep],
+                ["learning_rate_sweep.sft_examples", "learning_rate_sweep.sft_funnel"],
+                name="learning_rate_sweep_examples",
+            ),
+            Node(
+                sweep_learning_rates,
+                ["learning_rate_sweep.sft_examples", "base_model", block, sweep],
+                "learning_rate_sweep.trainings",
+                name="learning_rate_sweep_trainings",
+            ),
+            Node(
+                learning_rate_sweep_results,
+                ["learning_rate_sweep.trainings", block, sweep],
+                ["learning_rate_sweep.results", "learning_rate_sweep.summary"],
+                name="learning_rate_sweep_results",
+            ),
+        ]
     )

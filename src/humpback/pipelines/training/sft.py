@@ -290,6 +290,16 @@ def fit_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> 
     return trainer, curve, summary
 
 
+def heldout_losses(trainer) -> list[float]:
+    """Each held-out example's completion loss per token, in held-out order: one evaluation an
+    example, so that trainings on the same examples compare pairwise over them (the trainer's own
+    ``eval_loss`` is one mean over them all)."""
+    data = trainer.eval_dataset
+    if data is None:
+        return []
+    return [float(trainer.evaluate(eval_dataset=data.select([row]))["eval_loss"]) for row in range(len(data))]
+
+
 def discard_checkpoints(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> None:
     """Remove a finished job's checkpoints (the trained model is saved by the catalog)."""
     folder = checkpoint_folder(examples, model_path, params)
