@@ -660,9 +660,10 @@ class StudyParams(_Block):
 
 
 class LearningRateSweepParams(_Block):
-    """The forward models' learning rate, chosen on held-out seed pairs and never on evaluation
-    prompts: M0 trained at each rate with the seed model's block, compared on the completion loss of
-    the same seed pairs, which none of them trained on."""
+    """The forward models' learning rate, chosen on held-out seed pairs, never on evaluation prompts.
+
+    M0 is trained at each rate with the seed model's block and compared on the completion loss of
+    the same seed pairs, which none of the trainings saw."""
 
     #: the rates tried: one M0 training each (the chosen one goes in the forward models' blocks by hand)
     learning_rates: list[float] = Field(min_length=2)

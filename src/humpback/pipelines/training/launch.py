@@ -81,32 +81,66 @@ def _stop(process: subprocess.Popen, tail: collections.deque) -> None:
 
 
 def train_launched(
-    examples: pd.DataFrame, model_path: str, params: TrainingParams
+    examples: pd.DataFrame, model_path: str, params: TrainingParams, per_example_heldout: bool = False
 ) -> tuple[Any, Any, pd.DataFrame, dict]:
     """Like :func:`~humpback.pipelines.training.sft.train_sft`, in ``params.nproc_per_node`` processes."""
+    with tempfile.TemporaryDirectory(prefix="humpback-launch-") as folder:
+        work = Path(folder)
+        run_launched(examples, model_path, params, work, per_example_heldout, save_model=True)
+        return (*load_launched_model(work, params), pd.read_csv(work / "loss_curve.csv"), read_summary(work))
+
+
+def launched_summary(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> dict:
+    """A launched training's summary with each held-out example's loss; the model is not loaded (a
+    learning-rate sweep only compares the rates)."""
+    with tempfile.TemporaryDirectory(prefix="humpback-launch-") as folder:
+        work = Path(folder)
+        run_launched(examples, model_path, params, work, per_example_heldout=True, save_model=False)
+        return read_summary(work)
+
+
+def read_summary(work: Path) -> dict:
+    return json.loads((work / "summary.json").read_text())
+
+
+def run_launched(
+    examples: pd.DataFrame,
+    model_path: str,
+    params: TrainingParams,
+    work: Path,
+    per_example_heldout: bool,
+    save_model: bool,
+) -> None:
+    """Train in launched processes; the loss curve, the summary and (``save_model``) the model land
+    in ``work``."""
+    examples.to_parquet(work / "examples.parquet", index=False)
+    job = {
+        "model_path": model_path,
+        "params": params.model_dump(mode="json"),
+        "per_example_heldout": per_example_heldout,
+        "save_model": save_model,
+    }
+    (work / "job.json").write_text(json.dumps(job))
+    command = launcher_command(params, work)
+    logger.info("launching training: %s", " ".join(command))
+    returncode, tail = run_streaming(command, params.launch_timeout_s)
+    if returncode != 0 or not (work / "summary.json").is_file():  # written last, by rank 0
+        raise LaunchError(f"launched training failed (exit {returncode}):\n" + "\n".join(tail))
+
+
+def load_launched_model(work: Path, params: TrainingParams) -> tuple[Any, Any]:
+    """The launched training's model (LoRA adapters merged) and tokenizer, from ``work``."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    with tempfile.TemporaryDirectory(prefix="humpback-launch-") as folder:
-        work = Path(folder)
-        examples.to_parquet(work / "examples.parquet", index=False)
-        (work / "job.json").write_text(json.dumps({"model_path": model_path, "params": params.model_dump(mode="json")}))
-        command = launcher_command(params, work)
-        logger.info("launching training: %s", " ".join(command))
-        returncode, tail = run_streaming(command, params.launch_timeout_s)
-        if returncode != 0 or not (work / "summary.json").is_file():  # written last, by rank 0
-            raise LaunchError(f"launched training failed (exit {returncode}):\n" + "\n".join(tail))
-        dtype = torch.bfloat16 if params.precision == "bf16" else torch.float32
-        if params.method == "lora":
-            from peft import AutoPeftModelForCausalLM
+    dtype = torch.bfloat16 if params.precision == "bf16" else torch.float32
+    if params.method == "lora":
+        from peft import AutoPeftModelForCausalLM
 
-            model = AutoPeftModelForCausalLM.from_pretrained(work / "model", dtype=dtype).merge_and_unload()
-        else:
-            model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=dtype)
-        tokenizer = load_tokenizer(work / "model")
-        curve = pd.read_csv(work / "loss_curve.csv")
-        summary = json.loads((work / "summary.json").read_text())
-    return model, tokenizer, curve, summary
+        model = AutoPeftModelForCausalLM.from_pretrained(work / "model", dtype=dtype).merge_and_unload()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(work / "model", dtype=dtype)
+    return model, load_tokenizer(work / "model")
 
 
 def main(work: Path) -> None:
@@ -115,10 +149,11 @@ def main(work: Path) -> None:
     from humpback.pipelines.training.sft import fit_sft
 
     job = json.loads((work / "job.json").read_text())
-    trainer, curve, summary = fit_sft(
-        pd.read_parquet(work / "examples.parquet"), job["model_path"], TrainingParams.model_validate(job["params"])
-    )
-    trainer.save_model(str(work / "model"))  # on every process: only the main one writes
+    params = TrainingParams.model_validate(job["params"])
+    examples = pd.read_parquet(work / "examples.parquet")
+    trainer, curve, summary = fit_sft(examples, job["model_path"], params, job["per_example_heldout"])
+    if job["save_model"]:
+        trainer.save_model(str(work / "model"))  # on every process: only the main one writes
     if int(os.environ.get("RANK", "0")) == 0:
         curve.to_csv(work / "loss_curve.csv", index=False)
         (work / "summary.json").write_text(json.dumps(summary))

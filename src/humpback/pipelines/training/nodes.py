@@ -12,8 +12,8 @@ from humpback.engine.memory import release_free_memory
 from humpback.llm import load_tokenizer
 from humpback.params import DecontaminationParams, LearningRateSweepParams, TrainingParams
 from humpback.pipelines.training.examples import build_examples
-from humpback.pipelines.training.launch import train_launched
-from humpback.pipelines.training.sft import discard_checkpoints, fit_sft, heldout_losses, train_sft
+from humpback.pipelines.training.launch import launched_summary, train_launched
+from humpback.pipelines.training.sft import discard_checkpoints, fit_sft, train_sft
 from humpback.reports.model_card import render_model_card
 from humpback.reports.statistics import bootstrap_ratio
 
@@ -106,21 +106,19 @@ def sweep_learning_rates(
     examples: pd.DataFrame, base_model: CheckpointHandle, training: TrainingParams, sweep: LearningRateSweepParams
 ) -> dict:
     """The seed model trained at each of the sweep's rates on the same examples, everything else as
-    its block says. Each training's summary gains its rate and every held-out example's loss after
-    it. The models are not kept: the sweep only chooses."""
-    if training.launcher != "in_process":
-        raise ValueError(
-            f"the learning-rate sweep trains in this process, one rate after another; the training block "
-            f"has launcher {training.launcher!r}: run the sweep with launcher in_process on one device"
-        )
+    its block says (a launched training too). Each training's summary gains its rate and every
+    held-out example's loss after it. The models are not kept: the sweep only chooses."""
     trainings = []
     for number, rate in enumerate(sweep.learning_rates, 1):
         logger.info("learning-rate sweep: rate %g (%d of %d)", rate, number, len(sweep.learning_rates))
         block = training.model_copy(update={"learning_rate": rate})
-        trainer, _, summary = fit_sft(examples, base_model.path, block)
-        trainings.append({**summary, "learning_rate": rate, "heldout_losses": heldout_losses(trainer)})
+        if block.launcher == "in_process":
+            trainer, _, summary = fit_sft(examples, base_model.path, block, per_example_heldout=True)
+            del trainer
+        else:
+            summary = launched_summary(examples, base_model.path, block)
+        trainings.append({**summary, "learning_rate": rate})
         discard_checkpoints(examples, base_model.path, block)
-        del trainer
         release_free_memory()
     return {"trainings": trainings}
 

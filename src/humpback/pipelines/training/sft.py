@@ -243,14 +243,17 @@ def checkpoint_folder(examples: pd.DataFrame, model_path: str, params: TrainingP
     return Path(params.checkpoint_dir) / f"{params.role}-{digest.hexdigest()[:16]}"
 
 
-def fit_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> tuple[Any, pd.DataFrame, dict]:
+def fit_sft(
+    examples: pd.DataFrame, model_path: str, params: TrainingParams, per_example_heldout: bool = False
+) -> tuple[Any, pd.DataFrame, dict]:
     """Fine-tune the model in ``model_path`` on ``examples``, resuming from the job's last checkpoint
     if a killed run left one; the trainer stays available so a launched run can save from every
     process (FSDP and DeepSpeed gather the weights collectively).
 
     Returns:
         The trainer after training, the loss curve (one row per logging step) and a summary
-        (sizes, steps, epochs, held-out loss before and after, the step it resumed from).
+        (sizes, steps, epochs, held-out loss before and after, the step it resumed from; with
+        ``per_example_heldout``, each held-out example's loss after training, ``heldout_losses``).
     """
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -286,6 +289,8 @@ def fit_sft(examples: pd.DataFrame, model_path: str, params: TrainingParams) -> 
         "distributed": str(trainer.accelerator.distributed_type).rsplit(".", 1)[-1],
         "train_runtime_s": float(result.metrics.get("train_runtime", math.nan)),
     }
+    if per_example_heldout:
+        summary["heldout_losses"] = heldout_losses(trainer)
     logger.info("training done: %s", summary)
     return trainer, curve, summary
 
