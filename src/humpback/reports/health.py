@@ -83,6 +83,18 @@ def information(model: str, check: str, value: float, low: float = math.nan, hig
     }
 
 
+def against_chance(low: float, high: float, chance: float = 0.5) -> str:
+    """How a share's interval reads against chance: a control that does not gate still says plainly
+    whether the scorer told its pairs apart."""
+    if math.isnan(low) or math.isnan(high):
+        return "not measured"
+    if low > chance:
+        return "above chance"
+    if high < chance:
+        return "below chance: it prefers the worse pair"
+    return f"at chance: its interval includes {chance:g}"
+
+
 def verdict(rows: list[dict]) -> dict:
     """The check's rows, whether every criterion passed, and the reasons of those that did not."""
     failures = [row["failure"] for row in rows if row["passed"] is False]

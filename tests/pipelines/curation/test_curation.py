@@ -271,6 +271,28 @@ def test_a_curator_that_tells_answers_from_off_topic_text_passes_its_controls(ra
     assert all(p for p in verdicts.values() if p is not None) and len(verdicts) == 6 + 2  # 6 controls, mass, spread
 
 
+def test_a_control_that_does_not_gate_says_plainly_whether_it_sits_at_chance(tiny_model_dir):
+    """The on-topic quality controls inform, never gate by default: their rows read against 0.5."""
+    prompts = list(range(20))
+    right = np.array([1.0] * 18 + [-1.0] * 2)  # the better pair higher on 18 of 20 prompts
+    coin = np.array([1.0, -1.0] * 10)  # on half of them
+    wrong = -right
+    values = {"human": np.zeros(20), "mismatched": -right, "truncated": -coin, "boilerplate": -wrong}
+    values |= {"ranked_best": coin, "ranked_worst": np.zeros(20), "web": np.full(20, -5.0)}
+    check = summarise_curator_controls(
+        long_controls(values, prompts), CheckpointHandle(str(tiny_model_dir), {"role": "seed"}), params("curation")
+    )
+    readings = {row["check"].split(" (")[0]: row["check"] for row in check["rows"] if row["passed"] is None}
+    assert readings["quality: human answer above its first half"].endswith("at chance: its interval includes 0.5")
+    assert readings["quality: oasst1's best-ranked reply above its worst"].endswith(
+        "at chance: its interval includes 0.5"
+    )
+    assert readings["quality: human answer above it with web boilerplate"].endswith(
+        "below chance: it prefers the worse pair"
+    )
+    assert readings["relevance: own human answer above a random web document"].endswith("above chance")
+
+
 def test_controls_gate_only_where_a_parameter_asks(rated, web_sample, tiny_model_dir):
     """The on-topic quality controls are reported; they fail the curator only when named."""
     _, reported = controls_of("RelevanceRater", rated, web_sample, tiny_model_dir)

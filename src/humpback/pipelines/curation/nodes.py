@@ -506,7 +506,11 @@ def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, 
         check[f"prompts_vs_{name}"] = result["items"]
         label = f"{result['what']} ({'paired AUC' if name in CONTROLS and CONTROLS[name].paired else 'AUC'})"
         if not result["gates"]:
-            rows.append(health.information(model, label, share, low=low, high=high))
+            reading = health.against_chance(low, high)
+            logger.info(
+                "curator control %s (reported, not gating): %.2f [%.2f, %.2f], %s", name, share, low, high, reading
+            )
+            rows.append(health.information(model, f"{label}: {reading}", share, low=low, high=high))
             continue
         rows.append(
             health.criterion(
