@@ -101,3 +101,31 @@ def test_the_sweep_prefers_the_rate_that_learns_in_process_and_launched_alike(se
     assert [run["processes"] for run in launched] == [2, 2]
     for one, two in zip(runs, launched):
         np.testing.assert_allclose(two["heldout_losses"], one["heldout_losses"], rtol=2e-3)
+
+
+def test_a_stopped_sweep_resumes_without_training_its_finished_rates_again(
+    seed_pairs, tiny_model_dir, tmp_path, monkeypatch
+):
+    from humpback.pipelines.training import nodes
+
+    handle = CheckpointHandle(path=str(tiny_model_dir), metadata={"model_id": "tiny"})
+    block = training(max_length=256, max_steps=1, checkpoint_steps=50, checkpoint_dir=str(tmp_path / "training"))
+    params = sweep(learning_rates=[1e-4, 1e-3], heldout_examples=2)
+    examples, _ = sweep_examples(seed_pairs, handle, block, HELDOUT_PAIRS, shipped("decontamination"), params)
+    trained, real_fit = [], nodes.fit_sft
+
+    def fit(examples, path, settings, **options):
+        if settings.learning_rate == 1e-3 and trained == [1e-4]:
+            trained.append("stopped")
+            raise KeyboardInterrupt  # the run is stopped during the second rate
+        trained.append(settings.learning_rate)
+        return real_fit(examples, path, settings, **options)
+
+    monkeypatch.setattr(nodes, "fit_sft", fit)
+    with pytest.raises(KeyboardInterrupt):
+        sweep_learning_rates(examples, handle, block, params)
+    first = sweep_learning_rates(examples, handle, block, params)["trainings"]
+
+    assert trained == [1e-4, "stopped", 1e-3]  # the finished rate was read back, not trained again
+    assert [run["learning_rate"] for run in first] == [1e-4, 1e-3] and len(first[0]["heldout_losses"]) == 2
+    assert not list((tmp_path / "training").glob("*.summary.json"))  # a finished sweep leaves nothing behind

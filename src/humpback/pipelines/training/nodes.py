@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -13,7 +14,7 @@ from humpback.llm import load_tokenizer
 from humpback.params import DecontaminationParams, LearningRateSweepParams, TrainingParams
 from humpback.pipelines.training.examples import build_examples
 from humpback.pipelines.training.launch import launched_summary, train_launched
-from humpback.pipelines.training.sft import discard_checkpoints, fit_sft, train_sft
+from humpback.pipelines.training.sft import checkpoint_folder, discard_checkpoints, fit_sft, train_sft
 from humpback.reports.model_card import render_model_card
 from humpback.reports.statistics import bootstrap_ratio
 
@@ -107,19 +108,40 @@ def sweep_learning_rates(
 ) -> dict:
     """The seed model trained at each of the sweep's rates on the same examples, everything else as
     its block says (a launched training too). Each training's summary gains its rate and every
-    held-out example's loss after it. The models are not kept: the sweep only chooses."""
-    trainings = []
+    held-out example's loss after it. The models are not kept: the sweep only chooses.
+
+    A rerun of a stopped sweep resumes: each finished rate's summary waits beside the trainings'
+    checkpoints (``checkpoint_dir``) until the whole sweep is done, and the rate in progress resumes
+    from its last checkpoint."""
+    trainings, finished = [], []
     for number, rate in enumerate(sweep.learning_rates, 1):
-        logger.info("learning-rate sweep: rate %g (%d of %d)", rate, number, len(sweep.learning_rates))
         block = training.model_copy(update={"learning_rate": rate})
-        if block.launcher == "in_process":
-            trainer, _, summary = fit_sft(examples, base_model.path, block, per_example_heldout=True)
-            del trainer
+        folder = checkpoint_folder(examples, base_model.path, block)
+        done = folder.with_name(f"{folder.name}.summary.json") if folder else None
+        if done is not None and done.is_file():
+            logger.info(
+                "learning-rate sweep: rate %g (%d of %d) finished before, read back",
+                rate,
+                number,
+                len(sweep.learning_rates),
+            )
+            summary = json.loads(done.read_text())
         else:
-            summary = launched_summary(examples, base_model.path, block)
+            logger.info("learning-rate sweep: rate %g (%d of %d)", rate, number, len(sweep.learning_rates))
+            if block.launcher == "in_process":
+                trainer, _, summary = fit_sft(examples, base_model.path, block, per_example_heldout=True)
+                del trainer
+            else:
+                summary = launched_summary(examples, base_model.path, block)
+            discard_checkpoints(examples, base_model.path, block)
+            release_free_memory()
+            if done is not None:
+                done.parent.mkdir(parents=True, exist_ok=True)
+                done.write_text(json.dumps(summary))
+        finished.append(done)
         trainings.append({**summary, "learning_rate": rate})
-        discard_checkpoints(examples, base_model.path, block)
-        release_free_memory()
+    for done in filter(None, finished):
+        done.unlink(missing_ok=True)
     return {"trainings": trainings}
 
 
