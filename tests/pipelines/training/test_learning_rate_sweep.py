@@ -52,6 +52,13 @@ def test_a_rate_worse_by_more_than_the_noise_is_flagged_and_one_within_it_is_not
     assert not summary["configured_worse_than_best"] and summary["configured_in_sweep"]
     assert 0 < by_rate.loc[1e-5, "detectable_difference"] < 0.2
     assert summary["heldout_examples"] == 32
+    assert summary["best_at_edge"] == "highest"  # 5e-5, the highest rate tried: a higher one may do better
+
+
+def test_a_best_rate_inside_the_grid_is_not_at_its_edge():
+    losses = np.array([[2.0, 2.1], [1.0, 1.1], [1.5, 1.6]])  # 1e-5, 2e-5 best, 5e-5
+    _, summary = learning_rate_sweep_results(trainings_of(losses), training(), sweep())
+    assert summary["best_at_edge"] is None
 
 
 def test_a_configured_rate_outside_the_sweep_is_said_so():

@@ -193,7 +193,15 @@ def learning_rate_sweep_results(
         "configured_in_sweep": not configured.empty,
         "configured_worse_than_best": bool(configured["worse_than_best"].any()),
         "rates_not_worse_than_best": table.loc[~table["worse_than_best"], "learning_rate"].tolist(),
+        "best_at_edge": _edge(float(table.loc[best, "learning_rate"]), table["learning_rate"].tolist()),
     }
+    if summary["best_at_edge"]:
+        logger.warning(
+            "learning-rate sweep: the best rate %g is the %s one tried; the best may lie beyond it: extend "
+            "learning_rate_sweep.learning_rates past it",
+            summary["best_learning_rate"],
+            summary["best_at_edge"],
+        )
     logger.info(
         "learning-rate sweep: best %g (held-out seed loss %.4f over %d pairs); configured %g %s",
         summary["best_learning_rate"],
@@ -205,3 +213,13 @@ def learning_rate_sweep_results(
         else ("is within noise of it" if summary["configured_in_sweep"] else "was not in the sweep"),
     )
     return table, summary
+
+
+def _edge(best: float, rates: list[float]) -> str | None:
+    """``lowest`` or ``highest`` when the best rate is at an end of the rates tried: the sweep then
+    cannot tell whether a rate beyond it would do better."""
+    if best == min(rates):
+        return "lowest"
+    if best == max(rates):
+        return "highest"
+    return None
