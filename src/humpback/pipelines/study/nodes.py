@@ -15,6 +15,7 @@ import pandas as pd
 
 from humpback.params import FORWARD_PASS_SCORERS, StudyParams
 from humpback.reports.statistics import (
+    DETECTABLE_IN_STANDARD_ERRORS,
     paired_nll_difference,
     preference_accuracy,
     preference_difference,
@@ -25,8 +26,6 @@ logger = logging.getLogger(__name__)
 RANDOM_ARMS = ("random_a", "random_b")
 #: every arm, in the order of the table: one per forward-pass scorer, two random draws, seed pairs
 ARMS = (*(f"curated_{scorer}" for scorer in FORWARD_PASS_SCORERS), *RANDOM_ARMS, "seed")
-#: a two-sided 5 % test with 80 % power detects a difference of about 2.8 standard errors
-DETECTABLE_IN_STANDARD_ERRORS = 1.96 + 0.84
 
 
 def arm_training_pairs(arm: str, pool: pd.DataFrame, seed_pairs: pd.DataFrame, params: StudyParams) -> pd.DataFrame:

@@ -16,12 +16,9 @@ from humpback.pipelines.training.examples import build_examples
 from humpback.pipelines.training.launch import launched_summary, train_launched
 from humpback.pipelines.training.sft import checkpoint_folder, discard_checkpoints, fit_sft, train_sft
 from humpback.reports.model_card import render_model_card
-from humpback.reports.statistics import bootstrap_ratio
+from humpback.reports.statistics import DETECTABLE_IN_STANDARD_ERRORS, bootstrap_ratio
 
 logger = logging.getLogger(__name__)
-
-#: a two-sided 5 % test with 80 % power detects a difference of about 2.8 standard errors
-DETECTABLE_IN_STANDARD_ERRORS = 1.96 + 0.84
 
 
 def prepare_sft_examples(
