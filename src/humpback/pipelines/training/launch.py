@@ -81,12 +81,12 @@ def _stop(process: subprocess.Popen, tail: collections.deque) -> None:
 
 
 def train_launched(
-    examples: pd.DataFrame, model_path: str, params: TrainingParams, per_example_heldout: bool = False
+    examples: pd.DataFrame, model_path: str, params: TrainingParams
 ) -> tuple[Any, Any, pd.DataFrame, dict]:
     """Like :func:`~humpback.pipelines.training.sft.train_sft`, in ``params.nproc_per_node`` processes."""
     with tempfile.TemporaryDirectory(prefix="humpback-launch-") as folder:
         work = Path(folder)
-        run_launched(examples, model_path, params, work, per_example_heldout, save_model=True)
+        run_launched(examples, model_path, params, work, per_example_heldout=False, save_model=True)
         return (*load_launched_model(work, params), pd.read_csv(work / "loss_curve.csv"), read_summary(work))
 
 

@@ -110,36 +110,39 @@ def sweep_learning_rates(
     A rerun of a stopped sweep resumes: each finished rate's summary waits beside the trainings'
     checkpoints (``checkpoint_dir``) until the whole sweep is done, and the rate in progress resumes
     from its last checkpoint."""
-    trainings, finished = [], []
+    trainings, waiting = [], []
     for number, rate in enumerate(sweep.learning_rates, 1):
         block = training.model_copy(update={"learning_rate": rate})
         folder = checkpoint_folder(examples, base_model.path, block)
         done = folder.with_name(f"{folder.name}.summary.json") if folder else None
+        progress = f"learning-rate sweep: rate {rate:g} ({number} of {len(sweep.learning_rates)})"
         if done is not None and done.is_file():
-            logger.info(
-                "learning-rate sweep: rate %g (%d of %d) finished before, read back",
-                rate,
-                number,
-                len(sweep.learning_rates),
-            )
+            logger.info("%s finished before, read back", progress)
             summary = json.loads(done.read_text())
         else:
-            logger.info("learning-rate sweep: rate %g (%d of %d)", rate, number, len(sweep.learning_rates))
-            if block.launcher == "in_process":
-                trainer, _, summary = fit_sft(examples, base_model.path, block, per_example_heldout=True)
-                del trainer
-            else:
-                summary = launched_summary(examples, base_model.path, block)
-            discard_checkpoints(examples, base_model.path, block)
-            release_free_memory()
+            logger.info(progress)
+            summary = _train_for_heldout_losses(examples, base_model.path, block)
             if done is not None:
                 done.parent.mkdir(parents=True, exist_ok=True)
                 done.write_text(json.dumps(summary))
-        finished.append(done)
+        if done is not None:
+            waiting.append(done)
         trainings.append({**summary, "learning_rate": rate})
-    for done in filter(None, finished):
+    for done in waiting:
         done.unlink(missing_ok=True)
     return {"trainings": trainings}
+
+
+def _train_for_heldout_losses(examples: pd.DataFrame, model_path: str, block: TrainingParams) -> dict:
+    """One training of the sweep, in this process or launched: its summary with each held-out
+    example's loss; the model and its checkpoints are let go."""
+    if block.launcher == "in_process":
+        summary = fit_sft(examples, model_path, block, per_example_heldout=True)[2]  # the trainer is let go here
+    else:
+        summary = launched_summary(examples, model_path, block)
+    discard_checkpoints(examples, model_path, block)
+    release_free_memory()
+    return summary
 
 
 def learning_rate_sweep_results(
