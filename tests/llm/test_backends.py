@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from humpback.llm import PromptError, SamplingConfig, build_llm
-from humpback.llm.transformers_backend import length_sorted_batches
+from humpback.llm.transformers_backend import PerRequestSampler, length_sorted_batches
 from tests.conftest import params
 
 CHATS = [
@@ -44,6 +44,32 @@ def test_generate_returns_one_text_per_prompt_in_order(lm):
 def test_seeded_sampling_is_repeatable(lm):
     sampling = SamplingConfig(temperature=1.0, top_p=0.9, max_new_tokens=10, stop=[], seed=7)
     assert lm.generate(CHATS, sampling) == lm.generate(CHATS, sampling)
+
+
+def test_a_sampled_request_writes_the_same_text_alone_or_in_any_batch(lm):
+    """Each request draws from its own seed: its text does not depend on which requests share its
+    batch, so adding documents to a run leaves the other documents' instructions as they were."""
+    sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=10, stop=[], seed=7)
+    together = lm.generate(CHATS, sampling)
+    assert len(set(together)) == 3
+    assert [lm.generate([chat], sampling)[0] for chat in CHATS] == together
+    assert lm.generate([CHATS[2], CHATS[0]], sampling) == [together[2], together[0]]
+
+
+@pytest.mark.parametrize(
+    ("temperature", "top_p", "expected"), [(1.0, 1.0, [0.7, 0.2, 0.1]), (1.0, 0.75, [0.78, 0.22, 0.0])]
+)
+def test_the_per_request_sampler_draws_from_the_tempered_nucleus(temperature, top_p, expected):
+    import torch
+
+    rows = 4000
+    scores = torch.log(torch.tensor([[0.7, 0.2, 0.1]])).repeat(rows, 1)
+    chosen = PerRequestSampler(list(range(rows)), temperature, top_p)(None, scores)
+    assert torch.all(torch.isfinite(chosen).sum(dim=1) == 1)  # one token left per row, for greedy to take
+    shares = torch.isfinite(chosen).float().mean(dim=0).numpy()
+    np.testing.assert_allclose(shares, expected, atol=0.03)  # 3 standard errors at 4,000 draws
+    again = PerRequestSampler(list(range(rows)), temperature, top_p)(None, scores)
+    assert torch.equal(chosen, again)
 
 
 def test_raw_prompts_and_stop_strings(lm):

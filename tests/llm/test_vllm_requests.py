@@ -57,7 +57,7 @@ def test_vllm_gets_one_sampling_params_per_request_with_its_seed(monkeypatch):
 
 
 def test_a_resumed_shard_regenerates_the_same_sampled_text(tiny_model_dir):
-    """The transformers backend seeds each batch from its requests: the same shard, the same text."""
+    """The transformers backend samples each request from its own seed: the same shard, the same text."""
     with build_llm(params("llm", batch_token_budget=256), str(tiny_model_dir)) as lm:
         prompts = [[{"role": "user", "content": f"Tell me about tide number {n}."}] for n in range(4)]
         first = lm.generate(prompts, SAMPLED)

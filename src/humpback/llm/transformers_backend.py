@@ -47,6 +47,30 @@ def length_sorted_batches(
         yield batch
 
 
+class PerRequestSampler:
+    """A logits processor that samples each row's next token from its own generator, seeded by its
+    request, and leaves only that token for greedy decoding to take.
+
+    transformers' own sampler draws every row from one global generator, so a request's text would
+    depend on which requests share its batch: adding documents to a run would rewrite the others'
+    instructions. Here a request writes the same text alone or in any batch, as with vLLM's
+    per-request seeds. Temperature and nucleus (top-p) sampling, as ``SamplingConfig`` says."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float) -> None:
+        from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.seeds = seeds
+        self.generators: list[torch.Generator] = []
+        self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p)])
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if not self.generators:  # made on the first step, on the device the logits are on
+            self.generators = [torch.Generator(device=scores.device).manual_seed(s) for s in self.seeds]
+        probs = torch.softmax(self.warpers(input_ids, scores).float(), dim=-1)
+        tokens = torch.cat([torch.multinomial(row, 1, generator=g) for row, g in zip(probs, self.generators)])
+        return torch.full_like(scores, -torch.inf).scatter_(1, tokens[:, None], 0.0)
+
+
 class TransformersLanguageModel(LanguageModel):
     #: shorter shared prefixes are not worth a separate forward pass
     MIN_SHARED_PREFIX = 32
@@ -93,24 +117,25 @@ class TransformersLanguageModel(LanguageModel):
     def _generate(self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int]) -> list[Generation]:
         sample = sampling.temperature > 0
         options = dict(
-            do_sample=sample,
+            do_sample=False,  # sampling is PerRequestSampler's; greedy decoding takes the token it drew
             max_new_tokens=sampling.max_new_tokens,
             pad_token_id=self._tokenizer.pad_token_id,
             eos_token_id=self.stop_token_ids,
-            **({"temperature": sampling.temperature, "top_p": sampling.top_p} if sample else {}),
+            temperature=None,  # the model's generation_config sampling defaults do not apply
+            top_p=None,
+            top_k=None,
         )
-        if not sample:  # silence generation_config sampling defaults that greedy decoding ignores
-            options.update(temperature=None, top_p=None, top_k=None)
         if sampling.stop:
             options.update(stop_strings=sampling.stop, tokenizer=self._tokenizer)
         texts: list[Generation] = [Generation("", False)] * len(prompt_ids)
         stops = set(self.stop_token_ids)
         progress = TokenProgress(len(prompt_ids), "generate", self.config.show_progress)
         for batch in self._batches(prompt_ids, sampling.max_new_tokens):
-            # one generator per batch, seeded by its requests: the same batch draws the same noise again
-            torch.manual_seed(sum(seeds[i] for i in batch) % 2**63)
             input_ids, mask = self._pad([prompt_ids[i] for i in batch])
-            output = self.model.generate(input_ids=input_ids, attention_mask=mask, **options)
+            sampler = (
+                [PerRequestSampler([seeds[i] for i in batch], sampling.temperature, sampling.top_p)] if sample else None
+            )
+            output = self.model.generate(input_ids=input_ids, attention_mask=mask, logits_processor=sampler, **options)
             new_tokens = output[:, input_ids.shape[1] :]
             for row, index in enumerate(batch):
                 tokens = new_tokens[row].tolist()
