@@ -57,7 +57,12 @@ def test_a_sampled_request_writes_the_same_text_alone_or_in_any_batch(lm):
 
 
 @pytest.mark.parametrize(
-    ("temperature", "top_p", "expected"), [(1.0, 1.0, [0.7, 0.2, 0.1]), (1.0, 0.75, [0.78, 0.22, 0.0])]
+    ("temperature", "top_p", "expected"),
+    [
+        (1.0, 1.0, [0.7, 0.2, 0.1]),
+        (0.5, 1.0, [0.907, 0.074, 0.019]),  # p² renormalised: a sampler that ignored temperature fails
+        (1.0, 0.75, [0.78, 0.22, 0.0]),
+    ],
 )
 def test_the_per_request_sampler_draws_from_the_tempered_nucleus(temperature, top_p, expected):
     import torch
