@@ -162,12 +162,13 @@ def test_the_study_trains_one_model_per_arm_and_says_whether_curation_beat_rando
         "seed",
     ]
     assert results["preference_accuracy"].between(0, 1).all() and results["reference_content_nll"].gt(0).all()
+    assert results["preference_margin"].notna().all()  # both replies of every ranked prompt were scored
     for arm in results["arm"]:
         summary = json.loads(report(data, f"study_{arm}_training_summary.json").read_text())
         assert summary["steps"] == 2  # conf/test: every arm trains as M1 does
     verdict = json.loads(report(data, "study_summary.json").read_text())
     assert verdict["arm_size"] == 6 and isinstance(verdict["curation_beat_random"], bool)
-    assert set(verdict["detectable_difference"]) == {"reference_content_nll", "preference"}
+    assert set(verdict["detectable_difference"]) == {"reference_content_nll", "preference", "preference_margin"}
 
 
 def test_the_notebook_runs_in_the_kedro_jupyter_kernel(project, evaluation, tmp_path, monkeypatch):

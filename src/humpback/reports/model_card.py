@@ -231,7 +231,9 @@ def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
         lines.append(
             f"- Preference accuracy (per-token likelihood prefers the best- over the worst-ranked human reply, "
             f"{evaluation['preference_prompts']} prompts): {_number(evaluation.get('preference_accuracy'))} "
-            f"[{_number(evaluation.get('preference_ci_low'))}, {_number(evaluation.get('preference_ci_high'))}]"
+            f"[{_number(evaluation.get('preference_ci_low'))}, {_number(evaluation.get('preference_ci_high'))}]; "
+            f"by a mean margin of {_number(evaluation.get('preference_margin'))} nats per token "
+            f"[{_number(evaluation.get('preference_margin_ci_low'))}, {_number(evaluation.get('preference_margin_ci_high'))}]"
         )
     for comparison in evaluation.get("comparisons", []):
         status = comparison.get("win_rate_status", "ok")
@@ -254,7 +256,10 @@ def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
             lines.append(
                 f"- Preference accuracy minus {comparison['reference']}'s (paired bootstrap over prompts): "
                 f"{_number(comparison['preference_difference'])} [{_number(comparison['preference_difference_ci_low'])}, "
-                f"{_number(comparison['preference_difference_ci_high'])}]"
+                f"{_number(comparison['preference_difference_ci_high'])}]; its margin minus theirs "
+                f"{_number(comparison.get('preference_margin_difference'))} "
+                f"[{_number(comparison.get('preference_margin_difference_ci_low'))}, "
+                f"{_number(comparison.get('preference_margin_difference_ci_high'))}]"
             )
     return lines
 

@@ -107,30 +107,52 @@ def paired_nll_difference(first: pd.DataFrame, second: pd.DataFrame, column: str
     }
 
 
+def _preference_margins(preferences: pd.DataFrame) -> pd.Series:
+    """How strongly the model prefers the better reply on each prompt: the worse reply's NLL per
+    token minus the better one's (NaN where it could not score both). Unlike the verdict, it moves
+    when a model grows more or less sure without changing its mind."""
+    margins = preferences["rejected_nll_per_token"] - preferences["chosen_nll_per_token"]
+    return margins.where(preferences["prefers_chosen"].notna())
+
+
 def preference_accuracy(preferences: pd.DataFrame, samples: int, seed: int) -> dict:
-    """Share of ranked prompts where the model prefers the best-ranked reply, with a 95 % bootstrap
-    interval over prompts (0.5: no preference for the better reply)."""
+    """Share of ranked prompts where the model prefers the best-ranked reply (0.5: no preference
+    for the better reply), and the mean margin by which it does, each with a 95 % bootstrap interval
+    over prompts."""
     given = preferences["prefers_chosen"].dropna().to_numpy(float)
     point, low, high = bootstrap_ratio(given, np.ones_like(given), samples, seed)
+    margins = _preference_margins(preferences).dropna().to_numpy(float)
+    margin, margin_low, margin_high = bootstrap_ratio(margins, np.ones_like(margins), samples, seed)
     return {
         "preference_accuracy": point,
         "preference_ci_low": low,
         "preference_ci_high": high,
         "preference_prompts": len(given),
+        "preference_margin": margin,
+        "preference_margin_ci_low": margin_low,
+        "preference_margin_ci_high": margin_high,
     }
 
 
 def preference_difference(challenger: pd.DataFrame, reference: pd.DataFrame, samples: int, seed: int) -> dict:
-    """Preference accuracy of the challenger minus the reference model's, paired over the prompts
-    both scored, with a 95 % bootstrap interval."""
-    both = challenger.merge(reference, on="prompt_id", suffixes=("_first", "_second")).dropna(
-        subset=["prefers_chosen_first", "prefers_chosen_second"]
+    """Preference accuracy and margin of the challenger minus the reference model's, paired over the
+    prompts both scored, with 95 % bootstrap intervals."""
+    both = challenger.assign(margin=_preference_margins(challenger)).merge(
+        reference.assign(margin=_preference_margins(reference)), on="prompt_id", suffixes=("_first", "_second")
     )
+    both = both.dropna(subset=["prefers_chosen_first", "prefers_chosen_second"])
     ones = np.ones(len(both))
-    point, low, high = paired_bootstrap_difference(
-        np.c_[both["prefers_chosen_first"].to_numpy(float), ones],
-        np.c_[both["prefers_chosen_second"].to_numpy(float), ones],
-        samples,
-        seed,
-    )
-    return {"preference_difference": point, "preference_difference_ci_low": low, "preference_difference_ci_high": high}
+    result = {}
+    for measure, column in (("preference", "prefers_chosen"), ("preference_margin", "margin")):
+        point, low, high = paired_bootstrap_difference(
+            np.c_[both[f"{column}_first"].to_numpy(float), ones],
+            np.c_[both[f"{column}_second"].to_numpy(float), ones],
+            samples,
+            seed,
+        )
+        result |= {
+            f"{measure}_difference": point,
+            f"{measure}_difference_ci_low": low,
+            f"{measure}_difference_ci_high": high,
+        }
+    return result

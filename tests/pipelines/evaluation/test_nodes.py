@@ -44,7 +44,14 @@ NLL = pd.DataFrame(
         "status": "ok",
     }
 )
-PREFERENCES = pd.DataFrame({"prompt_id": ["r1", "r2", "r3", "r4"], "prefers_chosen": [1.0, 1.0, 0.0, 0.5]})
+PREFERENCES = pd.DataFrame(
+    {
+        "prompt_id": ["r1", "r2", "r3", "r4"],
+        "chosen_nll_per_token": [1.0, 1.0, 3.0, 2.0],
+        "rejected_nll_per_token": [3.0, 1.5, 1.0, 2.0],
+        "prefers_chosen": [1.0, 1.0, 0.0, 0.5],
+    }
+)
 UNTAGGED_NLL = NLL.assign(reference_nll=math.nan, status="untagged")
 
 
@@ -216,6 +223,9 @@ def test_preference_follows_the_per_token_likelihood_of_the_two_replies(tiny_mod
     accuracy = statistics.preference_accuracy(preferences, samples=500, seed=0)
     assert accuracy["preference_accuracy"] == pytest.approx(0.625) and accuracy["preference_prompts"] == 4
     assert 0 <= accuracy["preference_ci_low"] < 0.625 < accuracy["preference_ci_high"] <= 1
+    # the margin, worse reply's NLL per token minus the better one's: 2, 2, -2, 0
+    assert accuracy["preference_margin"] == pytest.approx(0.5)
+    assert accuracy["preference_margin_ci_low"] < 0.5 < accuracy["preference_margin_ci_high"]
 
 
 def test_preference_difference_is_paired_over_prompts():
@@ -225,6 +235,19 @@ def test_preference_difference_is_paired_over_prompts():
     assert result["preference_difference_ci_low"] >= 0  # never worse on any prompt: no resample below 0
     same = statistics.preference_difference(PREFERENCES, PREFERENCES, samples=100, seed=0)
     assert (same["preference_difference"], same["preference_difference_ci_high"]) == (0.0, 0.0)
+    assert (same["preference_margin_difference"], same["preference_margin_difference_ci_high"]) == (0.0, 0.0)
+
+
+def test_the_preference_margin_sees_a_surer_model_whose_verdicts_are_the_same():
+    surer = PREFERENCES.assign(rejected_nll_per_token=PREFERENCES["rejected_nll_per_token"] + [0.5, 0.5, -0.5, 0.0])
+    result = statistics.preference_difference(surer, PREFERENCES, samples=500, seed=0)
+    assert result["preference_difference"] == 0.0
+    assert result["preference_margin_difference"] == pytest.approx((0.5 + 0.5 - 0.5) / 4)
+    # a prompt scored by one model only is left out of both
+    unscored = PREFERENCES.assign(prefers_chosen=[1.0, 1.0, 0.0, math.nan])
+    assert statistics.preference_difference(unscored, surer, samples=10, seed=0)[
+        "preference_margin_difference"
+    ] == pytest.approx(-(0.5 + 0.5 - 0.5) / 3)
 
 
 METADATA = {
@@ -310,6 +333,9 @@ def test_model_card_has_the_hub_metadata_and_the_run_facts():
 
 def test_model_card_shows_evaluation_figures():
     summary = {"model": "m1", "prompts": 32, "reference_nll": 2.1234, "reference_perplexity": 8.36}
+    summary |= {"preference_prompts": 119, "preference_accuracy": 0.7, "preference_ci_low": 0.62}
+    summary |= {"preference_ci_high": 0.78, "preference_margin": 0.5, "preference_margin_ci_low": 0.4}
+    summary |= {"preference_margin_ci_high": 0.6}
     comparisons = [
         {
             "challenger": "m1",
@@ -321,6 +347,12 @@ def test_model_card_shows_evaluation_figures():
             "wins": 10,
             "ties": 12,
             "losses": 10,
+            "preference_difference": 0.0,
+            "preference_difference_ci_low": -0.02,
+            "preference_difference_ci_high": 0.02,
+            "preference_margin_difference": 0.01,
+            "preference_margin_difference_ci_low": -0.005,
+            "preference_margin_difference_ci_high": 0.02,
         },
         {
             "challenger": "m2",
@@ -338,14 +370,17 @@ def test_model_card_shows_evaluation_figures():
     assert "held-out" in card.lower() and "2.123" in card and "(perplexity 8.360)" in card
     assert "Win rate vs m0" in card and "0.550 [0.400, 0.700]" in card
     assert "vs m1" not in card  # another model's comparison stays off this card
+    assert "0.700 [0.620, 0.780]; by a mean margin of 0.500 nats per token [0.400, 0.600]" in card
+    assert "0.000 [-0.020, 0.020]; its margin minus theirs 0.010 [-0.005, 0.020]" in card
     # the Hub's model-index, as huggingface_hub reads it back
     results = ModelCard(card).data.eval_results
     assert [(r.metric_type, r.metric_value) for r in results] == [
         ("loss", 2.1234),
         ("perplexity", 8.36),
+        ("accuracy", 0.7),
         ("win_rate", 0.55),
     ]
-    assert results[2].metric_name == "Win rate vs m0 (judge base)" and results[0].dataset_type == "OpenAssistant/oasst1"
+    assert results[3].metric_name == "Win rate vs m0 (judge base)" and results[0].dataset_type == "OpenAssistant/oasst1"
     assert (
         "| judge (aligned) | picks the human answer over another prompt's | 0.900 | [0.800, 0.950] | ≥ 0.75 | passed |"
         in card

@@ -47,8 +47,12 @@ def test_each_arm_holds_its_pick_under_the_same_tag(caplog):
         arm_training_pairs("curated_generate", POOL, SEED_PAIRS, study())
 
 
-def scores_of(nll_per_token: float, prefers: np.ndarray, prompts: int = 40) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """An arm's reference NLL (10 tokens per answer, noise around ``nll_per_token``) and preferences."""
+def scores_of(
+    nll_per_token: float, prefers: np.ndarray, prompts: int = 40, margin: float = 0.3
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An arm's reference NLL (10 tokens per answer, noise around ``nll_per_token``) and preferences:
+    each prompt's worse reply ``margin`` nats a token above the better one where it ``prefers`` the
+    better, below it where not."""
     noise = np.random.default_rng(int(nll_per_token * 100)).normal(0, 0.02, prompts)
     reference = pd.DataFrame(
         {
@@ -60,7 +64,17 @@ def scores_of(nll_per_token: float, prefers: np.ndarray, prompts: int = 40) -> t
             "status": "ok",
         }
     )
-    return reference, pd.DataFrame({"prompt_id": range(prompts), "prefers_chosen": prefers, "status": "ok"})
+    chosen = np.full(prompts, nll_per_token)
+    preferences = pd.DataFrame(
+        {
+            "prompt_id": range(prompts),
+            "chosen_nll_per_token": chosen,
+            "rejected_nll_per_token": chosen + np.where(prefers == 1, margin, -margin) * (prefers != 0.5),
+            "prefers_chosen": prefers,
+            "status": "ok",
+        }
+    )
+    return reference, preferences
 
 
 def test_the_study_says_whether_curation_beat_both_random_arms_by_more_than_they_differ():
@@ -79,6 +93,7 @@ def test_the_study_says_whether_curation_beat_both_random_arms_by_more_than_they
     assert summary["random_spread"]["reference_content_nll"] == pytest.approx(0.01, abs=0.01)
     verdict = summary["curated_arms"]["curated_pmi"]
     assert verdict["lower_nll_than_both_random"] and verdict["higher_preference_than_both_random"]
+    assert verdict["higher_margin_than_both_random"]  # more prompts preferred by the same margin
     assert not summary["curated_arms"]["curated_combined"]["lower_nll_than_both_random"]  # same as random
     assert summary["curation_beat_random"]
     assert json.loads(json.dumps(summary)) == summary  # the catalog saves it as JSON
@@ -92,4 +107,26 @@ def test_a_study_where_no_arm_differs_says_curation_did_not_beat_random():
     frames = [frame for _ in ARMS for frame in scores_of(2.0, same.astype(float))]
     _, summary = study_results(study(), *frames)
     assert not summary["curation_beat_random"]
-    assert summary["random_spread"] == {"reference_content_nll": 0.0, "preference_accuracy": 0.0}
+    assert summary["random_spread"] == {
+        "reference_content_nll": 0.0,
+        "preference_accuracy": 0.0,
+        "preference_margin": 0.0,
+    }
+
+
+def test_an_arm_surer_of_the_same_verdicts_beats_random_on_the_margin_alone():
+    """Verdicts that never flip leave preference accuracy level; the margin still sees an arm that
+    prefers the better reply by more, and only that arm."""
+    verdicts = (np.random.default_rng(2).random(40) < 0.7).astype(float)
+    frames = {arm: scores_of(2.0, verdicts) for arm in ARMS}
+    frames["curated_combined"] = scores_of(2.0, verdicts, margin=0.6)
+    frames["random_b"] = scores_of(2.0, verdicts, margin=0.29)
+    table, summary = study_results(study(), *(frame for arm in ARMS for frame in frames[arm]))
+    rows = table.set_index("arm")
+    assert rows.loc["curated_combined", "preference_difference"] == 0
+    assert rows.loc["curated_combined", "preference_margin"] > rows.loc["random_a", "preference_margin"]
+    verdict = summary["curated_arms"]["curated_combined"]
+    assert verdict["higher_margin_than_both_random"] and not verdict["higher_preference_than_both_random"]
+    assert not summary["curated_arms"]["curated_pmi"]["higher_margin_than_both_random"]
+    assert summary["curation_beat_random"]
+    assert 0 < summary["detectable_difference"]["preference_margin"] < 0.3

@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 RANDOM_ARMS = ("random_a", "random_b")
 #: every arm, in the order of the table: one per forward-pass scorer, two random draws, seed pairs
 ARMS = (*(f"curated_{scorer}" for scorer in FORWARD_PASS_SCORERS), *RANDOM_ARMS, "seed")
+#: the ranked-reply measures compared between arms: the share of verdicts for the better reply, and
+#: the mean margin by which it is preferred (finer: verdicts rarely flip between similar models)
+PREFERENCE_MEASURES = ("preference", "preference_margin")
 
 
 def arm_training_pairs(arm: str, pool: pd.DataFrame, seed_pairs: pd.DataFrame, params: StudyParams) -> pd.DataFrame:
@@ -70,10 +73,11 @@ def _against(arm: dict, random: dict, params: StudyParams) -> dict:
         nll = paired_nll_difference(arm["reference_nll"], random["reference_nll"], column, samples, seed)
         result |= {f"{column}_nll_difference": nll["difference"], f"{column}_nll_ci": (nll["ci_low"], nll["ci_high"])}
     preference = preference_difference(arm["preferences"], random["preferences"], samples, seed)
-    result |= {
-        "preference_difference": preference["preference_difference"],
-        "preference_ci": (preference["preference_difference_ci_low"], preference["preference_difference_ci_high"]),
-    }
+    for measure in PREFERENCE_MEASURES:
+        result |= {
+            f"{measure}_difference": preference[f"{measure}_difference"],
+            f"{measure}_ci": (preference[f"{measure}_difference_ci_low"], preference[f"{measure}_difference_ci_high"]),
+        }
     return result
 
 
@@ -87,7 +91,7 @@ def study_results(params: StudyParams, *scores: pd.DataFrame) -> tuple[pd.DataFr
 
     Returns:
         One row per arm (per-token reference NLL with and without the end token, preference
-        accuracy with its interval, and each measure minus ``random_a``'s, paired over prompts, with
+        accuracy and margin with their intervals, and each measure minus ``random_a``'s, paired over prompts, with
         its interval) and a summary: the difference between the two random arms (the noise
         between draws), the smallest difference a comparison can detect (2.8 standard errors of
         the paired comparison of the two random arms, which differ by their draw alone), and for
@@ -103,13 +107,13 @@ def study_results(params: StudyParams, *scores: pd.DataFrame) -> tuple[pd.DataFr
         if arm != "random_a":
             versus = _against(frames, arms["random_a"], params)
             row |= {key: value for key, value in versus.items() if not key.endswith("_ci")}
-            for key in ("reference_nll", "reference_content_nll", "preference"):
+            for key in ("reference_nll", "reference_content_nll", *PREFERENCE_MEASURES):
                 low, high = versus[f"{key}_ci"]
                 row |= {f"{key}_vs_random_ci_low": low, f"{key}_vs_random_ci_high": high}
             if arm == "random_b":  # two arms that differ by their draw alone: the comparison's own noise
                 widths = {
                     key: versus[f"{key}_ci"][1] - versus[f"{key}_ci"][0]
-                    for key in ("reference_content_nll", "preference")
+                    for key in ("reference_content_nll", *PREFERENCE_MEASURES)
                 }
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -124,36 +128,44 @@ def study_results(params: StudyParams, *scores: pd.DataFrame) -> tuple[pd.DataFr
         against_b = _against(arms[arm], arms["random_b"], params)
         row = by_arm.loc[arm]
         lower_nll = row["reference_content_nll_vs_random_ci_high"] < 0 and against_b["reference_content_nll_ci"][1] < 0
-        higher_preference = row["preference_vs_random_ci_low"] > 0 and against_b["preference_ci"][0] > 0
         verdicts[arm] = {
             "content_nll_difference": float(row["reference_content_nll_difference"]),
             "preference_difference": float(row["preference_difference"]),
+            "preference_margin_difference": float(row["preference_margin_difference"]),
             "lower_nll_than_both_random": bool(
                 lower_nll
                 and abs(row["reference_content_nll_difference"]) > abs(spread["reference_content_nll_difference"])
             ),
-            "higher_preference_than_both_random": bool(
-                higher_preference and abs(row["preference_difference"]) > abs(spread["preference_difference"])
-            ),
         }
+        for measure, verdict in (("preference", "higher_preference"), ("preference_margin", "higher_margin")):
+            higher = row[f"{measure}_vs_random_ci_low"] > 0 and against_b[f"{measure}_ci"][0] > 0
+            beyond_spread = abs(row[f"{measure}_difference"]) > abs(spread[f"{measure}_difference"])
+            verdicts[arm][f"{verdict}_than_both_random"] = bool(higher and beyond_spread)
     summary = {
         "arm_size": params.arm_size,
         "random_spread": {
             "reference_content_nll": float(spread["reference_content_nll_difference"]),
             "preference_accuracy": float(spread["preference_difference"]),
+            "preference_margin": float(spread["preference_margin_difference"]),
         },
         "detectable_difference": detectable,
         "curated_arms": verdicts,
         "curation_beat_random": any(
-            v["lower_nll_than_both_random"] or v["higher_preference_than_both_random"] for v in verdicts.values()
+            v["lower_nll_than_both_random"]
+            or v["higher_preference_than_both_random"]
+            or v["higher_margin_than_both_random"]
+            for v in verdicts.values()
         ),
     }
     logger.info(
-        "study: curation %s random (detectable: %.3f nats/token, %.3f preference accuracy; random arms differ by %.3f and %.3f)",
+        "study: curation %s random (detectable: %.4f nats/token, %.3f preference accuracy, %.4f preference margin; "
+        "random arms differ by %.4f, %.3f and %.4f)",
         "BEAT" if summary["curation_beat_random"] else "did not beat",
         detectable["reference_content_nll"],
         detectable["preference"],
+        detectable["preference_margin"],
         summary["random_spread"]["reference_content_nll"],
         summary["random_spread"]["preference_accuracy"],
+        summary["random_spread"]["preference_margin"],
     )
     return table, summary
