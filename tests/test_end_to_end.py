@@ -162,7 +162,7 @@ def test_the_study_trains_one_model_per_arm_and_says_whether_curation_beat_rando
         "seed",
     ]
     assert results["preference_accuracy"].between(0, 1).all() and results["reference_content_nll"].gt(0).all()
-    assert results["preference_margin"].notna().all()  # both replies of every ranked prompt were scored
+    assert results["preference_margin"].notna().all()  # every arm scored both replies of its ranked prompts
     for arm in results["arm"]:
         summary = json.loads(report(data, f"study_{arm}_training_summary.json").read_text())
         assert summary["steps"] == 2  # conf/test: every arm trains as M1 does

@@ -29,6 +29,12 @@ ARMS = (*(f"curated_{scorer}" for scorer in FORWARD_PASS_SCORERS), *RANDOM_ARMS,
 #: the ranked-reply measures compared between arms: the share of verdicts for the better reply, and
 #: the mean margin by which it is preferred (finer: verdicts rarely flip between similar models)
 PREFERENCE_MEASURES = ("preference", "preference_margin")
+#: what the verdict reads: each measure, the sign of a better difference, and the verdict's name
+VERDICTS = (
+    ("reference_content_nll", -1, "lower_nll"),
+    ("preference", 1, "higher_preference"),
+    ("preference_margin", 1, "higher_margin"),
+)
 
 
 def arm_training_pairs(arm: str, pool: pd.DataFrame, seed_pairs: pd.DataFrame, params: StudyParams) -> pd.DataFrame:
@@ -91,8 +97,8 @@ def study_results(params: StudyParams, *scores: pd.DataFrame) -> tuple[pd.DataFr
 
     Returns:
         One row per arm (per-token reference NLL with and without the end token, preference
-        accuracy and margin with their intervals, and each measure minus ``random_a``'s, paired over prompts, with
-        its interval) and a summary: the difference between the two random arms (the noise
+        accuracy and margin with their intervals, and each measure minus ``random_a``'s, paired over
+        prompts, with its interval) and a summary: the difference between the two random arms (the noise
         between draws), the smallest difference a comparison can detect (2.8 standard errors of
         the paired comparison of the two random arms, which differ by their draw alone), and for
         each curated arm whether it beat random: every interval against both random arms on the
@@ -111,10 +117,7 @@ def study_results(params: StudyParams, *scores: pd.DataFrame) -> tuple[pd.DataFr
                 low, high = versus[f"{key}_ci"]
                 row |= {f"{key}_vs_random_ci_low": low, f"{key}_vs_random_ci_high": high}
             if arm == "random_b":  # two arms that differ by their draw alone: the comparison's own noise
-                widths = {
-                    key: versus[f"{key}_ci"][1] - versus[f"{key}_ci"][0]
-                    for key in ("reference_content_nll", *PREFERENCE_MEASURES)
-                }
+                widths = {key: versus[f"{key}_ci"][1] - versus[f"{key}_ci"][0] for key, _, _ in VERDICTS}
         rows.append(row)
     table = pd.DataFrame(rows)
     by_arm = table.set_index("arm")
@@ -127,20 +130,19 @@ def study_results(params: StudyParams, *scores: pd.DataFrame) -> tuple[pd.DataFr
     for arm in (a for a in ARMS if a.startswith("curated_")):
         against_b = _against(arms[arm], arms["random_b"], params)
         row = by_arm.loc[arm]
-        lower_nll = row["reference_content_nll_vs_random_ci_high"] < 0 and against_b["reference_content_nll_ci"][1] < 0
         verdicts[arm] = {
             "content_nll_difference": float(row["reference_content_nll_difference"]),
             "preference_difference": float(row["preference_difference"]),
             "preference_margin_difference": float(row["preference_margin_difference"]),
-            "lower_nll_than_both_random": bool(
-                lower_nll
-                and abs(row["reference_content_nll_difference"]) > abs(spread["reference_content_nll_difference"])
-            ),
         }
-        for measure, verdict in (("preference", "higher_preference"), ("preference_margin", "higher_margin")):
-            higher = row[f"{measure}_vs_random_ci_low"] > 0 and against_b[f"{measure}_ci"][0] > 0
+        for measure, better, verdict in VERDICTS:
+            intervals = (
+                (row[f"{measure}_vs_random_ci_low"], row[f"{measure}_vs_random_ci_high"]),
+                against_b[f"{measure}_ci"],
+            )
+            better_side = all(min(better * low, better * high) > 0 for low, high in intervals)
             beyond_spread = abs(row[f"{measure}_difference"]) > abs(spread[f"{measure}_difference"])
-            verdicts[arm][f"{verdict}_than_both_random"] = bool(higher and beyond_spread)
+            verdicts[arm][f"{verdict}_than_both_random"] = bool(better_side and beyond_spread)
     summary = {
         "arm_size": params.arm_size,
         "random_spread": {
@@ -151,10 +153,7 @@ def study_results(params: StudyParams, *scores: pd.DataFrame) -> tuple[pd.DataFr
         "detectable_difference": detectable,
         "curated_arms": verdicts,
         "curation_beat_random": any(
-            v["lower_nll_than_both_random"]
-            or v["higher_preference_than_both_random"]
-            or v["higher_margin_than_both_random"]
-            for v in verdicts.values()
+            verdict[f"{name}_than_both_random"] for verdict in verdicts.values() for _, _, name in VERDICTS
         ),
     }
     logger.info(
