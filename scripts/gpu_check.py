@@ -78,7 +78,7 @@ STANDIN_DIR: Path | None = None
 def stand_in_model() -> str:
     """A Llama-3-shaped stand-in, materialised as the base_model pipeline saves it (prompt format,
     stop token): what stages read. Built once a run; the checks that need it share it."""
-    from humpback.datasets import ModelCheckpointDataset
+    from humpback.datasets.checkpoint import write_checkpoint
     from humpback.params import ModelSourceParams
     from humpback.pipelines.base_model.nodes import materialise_base_model
     from tests.standins import build_llama3_standins
@@ -86,9 +86,7 @@ def stand_in_model() -> str:
     base, _ = build_llama3_standins(STANDIN_DIR / "standins", corpus())
     source = {**conf_block("base/parameters/models.yml", "base_model"), "source": "local", "name_or_path": str(base)}
     path = STANDIN_DIR / "base_model"
-    ModelCheckpointDataset(path=str(path)).save(
-        materialise_base_model(ModelSourceParams.model_validate({**source, "dtype": "float32"}))
-    )
+    write_checkpoint(path, materialise_base_model(ModelSourceParams.model_validate({**source, "dtype": "float32"})))
     return str(path)
 
 

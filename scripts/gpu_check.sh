@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check on a GPU machine with no internet (scripts/gpu_check.py says what it checks).
-#   scripts/gpu_check_wheels.sh        here, once: the wheels the machine lacks, into .whl/
+#   scripts/gpu_check_wheels.sh        here, once: what the machine lacks (scripts/gpu_check_carry.txt)
+#                                      at the GPU set's versions (requirements/gpu.txt), into .whl/
 #   bash scripts/gpu_check.sh          there, from the repository root (.whl carried beside it)
 # Writes $OUT/gpu_check.json (OUT defaults to data/08_reporting) and stops itself after 7.5 minutes.
 set -uo pipefail

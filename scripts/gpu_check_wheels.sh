@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Downloads, here, the wheels a GPU machine without internet lacks for scripts/gpu_check.sh (it has
-# torch, transformers, accelerate, peft, pandas, pyarrow and PyYAML): TRL and datasets for training,
-# pydantic for the parameter blocks; transformers, accelerate and tokenizers at the
-# versions the CPU rehearsal ran (the machine has older ones). Python 3.12, x86-64 Linux. About 20 MB.
+# Downloads, here, the wheels a GPU machine without internet lacks for scripts/gpu_check.sh: the
+# packages in scripts/gpu_check_carry.txt at the GPU set's versions (requirements/gpu.txt), for
+# x86-64 Linux. About 25 MB.
+#   scripts/gpu_check_wheels.sh [python version, default 3.12] [folder, default .whl]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
-python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+python_version=${1:-3.12}
+folder=${2:-.whl}
+[ "$folder" = .whl ] && { grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude; }
+pins=()
+while read -r name; do
+  case "$name" in ''|'#'*) continue ;; esac
+  pin=$(grep -iE "^${name//-/[-_]}==" requirements/gpu.txt) || { echo "$name is not in requirements/gpu.txt" >&2; exit 2; }
+  pins+=("$pin")
+done < scripts/gpu_check_carry.txt
+rm -rf "$folder" && mkdir -p "$folder"
+python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version "$python_version" --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .whl trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 pydantic==2.14.4 pydantic-core==2.50.5 \
-  annotated-types==0.8.0 typing-inspection==0.4.5 transformers==5.24.0 accelerate==1.16.0 \
-  tokenizers==0.23.3
-ls -la .whl
+  -d "$folder" "${pins[@]}" 2>&1 | { grep -v 'is neither a file nor a directory' || true; }
+ls "$folder"

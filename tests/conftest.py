@@ -187,3 +187,30 @@ HELDOUT_PAIRS = pd.DataFrame(
 TEST_LLM = params("llm")
 #: in memory, no shard folder (tests that resume give one)
 NO_SHARDS = params("generation", shard_dir=None)
+
+
+@pytest.fixture(autouse=True)
+def _vllm_where_it_starts(request):
+    """A test marked ``vllm`` runs wherever vLLM starts (CPU build included); elsewhere it is
+    skipped with the reason (``humpback.llm.platform.vllm_problem``)."""
+    if request.node.get_closest_marker("vllm") is None:
+        return
+    from humpback.llm.platform import vllm_problem
+
+    if (problem := vllm_problem()) is not None:
+        pytest.skip(f"vLLM cannot start here: {problem}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A vLLM test skipped on a machine where vLLM starts is a failure: the skip would hide the
+    vLLM path from the run (an importorskip that hides a broken import, say)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and item.get_closest_marker("vllm") is not None:
+        from humpback.llm.platform import vllm_problem
+
+        if vllm_problem() is None:
+            reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+            report.outcome = "failed"
+            report.longrepr = f"vLLM starts on this machine, yet this vLLM test was skipped: {reason}"

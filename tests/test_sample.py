@@ -109,7 +109,7 @@ def test_dev_script_fetches_for_an_offline_run_only(tmp_path, arguments, fetches
         shim = venv / "bin" / tool
         shim.write_text(f'#!/bin/sh\necho "{tool} $*" >> {calls}\n')
         shim.chmod(0o755)
-    (venv / ".humpback-run-installed").touch()  # newer than pyproject.toml and the script: no set-up
+    (venv / ".humpback-installed").write_text("cpu\n")  # newer than the set, pyproject and the script: no set-up
     environment = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HUMPBACK_VENV": str(venv)}
     result = subprocess.run(
         ["bash", str(REPO_ROOT / "scripts/dev.sh"), "run", *arguments],

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import resource
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
+from pydantic import BaseModel
 
 from humpback.engine.memory import release_free_memory
+from humpback.llm.platform import auto_precision, check_backend, resolve_llm_settings
 from humpback.params import validate_parameters
 
 logger = logging.getLogger(__name__)
@@ -33,6 +37,82 @@ class ValidateParametersHook:
     @hook_impl
     def after_context_created(self, context) -> None:
         validate_parameters(dict(context.config_loader["parameters"]))
+
+
+def machine_decisions(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The ``auto`` settings of a run made concrete for this machine, as {dotted path: value}:
+    the backend and number format of every backend block (``llm``, a role's ``*.llm`` overrides)
+    and the precision of every training block (``*.training``)."""
+    decided: dict[str, Any] = {}
+
+    def walk(value: Any, path: str) -> None:
+        if not isinstance(value, dict):
+            return
+        name = path.rsplit(".", 1)[-1]
+        if name == "llm":
+            decided.update({f"{path}.{key}": choice for key, choice in resolve_llm_settings(value).items()})
+        if name == "training" and value.get("precision") == "auto":
+            decided[f"{path}.precision"] = auto_precision()
+        for key, item in value.items():
+            walk(item, f"{path}.{key}" if path else key)
+
+    walk(parameters, "")
+    if any(path.endswith(".precision") for path in decided):
+        logger.info("training precision auto → %s", auto_precision())
+    return decided
+
+
+def _plain(value: Any) -> Any:
+    """Plain data: Kedro hands parameters over as typed models where a node declares one, at any depth."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _with_value(value: Any, path: list[str], new: Any) -> Any:
+    """``value`` (a dict or a parameter model) with the item at ``path`` replaced; same type back."""
+    if not path:
+        return new
+    plain = value.model_dump() if isinstance(value, BaseModel) else dict(value)
+    plain[path[0]] = _with_value(plain[path[0]] if isinstance(value, BaseModel) else value[path[0]], path[1:], new)
+    return type(value).model_validate(plain) if isinstance(value, BaseModel) else plain
+
+
+class MachineSettingsHooks:
+    """Decide the run's ``auto`` settings for this machine before the first node, and stop at once
+    when a backend named explicitly cannot start here.
+
+    The decisions replace the ``auto`` values in every parameter dataset the nodes read (``params:llm``,
+    ``params:llm.backend``, …, and ``parameters``, which the run's configuration snapshot records),
+    so cache keys and model cards say what ran."""
+
+    @hook_impl
+    def after_catalog_created(self, catalog, parameters: dict[str, Any]) -> None:
+        tree = _plain(parameters.get("parameters", {}))
+        decided = machine_decisions(tree)
+        for path, choice in decided.items():
+            for name, value in list(parameters.items()):
+                held = [] if name == "parameters" else name.removeprefix("params:").split(".")
+                steps = path.split(".")
+                if steps[: len(held)] == held:
+                    parameters[name] = _with_value(value, steps[len(held) :], choice)
+                    catalog[name] = MemoryDataset(parameters[name])
+        for path, choice in decided.items():
+            logger.info("machine setting: %s = %s", path, choice)
+        for path, value in _backend_blocks(tree):
+            check_backend(str(decided.get(f"{path}.backend", value.get("backend"))))
+
+
+def _backend_blocks(tree: dict[str, Any], path: str = ""):
+    """(dotted path, block) of every backend block in the parameters: ``llm`` and roles' ``*.llm``."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            where = f"{path}.{key}" if path else key
+            if key == "llm":
+                yield where, value
+            yield from _backend_blocks(value, where)
 
 
 class RawDataHooks:
@@ -62,6 +142,27 @@ class RawDataHooks:
         text = f"{error!r} {error.__cause__!r}"
         if any(marker in text for marker in ("huggingface.co", "HFDataset", "ConnectionError", "OfflineMode")):
             logger.error("Could not read a dataset from the Hugging Face Hub. %s", OFFLINE_HINT)
+
+
+class RunStopped(SystemExit):
+    """The run received SIGTERM: raised in the node that was running, so its ``finally`` blocks and
+    context managers shut down what it started (a vLLM engine's processes, a launched training)."""
+
+
+class StopHooks:
+    """Turn SIGTERM into an exception, as Ctrl-C already is. Python's default for SIGTERM ends the
+    process at once, cleanup skipped: vLLM's engine-core process, which does not watch its parent,
+    would go on running (at full CPU) after a stopped run."""
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+            signal.signal(signal.SIGTERM, _raise_run_stopped)
+
+
+def _raise_run_stopped(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process outright
+    raise RunStopped(128 + signum)
 
 
 class NodeResourceHooks:

@@ -271,8 +271,9 @@ class TrainingParams(_Block):
     #: without either, the budget is num_train_epochs over the data)
     steps_by_size: list[tuple[int, int]]
     #: fp32; bf16_mixed: fp32 weights, bf16 autocast (tiny updates survive); bf16: pure bf16 weights
-    #: (less memory, but updates below bf16's resolution are lost at small learning rates)
-    precision: Literal["fp32", "bf16_mixed", "bf16"]
+    #: (less memory, but updates below bf16's resolution are lost at small learning rates);
+    #: auto: bf16_mixed where bf16 is native (GPUs, CPUs with AVX-512 BF16 or AMX), else fp32
+    precision: Literal["auto", "fp32", "bf16_mixed", "bf16"]
     #: batches of examples of similar length (less padding); random batches otherwise
     group_by_length: bool
     #: false freezes the token embeddings (tied to the output layer in Gemma/Llama 3.2): much less

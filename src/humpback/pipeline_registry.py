@@ -10,11 +10,13 @@ import warnings
 
 from kedro.pipeline import Node, Pipeline
 
-from humpback.pipelines import augmentation, base_model, curation, ingestion, plan, rewriting
+from humpback.pipelines import augmentation, curation, ingestion, rewriting
+from humpback.pipelines.base_model import pipeline as base_model
 from humpback.pipelines.curation.nodes import score_with_every_scorer
 from humpback.pipelines.evaluation import evaluation_pipeline
 from humpback.pipelines.evaluation.nodes import score_preferences, score_references
 from humpback.pipelines.method_health import method_health_pipeline
+from humpback.pipelines.plan import pipeline as plan
 from humpback.pipelines.publishing import dataset_exports_pipeline, publish_pipeline
 from humpback.pipelines.study import pipeline as study
 from humpback.pipelines.training.pipeline import learning_rate_sweep_pipeline, trained_model_pipeline

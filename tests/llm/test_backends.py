@@ -92,6 +92,7 @@ def test_score_options_are_next_token_probabilities(lm):
     assert np.all(scores > 0) and np.all(scores.sum(axis=1) <= 1 + 1e-6)
 
 
+@pytest.mark.vllm
 def test_backends_see_the_same_tokens_as_training(transformers_lm, vllm_lm):
     """A template-less base model in the project's format: both backends encode every prompt
     (a continued answer too) to the ids TRL trains on."""
@@ -116,8 +117,8 @@ def test_backends_see_the_same_tokens_as_training(transformers_lm, vllm_lm):
     assert transformers_lm.stop_token_ids == vllm_lm.stop_token_ids == [tokenizer.eos_token_id]
 
 
+@pytest.mark.vllm
 def test_backends_agree(transformers_lm, vllm_lm):
-    pytest.importorskip("vllm")
     assert transformers_lm.generate(CHATS, GREEDY) == vllm_lm.generate(CHATS, GREEDY)
     np.testing.assert_allclose(
         transformers_lm.score_options(CHATS, OPTIONS), vllm_lm.score_options(CHATS, OPTIONS), rtol=1e-3, atol=1e-6
@@ -217,6 +218,7 @@ def test_completion_logprobs_match_a_direct_forward_pass(transformers_lm, tiny_m
     np.testing.assert_allclose(batched[0], values, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.vllm
 def test_backends_agree_on_completion_logprobs(transformers_lm, vllm_lm):
     for ours, theirs in zip(
         transformers_lm.completion_logprobs(CHATS, ANSWERS), vllm_lm.completion_logprobs(CHATS, ANSWERS)

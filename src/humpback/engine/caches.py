@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from humpback.datasets import CheckpointHandle
-from humpback.datasets.model_checkpoint import weights_digest
+from humpback.datasets.checkpoint import weights_digest
 from humpback.llm import load_tokenizer
 
 

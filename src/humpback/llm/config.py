@@ -23,7 +23,9 @@ class LLMConfig(BaseModel):
     #: scripted: answers come from a rule (``script``), for tests and dry runs of a pipeline
     #: openai: a model behind an OpenAI-compatible server (``base_url``); the stage's model folder
     #: gives the tokenizer and must hold the served model's weights
-    backend: Literal["transformers", "vllm", "scripted", "openai"]
+    #: auto: vllm where it starts on this machine, else transformers (decided when a run starts)
+    backend: Literal["auto", "transformers", "vllm", "scripted", "openai"]
+    #: auto: bfloat16 where the hardware has it natively, else float32 (float16 on older GPUs)
     dtype: Literal["auto", "float32", "bfloat16", "float16"]
     #: seed of sampling
     seed: int

@@ -13,6 +13,9 @@ from humpback.llm.config import LLMConfig
 def build_llm(config: LLMConfig | dict, model_path: str) -> LanguageModel:
     """Build the configured backend for the model in ``model_path`` (imports it only now)."""
     config = LLMConfig.model_validate(config)
+    from humpback.llm.platform import resolve_llm_settings
+
+    config = config.with_overrides(resolve_llm_settings(config.model_dump()))  # a run has resolved them already
     if config.backend == "scripted":
         from humpback.llm.scripted import ScriptedLanguageModel
 

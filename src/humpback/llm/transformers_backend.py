@@ -12,19 +12,11 @@ import torch
 
 from humpback.llm.base import Generation, LanguageModel, SamplingConfig
 from humpback.llm.config import LLMConfig
+from humpback.llm.platform import auto_dtype
 from humpback.llm.progress import TokenProgress
 from humpback.llm.tokenizer import load_tokenizer
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_dtype(name: str, device: str) -> torch.dtype:
-    """``auto`` picks bf16 on GPUs and on CPUs with native bf16 support, fp32 otherwise."""
-    if name != "auto":
-        return getattr(torch, name)
-    if device == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
 
 
 def length_sorted_batches(
@@ -85,7 +77,7 @@ class TransformersLanguageModel(LanguageModel):
         self._tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code, padding_side="left")
         if self._tokenizer.pad_token_id is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
-        self.dtype = resolve_dtype(config.dtype, self.device)
+        self.dtype = getattr(torch, auto_dtype() if config.dtype == "auto" else config.dtype)
         self.model = AutoModelForCausalLM.from_pretrained(
             model_path, dtype=self.dtype, trust_remote_code=config.trust_remote_code
         ).to(self.device)
@@ -184,29 +176,38 @@ class TransformersLanguageModel(LanguageModel):
                 past = copy.deepcopy(cache)
                 past.batch_repeat_interleave(len(batch))
             # only each row's last position goes through the output layer (262k columns for Gemma)
-            last = torch.tensor([[len(suffixes[i]) - 1] for i in batch], device=self.device)
-            final = self.model(
+            output = self.model(
                 input_ids=input_ids,
                 attention_mask=mask,
                 position_ids=positions,
                 past_key_values=past,
-                logits_to_keep=last,
-            ).logits[:, 0]
+                output_hidden_states=True,
+                logits_to_keep=1,
+            )
+            last = torch.tensor([len(suffixes[i]) - 1 for i in batch], device=self.device)
+            hidden = output.hidden_states[-1][torch.arange(len(batch), device=self.device), last]
+            final = self._output_layer(hidden, output.logits[:, -1], last == width - 1)
             result[batch] = torch.log_softmax(final.float(), dim=-1)[:, options].cpu().numpy()
             progress.update(len(batch), sum(len(suffixes[i]) for i in batch))
         progress.close()
         return result
 
-    def _output_layer(self, hidden: torch.Tensor, model_last: torch.Tensor) -> torch.Tensor:
-        """Logits of ``hidden`` (positions × hidden size) as the model's forward makes them: output
-        embedding, then soft-capping where configured. Checked against the forward's own logits at
-        the last position (``model_last``), so a model that scales its logits otherwise fails loudly
-        instead of scoring wrong."""
+    def _output_layer(
+        self, hidden: torch.Tensor, forward_logits: torch.Tensor, full_rows: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits of ``hidden`` (rows × hidden size) as the model's forward makes them: output
+        embedding, then soft-capping where configured.
+
+        The forward itself keeps only the batch's last position (``logits_to_keep=1``, which every
+        transformers release reads the same way; a tensor of per-row positions is read differently
+        from one release to the next). Rows whose own last token is there (``full_rows``) check the
+        result against the forward's logits, so a model that scales its logits otherwise fails
+        loudly instead of scoring wrong."""
         logits = self.model.get_output_embeddings()(hidden)
         cap = getattr(self.model.config, "final_logit_softcapping", None)
         if cap:
             logits = torch.tanh(logits / cap) * cap
-        if not torch.allclose(logits[-1].float(), model_last.float(), rtol=1e-3, atol=1e-3):
+        if not torch.allclose(logits[full_rows].float(), forward_logits[full_rows].float(), rtol=1e-3, atol=1e-3):
             raise OutputLayerMismatchError(
                 f"{type(self.model).__name__}: its logits are not the output embedding of its last hidden state; "
                 "score completions with the vllm backend"
@@ -228,14 +229,16 @@ class TransformersLanguageModel(LanguageModel):
             )
             # the output layer runs row by row on the completion's positions only: a batch's logits
             # at once would be tokens × vocabulary floats (4 GiB for 4,096 tokens of Gemma)
-            last = torch.tensor([[len(sequences[i]) - 2] for i in batch], device=self.device)
-            output = self.model(
-                input_ids=input_ids, attention_mask=mask, output_hidden_states=True, logits_to_keep=last
-            )
+            output = self.model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True, logits_to_keep=1)
             for row, index in enumerate(batch):
-                # position t predicts token t + 1
+                # position t predicts token t + 1; the last position, which predicts nothing here,
+                # is computed too where it is the forward's own: the check of the output layer
                 start, end = starts[index], len(sequences[index])
-                logits = self._output_layer(output.hidden_states[-1][row, start - 1 : end - 1], output.logits[row, 0])
+                full = torch.zeros(end - start + 1, dtype=torch.bool, device=self.device)
+                full[-1] = end == width
+                logits = self._output_layer(
+                    output.hidden_states[-1][row, start - 1 : end], output.logits[row].expand(len(full), -1), full
+                )[:-1]
                 logprobs = torch.log_softmax(logits.float(), dim=-1)
                 targets = input_ids[row, start:end].unsqueeze(-1)
                 result[index] = logprobs.gather(-1, targets).squeeze(-1).cpu().numpy().astype(np.float64)

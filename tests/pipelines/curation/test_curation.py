@@ -254,7 +254,7 @@ def test_the_curator_is_measured_against_hand_labels(rated, web_sample, tiny_mod
 def test_a_curator_that_tells_answers_from_off_topic_text_passes_its_controls(rated, web_sample, tiny_model_dir):
     controls, check = controls_of("RelevanceRater", rated, web_sample, tiny_model_dir)
     values = controls.groupby("control")["value"].apply(list).to_dict()
-    assert values["human"] == [4.75] * 4 and values["mismatched"] == [1.25] * 4  # expected scores
+    assert values["human"] == pytest.approx([4.75] * 4) and values["mismatched"] == pytest.approx([1.25] * 4)
     assert check["auc_vs_mismatched"] == 1.0 and check["auc_vs_web"] >= 0.7 and check["passed"]
     # 4 held-out prompts × 5 answers, 3 ranked prompts × 2 replies, 8 of the run's candidates
     assert check["control_pairs"] == 20 + 6 + 8 and check["rated_share"] == 1.0

@@ -103,7 +103,7 @@ def test_the_devices_and_process_group_are_set_up_before_the_weights_load(pairs,
 @pytest.mark.parametrize("enabled", [False, True])
 def test_gradient_checkpointing_is_a_parameter(tmp_path, enabled):
     config = sft.sft_config(training(gradient_checkpointing=enabled), 40, 1, str(tmp_path), evaluate=True)
-    assert config.activation_checkpointing is enabled and config.eval_on_start
+    assert config.gradient_checkpointing is enabled and config.eval_on_start
 
 
 def test_gpu_environments_checkpoint_their_models_and_save_activation_memory():
@@ -180,7 +180,7 @@ def test_gradient_checkpointing_trains_with_frozen_or_trained_embeddings(pairs, 
     params = training(gradient_checkpointing=True, train_embeddings=train_embeddings, checkpoint_steps=None)
     trainer, _, summary = sft.fit_sft(examples_for(pairs, tiny_model_dir, params), str(tiny_model_dir), params)
     assert summary["heldout_loss_after"] < summary["heldout_loss_before"]
-    assert trainer.model.is_activation_checkpointing
+    assert trainer.model.is_gradient_checkpointing
 
 
 def test_a_trained_model_is_saved_in_its_base_models_dtype(pairs, tiny_model_dir):

@@ -1,3 +1,5 @@
-from humpback.pipelines.base_model.pipeline import create_pipeline
+"""Base model: the base and aligned models materialised once as safetensors checkpoints.
 
-__all__ = ["create_pipeline"]
+The package imports nothing on its own: the GPU check imports its nodes without Kedro; the registry
+imports ``pipeline``.
+"""

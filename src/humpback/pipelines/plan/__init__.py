@@ -1,5 +1,5 @@
-"""Plan: rows, batches, memory per device and time of every model stage, before a long run."""
+"""Plan: rows, batches, memory per device and time of every model stage, before a long run.
 
-from humpback.pipelines.plan.pipeline import create_pipeline
-
-__all__ = ["create_pipeline"]
+The package imports nothing on its own: the GPU check reads its memory model without Kedro; the
+registry imports ``pipeline``.
+"""

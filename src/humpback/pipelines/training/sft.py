@@ -16,6 +16,7 @@ import pandas as pd
 
 from humpback.llm import load_tokenizer
 from humpback.llm.base import stop_token_ids
+from humpback.llm.platform import auto_precision
 from humpback.params import TrainingParams
 from humpback.pipelines.training.examples import HELDOUT, TRAIN, TrainingDataError
 
@@ -179,9 +180,9 @@ def sft_config(params: TrainingParams, train_examples: int, processes: int, outp
         learning_rate=params.learning_rate,
         weight_decay=params.weight_decay,
         warmup_steps=params.warmup_ratio,  # a float below 1 is a fraction of the steps
-        bf16=params.precision != "fp32",  # autocast; the weights' dtype was chosen when loading
+        bf16=training_precision(params) != "fp32",  # autocast; the weights' dtype was chosen when loading
         use_cpu=not torch.cuda.is_available(),
-        activation_checkpointing=params.gradient_checkpointing,
+        gradient_checkpointing=params.gradient_checkpointing,
         completion_only_loss=True,
         logging_steps=params.logging_steps,
         eval_on_start=evaluate,
@@ -194,6 +195,12 @@ def sft_config(params: TrainingParams, train_examples: int, processes: int, outp
         **scheduler,
     )
     return one_device_per_process(config)
+
+
+def training_precision(params: TrainingParams) -> str:
+    """The precision this machine trains in: ``auto`` is bf16_mixed where bf16 is native, else fp32
+    (a run has decided it before its first node; a script calling this module decides it here)."""
+    return auto_precision() if params.precision == "auto" else params.precision
 
 
 def one_device_per_process(config):
@@ -285,6 +292,7 @@ def fit_sft(
         "heldout_loss_before": float(evaluations.iloc[0]) if len(evaluations) else math.nan,
         "heldout_loss_after": float(loss_after),
         "method": params.method,
+        "precision": training_precision(params),
         # how the processes shared the work: NO (one), MULTI_CPU / MULTI_GPU (DDP), FSDP, DEEPSPEED
         "distributed": str(trainer.accelerator.distributed_type).rsplit(".", 1)[-1],
         "train_runtime_s": float(result.metrics.get("train_runtime", math.nan)),

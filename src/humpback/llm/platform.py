@@ -1,0 +1,108 @@
+"""What this machine can run: the backend and the number format that ``auto`` settings resolve to.
+
+A run decides once, before its first node (``hooks.py``), and writes the decision into its
+parameters, so the snapshot, the cache keys and the model cards name what really ran.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import subprocess
+import sys
+
+logger = logging.getLogger(__name__)
+
+#: run in a child process: importing vLLM and its kernels must not start anything in the run's own
+#: process, and a broken build must not take it down. The kernels' ops are looked up, not called.
+_VLLM_PROBE = """
+import torch, vllm
+from vllm.platforms import current_platform as platform
+if platform.device_type not in ("cuda", "rocm", "cpu", "xpu", "tpu"):
+    raise SystemExit(f"vLLM finds no platform it supports here ({platform.device_type or 'none'})")
+if platform.device_type == "cpu":
+    platform.import_kernels()
+    try:
+        torch.ops._C.rms_norm
+    except (AttributeError, RuntimeError) as error:
+        raise SystemExit(f"vLLM's CPU kernels did not load: {error}")
+print(vllm.__version__, platform.device_type)
+"""
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend named in the parameters cannot start on this machine."""
+
+
+@functools.cache
+def vllm_problem() -> str | None:
+    """Why vLLM cannot start here, in one line; None where it can (probed once a process, ~10 s)."""
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            return "the vllm module is not installed (extra `cpu-vllm` on CPUs, `gpu` on CUDA machines)"
+    except ValueError:  # a half-imported module
+        return "the vllm module cannot be found"
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", _VLLM_PROBE], capture_output=True, text=True, timeout=300, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return "importing vLLM took over 5 minutes"
+    if probe.returncode == 0:
+        logger.info("vLLM starts here: %s", probe.stdout.strip())
+        return None
+    lines = [line for line in probe.stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else f"importing vLLM failed (exit code {probe.returncode})"
+
+
+def native_bf16() -> bool:
+    """bf16 arithmetic in hardware: a GPU that has it, or a CPU with AVX-512 BF16 or AMX. Elsewhere
+    bf16 is emulated, several times slower than float32 (a training step, a vLLM forward)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def auto_dtype() -> str:
+    """``llm.dtype: auto``: bfloat16 where it is native, else float16 on a GPU, float32 on a CPU."""
+    import torch
+
+    if native_bf16():
+        return "bfloat16"
+    return "float16" if torch.cuda.is_available() else "float32"
+
+
+def auto_precision() -> str:
+    """``training.precision: auto``: bf16 autocast over fp32 weights where bf16 is native, else fp32."""
+    return "bf16_mixed" if native_bf16() else "fp32"
+
+
+def auto_backend() -> tuple[str, str]:
+    """``llm.backend: auto``: vLLM where it starts, else transformers; with the reason."""
+    problem = vllm_problem()
+    if problem is None:
+        return "vllm", "vLLM starts on this machine"
+    return "transformers", f"vLLM cannot start here ({problem})"
+
+
+def check_backend(backend: str) -> None:
+    """Stop before any work when a backend named explicitly cannot start here."""
+    if backend == "vllm" and (problem := vllm_problem()) is not None:
+        raise BackendUnavailableError(f"llm.backend is vllm, but {problem}: set llm.backend to auto or transformers")
+
+
+def resolve_llm_settings(settings: dict) -> dict[str, str]:
+    """The concrete values of a backend block's ``auto`` fields (``backend``, ``dtype``): what
+    changes, by field name; {} when nothing is ``auto``. A role's overrides resolve alike."""
+    decided = {}
+    if settings.get("backend") == "auto":
+        decided["backend"], why = auto_backend()
+        logger.info("llm.backend auto → %s: %s", decided["backend"], why)
+    if settings.get("dtype") == "auto" and settings.get("backend") != "openai":
+        decided["dtype"] = auto_dtype()
+        logger.info("llm.dtype auto → %s (native bf16: %s)", decided["dtype"], native_bf16())
+    return decided
