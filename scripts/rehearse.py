@@ -8,7 +8,7 @@ environment's own parameters, swapping only sizes, data and models.
   as the aligned model.
 - Data: the sample exports (``../shared/data``) through the offline catalog; ~200 documents, a few
   dozen seed pairs, 2 optimizer steps a model.
-- Engines: vLLM's CPU build where it is installed (it needs AVX-512), else the transformers backend;
+- Engines: vLLM's CPU build where it starts (AVX2 or AVX-512), else the transformers backend;
   Ray actors where the environment uses Ray; a launched training runs 2 processes over gloo
   (accelerate on a CPU runs DDP: its FSDP path needs GPUs, so the GPU check covers FSDP2).
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -96,7 +95,9 @@ def overrides(env: str, project: Path, base: Path, instruct: Path) -> dict:
             cpu_config.write_text(yaml.safe_dump(config))
             changes["launcher_args"] = ["--config_file", str(cpu_config)]
         training[model] = {"training": changes}
-    vllm = importlib.util.find_spec("vllm") is not None
+    from humpback.llm.platform import vllm_problem
+
+    vllm = vllm_problem() is None
     generation: dict = {"shard_size": 32}
     if shipped["generation"].engine == "ray":
         generation["ray"] = {"address": None, "num_cpus": 2, "num_actors": 2, "cpus_per_actor": 0.5,

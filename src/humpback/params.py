@@ -220,6 +220,9 @@ class ModelSourceParams(_Block):
     #: prompt format saved with the checkpoint: auto (the model's own chat template, else the
     #: project's plain format ending answers with the model's eos), project, or a Jinja template
     chat_template: str
+    #: the date a template that prints today's date (Llama 3.x Instruct) is given instead, so prompts,
+    #: cache keys and answers do not change from one day to the next
+    chat_template_date: str = Field(min_length=1)
 
 
 class LoraParams(_Block):

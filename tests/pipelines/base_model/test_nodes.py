@@ -91,3 +91,35 @@ def test_the_weights_say_how_they_were_stored(tiny_raw_model_dir, tmp_path):
         {"role": "m1", "base_model": "google/gemma-3-270m", "base_model_weights": weights_description(embedded)}
     )
     assert "`google/gemma-3-270m` (weights: GGUF Q4_K_M (4-bit), dequantised to bfloat16)" in card
+
+
+#: Llama 3.1 Instruct's date header, as its template writes it: today's date unless one is given
+LLAMA31_DATED_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- if not date_string is defined %}{%- if strftime_now is defined %}"
+    '{%- set date_string = strftime_now("%d %b %Y") %}{%- else %}{%- set date_string = "26 Jul 2024" %}'
+    "{%- endif %}{%- endif %}"
+    "{{- '<|start_header_id|>system<|end_header_id|>\\n\\nToday Date: ' + date_string + '<|eot_id|>' }}"
+    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] + eos_token }}"
+    "{%- endfor %}"
+)
+
+
+def test_a_template_that_stamps_todays_date_is_given_the_pinned_date(tiny_raw_model_dir, tmp_path):
+    """Prompts rendered with a Llama 3.x Instruct template change every day unless the date is pinned:
+    the judge's cache keys and answers with them."""
+    import datetime
+
+    source = params("aligned_model", source="local", name_or_path=str(tiny_raw_model_dir), dtype="float32")
+    source = source.model_copy(update={"chat_template": LLAMA31_DATED_TEMPLATE, "chat_template_date": "1 Mar 2025"})
+    artifacts = materialise_aligned_model(source)
+    ModelCheckpointDataset(path=str(tmp_path / "aligned")).save(artifacts)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "aligned")
+    today = datetime.datetime.now().strftime("%d %b %Y")
+
+    pinned = tokenizer.apply_chat_template(CHAT, tokenize=False)
+    assert "Today Date: 1 Mar 2025" in pinned and today not in pinned
+    assert artifacts.metadata["chat_template_date"] == "1 Mar 2025"
+    tokenizer.chat_template = LLAMA31_DATED_TEMPLATE  # the stand-in as published stamps today's date
+    assert f"Today Date: {today}" in tokenizer.apply_chat_template(CHAT, tokenize=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,13 +139,14 @@ def load_model_and_tokenizer(source: ModelSourceParams) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def apply_prompt_format(model: Any, tokenizer: Any, chat_template: str) -> dict[str, Any]:
+def apply_prompt_format(model: Any, tokenizer: Any, chat_template: str, date: str) -> dict[str, Any]:
     """Give the tokenizer the chat template every stage renders with, and make the token that ends
     an answer the one generation stops on (saved in the generation config, read by both backends).
 
     Args:
         chat_template: ``auto`` (the model's own template, else the project's plain format),
             ``project`` (always the project's) or a Jinja template of your own.
+        date: what a template that prints today's date (``strftime_now``) prints instead.
     Returns:
         What was chosen, for the checkpoint's metadata.
     """
@@ -157,6 +159,7 @@ def apply_prompt_format(model: Any, tokenizer: Any, chat_template: str) -> dict[
         tokenizer.chat_template = BASE_CHAT_TEMPLATE
     elif chosen == "custom":
         tokenizer.chat_template = chat_template
+    pinned = pin_template_date(tokenizer, date)
     end_ids = answer_end_token_ids(tokenizer)
     configured = model.generation_config.eos_token_id
     configured = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
@@ -165,7 +168,19 @@ def apply_prompt_format(model: Any, tokenizer: Any, chat_template: str) -> dict[
         "prompt_format": chosen,
         "answer_end_tokens": tokenizer.convert_ids_to_tokens(end_ids),
         "stop_token_ids": model.generation_config.eos_token_id,
+        "chat_template_date": date if pinned else None,
     }
+
+
+def pin_template_date(tokenizer: Any, date: str) -> bool:
+    """Make a template that stamps today's date (Llama 3.x Instruct: ``strftime_now`` where no
+    ``date_string`` is given) stamp ``date`` instead: the judge's and rewriter's prompts, their cache
+    keys and their answers would otherwise change every day. Returns whether the template had one."""
+    template = tokenizer.chat_template
+    if not isinstance(template, str) or "strftime_now" not in template:
+        return False
+    tokenizer.chat_template = "{%- set date_string = " + json.dumps(date) + " %}\n" + template
+    return True
 
 
 def answer_end_token_ids(tokenizer: Any) -> list[int]:

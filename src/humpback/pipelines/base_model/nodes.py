@@ -21,7 +21,7 @@ def materialise_model(source: ModelSourceParams, role: str) -> ModelArtifacts:
         The model, tokenizer and provenance metadata for the checkpoint dataset.
     """
     model, tokenizer = load_model_and_tokenizer(source)
-    prompt_format = apply_prompt_format(model, tokenizer, source.chat_template)
+    prompt_format = apply_prompt_format(model, tokenizer, source.chat_template, source.chat_template_date)
     if source.source == "embedded":
         embedded = embedded_model(source.name_or_path)
         origin = {
