@@ -6,7 +6,7 @@ environment's own parameters, swapping only sizes, data and models.
 - Models: Llama-3-shaped stand-ins built offline (``tests/standins.py``): the base (tied embeddings
   for Llama-3.2-3B, untied for Llama-3.1-8B) and an instruct copy with the Llama 3.1 chat template
   as the aligned model.
-- Data: the sample exports (``../shared/data``) through the offline catalog; ~200 documents, a few
+- Data: the sample exports (``HUMPBACK_SAMPLE_DIR``) through the offline catalog; ~200 documents, a few
   dozen seed pairs, 2 optimizer steps a model.
 - Engines: vLLM's CPU build where it starts (AVX2 or AVX-512), else the transformers backend;
   Ray actors where the environment uses Ray; a launched training runs 2 processes over gloo
@@ -232,11 +232,11 @@ def failures(result: dict) -> list[str]:
 
 
 def main() -> int:
-    from humpback.data.sample import default_shared_dir
+    from humpback.data.sample import default_sample_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("environments", nargs="*", default=list(ENVIRONMENTS), choices=ENVIRONMENTS)
-    parser.add_argument("--shared-data", type=Path, default=default_shared_dir(ROOT))
+    parser.add_argument("--shared-data", type=Path, default=default_sample_dir(ROOT))
     parser.add_argument("--keep", type=Path, help="rehearse in this folder and keep it (default: a temporary one)")
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,11 @@ from kedro.config import OmegaConfigLoader
 from pydantic import BaseModel
 
 from humpback import settings
-from humpback.data.sample import SAMPLE_FILES, default_shared_dir, stage_sample_data
+from humpback.data.sample import SAMPLE_FILES, default_sample_dir, stage_sample_data
 from humpback.params import project_parameters
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("HUMPBACK_SHARED_DATA", default_shared_dir(REPO_ROOT)))
+SHARED_DATA = default_sample_dir(REPO_ROOT)
 
 
 def load_params(env: str) -> dict:
@@ -59,7 +58,7 @@ def _merge(base: dict, changes: dict) -> dict:
 def shared_data() -> Path:
     missing = [name for name in SAMPLE_FILES if not (SHARED_DATA / name).is_file()]
     if missing:
-        pytest.fail(f"sample exports {missing} not found in {SHARED_DATA} (set HUMPBACK_SHARED_DATA)")
+        pytest.fail(f"sample exports {missing} not found in {SHARED_DATA} (set HUMPBACK_SAMPLE_DIR)")
     return SHARED_DATA
 
 

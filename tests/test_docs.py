@@ -58,3 +58,11 @@ def test_readme_commands_are_run_by_ci_or_a_named_test():
     assert "scripts/dev.sh run --env offline" in README  # tests/test_sample.py: its data on a fresh machine
     assert "ingestion.seed.format" in README and "text_column" in README  # test_end_to_end: own data
     assert "kedro jupyter notebook" in README  # test_end_to_end: the notebook in the project's kernel
+
+
+def test_the_readme_shows_the_own_data_environment_as_it_stands():
+    """The README's "Your own data" example is conf/own_data itself (the end-to-end test runs that)."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    for name in ("catalog.yml", "parameters.yml"):
+        text = (REPO_ROOT / "conf" / "own_data" / name).read_text()
+        assert f"# conf/own_data/{name}\n{text}```" in readme, name

@@ -6,6 +6,7 @@ in one project folder; each test asks for the runs it needs, so any one of them 
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from datasets import load_dataset
 from huggingface_hub import DatasetCard
 from trl.data_utils import is_conversational
 
-from tests.conftest import REPO_ROOT, make_project, report
+from tests.conftest import REPO_ROOT, load_params, make_project, report
 from tests.test_run import run
 
 pytestmark = pytest.mark.slow
@@ -270,42 +271,66 @@ def test_rewriting_variants_train_one_m1_per_mode_and_are_compared(variants):
     assert len(pd.read_csv(report(data, "evaluation_variants_win_rates.csv"))) == 3
 
 
-def test_own_seed_data_in_messages_format_and_a_json_lines_corpus_run_iteration1(
-    tmp_path, shared_data, oasst1_messages, c4_documents, tiny_raw_model_dir
+def _without(values: dict, defined: dict) -> dict:
+    """``values`` less every leaf that ``defined`` sets (nested blocks compared key by key)."""
+    kept = {}
+    for key, value in values.items():
+        if key not in defined:
+            kept[key] = value
+        elif isinstance(value, dict) and isinstance(defined[key], dict):
+            rest = _without(value, defined[key])
+            if rest:
+                kept[key] = rest
+    return kept
+
+
+def test_the_readmes_own_data_environment_runs_iteration1_as_it_stands(
+    tmp_path, oasst1_messages, c4_documents, tiny_raw_model_dir
 ):
-    """The README's "Your own data" recipe: a `messages` seed file and a JSON Lines corpus whose text
-    column has another name, through the catalog and two parameters, all the way to M1."""
+    """conf/own_data, the README's "Your own data" example, in a fresh project that holds conf/base,
+    that folder and the two files it names, nothing else: a `messages` seed file and a JSON Lines
+    corpus whose text column has another name, all the way to M1. Only the model and the sizes come
+    from the command line (the test environment's, tiny); every value the example sets is its own."""
     from humpback.data.oasst import select_seed_pairs
 
-    folder = make_project(tmp_path, shared_data)
+    folder = tmp_path / "project"
+    for part in ("base", "own_data"):
+        shutil.copytree(REPO_ROOT / "conf" / part, folder / "conf" / part)
+    (folder / "conf" / "local").mkdir()
+    shutil.copy(REPO_ROOT / "pyproject.toml", folder / "pyproject.toml")
+    shutil.copytree(REPO_ROOT / "labels", folder / "labels")
+    (folder / "src").mkdir()
+    raw = folder / "data" / "01_raw"
+    raw.mkdir(parents=True)
     pairs, _ = select_seed_pairs(oasst1_messages, ["en"], 0, 20_000, True, None, 42)
     chats = [
         [{"role": "user", "content": x}, {"role": "assistant", "content": y}]
         for x, y in zip(pairs["instruction"], pairs["response"])
     ]
-    pd.DataFrame({"messages": chats}).to_json(folder / "data/01_raw/my_seed.jsonl", orient="records", lines=True)
+    pd.DataFrame({"messages": chats}).to_json(raw / "my_seed.jsonl", orient="records", lines=True)
     c4_documents.head(200).rename(columns={"text": "body"}).to_json(
-        folder / "data/01_raw/my_corpus.jsonl", orient="records", lines=True
+        raw / "my_corpus.jsonl", orient="records", lines=True
     )
-    own = {"type": "pandas.JSONDataset", "load_args": {"lines": True}, "metadata": {"kedro-viz": {"layer": "raw"}}}
-    catalog = {
-        "oasst1_messages": {**own, "filepath": "data/01_raw/my_seed.jsonl"},
-        "oasst1_heldout_messages": {**own, "filepath": "data/01_raw/my_seed.jsonl"},
-        "c4_documents": {**own, "filepath": "data/01_raw/my_corpus.jsonl"},
-    }
-    test_catalog = folder / "conf/test/catalog.yml"
-    test_catalog.write_text(yaml.safe_dump({**yaml.safe_load(test_catalog.read_text()), **catalog}))
+    example = yaml.safe_load((REPO_ROOT / "conf/own_data/parameters.yml").read_text())
     tiny = {"source": "local", "name_or_path": str(tiny_raw_model_dir), "dtype": "float32"}
-    own_data = {"ingestion": {"seed": {"format": "messages"}, "web": {"text_column": "body"}}}
+    sizes = {k: v for k, v in load_params("test").items() if not k.startswith("_")}
+    overrides = _without(sizes, example) | {"base_model": tiny, "aligned_model": tiny}
 
     # to M1 only: the random-selection control, the reports and exports are the same as with oasst1
-    params = {"base_model": tiny, "aligned_model": tiny, **own_data}
-    run(folder, "iteration1", runtime_params=params, to_nodes=["m1.train_model", "combine_ingestion_funnels"])
+    run(
+        folder,
+        "iteration1",
+        env="own_data",
+        runtime_params=overrides,
+        to_nodes=["m1.train_model", "combine_ingestion_funnels"],
+    )
 
     data = folder / "data"
     seed = pd.read_parquet(data / "03_primary/seed_pairs.parquet")
+    heldout = pd.read_parquet(data / "05_model_input/heldout_pairs.parquet")
     assert len(seed) == 40 and seed["instruction"].isin(set(pairs["instruction"])).all()
+    assert len(heldout) and not set(heldout["instruction"]) & set(seed["instruction"])  # a fifth kept out
     funnel = pd.read_csv(report(data, "ingestion_funnel.csv"))
-    assert set(funnel["source"]) == {"seed_messages", "c4"}
+    assert set(funnel["source"]) >= {"seed_messages", "c4"}
     candidates = pd.read_parquet(data / "03_primary/candidates.parquet")
     assert len(candidates) > 0 and (data / "06_models/m1/model.safetensors").is_file()

@@ -5,7 +5,7 @@ from pydantic import BaseModel
 
 from humpback.params import PARAMETER_BLOCKS, ParameterError, validate_parameters
 from humpback.pipeline_registry import register_pipelines
-from tests.conftest import REPO_ROOT, load_params
+from tests.conftest import REPO_ROOT, load_params, params
 
 ENVIRONMENTS = sorted(p.name for p in (REPO_ROOT / "conf").iterdir() if p.is_dir() and p.name not in ("base", "local"))
 
@@ -129,3 +129,18 @@ def test_seed_model_environments_render_prompts_for_a_base_model(env, rewriting,
     rating = tokenizer.decode(chat_token_ids(tokenizer, rating_chat("Q?", "A.", validated["curation"].scorer)))
     assert rating.startswith(f"{tokenizer.bos_token}### User:\n") and rating.endswith("### Assistant:\n")
     assert artifacts.model.generation_config.eos_token_id == [tokenizer.eos_token_id]
+
+
+GPU_ENVIRONMENTS = ("nothumpback_m1", "nothumpback_m1_rw_f_8b", "paper")
+
+
+@pytest.mark.parametrize("env", GPU_ENVIRONMENTS)
+def test_gpu_environments_fine_tune_the_whole_model_on_the_papers_schedule(env):
+    """Merged as a run sees them (conf/base's CPU values reach an environment that does not override
+    them): every weight trains, embeddings and the tied output layer included, and the learning rate
+    decays from 1e-5 to 9e-6 with no warm-up, as the seeds' models trained."""
+    for model in ("backward_model", "seed_model", "m1", "m2"):
+        training = params(f"{model}.training", env=env)
+        assert training.method == "full" and training.train_embeddings, (env, model)
+        assert (training.learning_rate, training.end_learning_rate, training.warmup_ratio) == (1e-5, 9e-6, 0.0)
+        assert (training.weight_decay, training.dropout) == (0.1, 0.1)

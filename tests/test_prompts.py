@@ -4,7 +4,7 @@ import pytest
 
 from humpback.prompts import RATING_EXAMPLES, SCORE_PREFIX, rating_chat
 
-#: a phrase for every criterion of the paper's 5-point scale (../shared/METHOD.md)
+#: a phrase for every criterion of the paper's 5-point scale (the paper's rating prompt)
 CRITERIA = [
     "incomplete",
     "vague",

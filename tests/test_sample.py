@@ -54,7 +54,7 @@ def fetch(project: Path, hub: dict[str, str], *extra: str) -> int:
         [
             "--fetch",
             f"--raw-dir={project / 'data/01_raw'}",
-            f"--shared-dir={project / 'no-shared-sample'}",
+            f"--sample-dir={project / 'no-shared-sample'}",
             f"--oasst1-dataset={hub['oasst1']}",
             f"--c4-dataset={hub['c4']}",
             *extra,
@@ -90,7 +90,7 @@ def test_local_exports_are_used_as_they_are(fresh_project, hub, c4_documents):
 
 
 def test_without_the_hub_one_line_says_how_to_provide_the_data(fresh_project, tmp_path):
-    script = [sys.executable, "-m", "humpback.data.sample", "--fetch", "--shared-dir", str(tmp_path / "none")]
+    script = [sys.executable, "-m", "humpback.data.sample", "--fetch", "--sample-dir", str(tmp_path / "none")]
     missing = ["--oasst1-dataset", str(tmp_path / "no-such-dataset"), "--c4-dataset", str(tmp_path / "no-such")]
     result = subprocess.run(script + missing, cwd=fresh_project, capture_output=True, text=True, timeout=120)
 

@@ -50,10 +50,11 @@ class _RoleBlock(_Block):
 
 
 class SeedParams(_Block):
-    #: oasst1 (message trees, the paper's) or a user's own data: instruction_response,
-    #: prompt_completion or messages (docs/parameters.md; the README's "Your own model and data")
-    format: Literal["oasst1", "instruction_response", "prompt_completion", "messages"]
-    #: the format's column names mapped to yours, e.g. {response: output} for Alpaca's columns
+    #: oasst1 (message trees, the paper's) or a user's own data: instruction_response, alpaca
+    #: (instruction, input, output), prompt_completion, messages or sharegpt (conversations of
+    #: from/value turns) (docs/parameters.md; the README's "Your own model and data")
+    format: Literal["oasst1", "instruction_response", "alpaca", "prompt_completion", "messages", "sharegpt"]
+    #: the format's column names mapped to yours, e.g. {response: answer}
     columns: dict[str, str]
     #: the split read when the seed data comes as a dataset dictionary
     split: str
@@ -293,7 +294,7 @@ class TrainingParams(_Block):
     launcher: Literal["in_process", "torchrun", "accelerate"]
     #: processes (devices) per node when launched by torchrun or accelerate
     nproc_per_node: int = Field(gt=0)
-    #: extra launcher options, e.g. ["--config_file", "conf/accelerate/deepspeed_zero2.yaml"]
+    #: extra launcher options, e.g. ["--config_file", "conf/accelerate/fsdp_8gpu.yaml"]
     launcher_args: list[str]
     #: a launched training still running after this many seconds is stopped (None: no limit)
     launch_timeout_s: float | None = Field(gt=0)
@@ -594,8 +595,8 @@ class PlanDeviceParams(_Block):
     count: int = Field(gt=0)
     #: memory of one device (a CPU: the machine's)
     memory_gib: float = Field(gt=0)
-    #: vLLM's max_num_batched_tokens: tokens whose log-probabilities one scoring step holds where
-    #: ``llm.score_batch_tokens`` sets no cap
+    #: vLLM's max_num_batched_tokens: the most prompt tokens of one request whose log-probabilities a
+    #: scoring step holds (vLLM computes them one request at a time, up to ``llm.max_model_len``)
     vllm_batched_tokens: int = Field(gt=0)
 
 

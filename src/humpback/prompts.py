@@ -2,7 +2,7 @@
 
 Prompts are data: the pipelines turn rows into chats with the builders below and never write prompt
 text of their own. The wording is this project's; the criteria, tags and output formats follow the
-two papers (see ``../shared/METHOD.md`` in the development workspace, and the README).
+two papers (the README cites both).
 """
 
 from __future__ import annotations

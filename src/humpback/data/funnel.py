@@ -39,5 +39,16 @@ class Funnel:
             logger.info("%s: %s dropped %d, %d remain", self.source, rule, dropped, len(kept))
         return kept
 
+    def count(self, mask, rule: str, step: str = "records") -> None:
+        """Record how many rows ``mask`` marks for ``rule`` without removing them (a part of each row
+        left out, such as a system prompt): ``dropped`` says how many rows it touched."""
+        touched = int(pd.Series(mask).fillna(False).astype(bool).sum())
+        remaining = self._rows[-1]["remaining"] if self._rows else len(mask)
+        self._rows.append(
+            {"source": self.source, "step": step, "rule": rule, "dropped": touched, "remaining": remaining}
+        )
+        if touched:
+            logger.info("%s: %s in %d rows, %d remain", self.source, rule, touched, remaining)
+
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self._rows, columns=FUNNEL_COLUMNS)

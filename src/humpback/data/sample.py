@@ -1,7 +1,8 @@
 """The ``offline`` environment's raw inputs in ``data/01_raw``, found in this order:
 
 1. exports already there (your own, or from an earlier run) are used as they are;
-2. the project's sample beside the checkout (``../shared/data``) is copied;
+2. the sample exports in a local folder are copied: ``HUMPBACK_SAMPLE_DIR`` (``--sample-dir``), by
+   default ``shared/data`` in the folder that holds the project, where a team keeps one copy;
 3. with ``--fetch``, the same small sample comes from the Hugging Face Hub: the English messages of
    oasst1's validation split, and the first 1,000 documents of c4 ``en``, streamed;
 4. otherwise one line says how to provide them.
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
@@ -26,8 +28,9 @@ SAMPLE_FILES = {
 OPTIONAL_SAMPLE_FILES = {"oasst_export_en_100_trees.jsonl.gz": "oasst_export_en_100_trees.jsonl.gz"}
 
 
-def default_shared_dir(project_root: Path) -> Path:
-    return project_root.parent / "shared" / "data"
+def default_sample_dir(project_root: Path) -> Path:
+    """``HUMPBACK_SAMPLE_DIR``, else ``shared/data`` beside the project's folder."""
+    return Path(os.environ.get("HUMPBACK_SAMPLE_DIR") or project_root.parent / "shared" / "data")
 
 
 def stage_sample_data(shared_dir: Path, raw_dir: Path, overwrite: bool = False) -> list[Path]:
@@ -81,7 +84,7 @@ def fetch_sample(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     root = Path.cwd()
-    parser.add_argument("--shared-dir", type=Path, default=default_shared_dir(root))
+    parser.add_argument("--sample-dir", type=Path, default=default_sample_dir(root))
     parser.add_argument("--raw-dir", type=Path, default=root / "data" / "01_raw")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true")
@@ -89,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oasst1-dataset", default=OASST1_DATASET, help="a Hub id or a local copy of one")
     parser.add_argument("--c4-dataset", default=C4_DATASET, help="a Hub id or a local copy of one")
     args = parser.parse_args(argv)
-    if args.shared_dir.is_dir():
-        for path in stage_sample_data(args.shared_dir, args.raw_dir, args.overwrite):
+    if args.sample_dir.is_dir():
+        for path in stage_sample_data(args.sample_dir, args.raw_dir, args.overwrite):
             print(f"staged sample export {path}")
     if args.fetch and missing_exports(args.raw_dir):
         print(f"fetching the sample from the Hub ({args.oasst1_dataset}, {args.c4_dataset}) into {args.raw_dir}")

@@ -47,9 +47,10 @@ class LLMConfig(BaseModel):
     gpu_memory_utilization: float = Field(gt=0, le=1, json_schema_extra=RUNTIME_ONLY)
     enforce_eager: bool = Field(json_schema_extra=RUNTIME_ONLY)
     vllm_kwargs: dict
-    #: prompt tokens per vLLM call when scoring given completions: their log-probabilities are computed
-    #: over the whole vocabulary for every token (16k tokens × a 128k vocabulary ≈ 17 GB of logits that
-    #: vLLM's memory profile does not count); None: no cap
+    #: prompt tokens per vLLM call when scoring given completions (None: one call). It sets how often
+    #: progress is reported, not memory: vLLM computes prompt log-probabilities one request at a time,
+    #: so their logits peak at the longest request (≤ max_model_len tokens × the vocabulary, ~2 GB for
+    #: 4,096 tokens of a 128k vocabulary in fp32), whatever the tokens per call
     score_batch_tokens: int | None = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
     # openai backend
     #: the server's API root, e.g. http://localhost:8000/v1

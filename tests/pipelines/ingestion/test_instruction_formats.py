@@ -36,10 +36,20 @@ def as_format(pairs: pd.DataFrame, fmt: str) -> pd.DataFrame:
     ]
     if fmt == "messages":
         return pd.DataFrame({"messages": chats})
+    if fmt == "sharegpt":
+        speaker = {"system": "system", "user": "human", "assistant": "gpt"}
+        return pd.DataFrame(
+            {"conversations": [[{"from": speaker[m["role"]], "value": m["content"]} for m in chat] for chat in chats]}
+        )
+    if fmt == "alpaca":  # oasst1 prompts have no separate input: the instruction carries it all
+        return pd.DataFrame({"instruction": pairs["instruction"], "input": "", "output": pairs["response"]})
     return pd.DataFrame({"prompt": [chat[:2] for chat in chats], "completion": [chat[2:] for chat in chats]})
 
 
-@pytest.mark.parametrize("fmt", ["instruction_response", "prompt_completion", "messages", "conversational_prompt"])
+FORMATS = ["instruction_response", "alpaca", "prompt_completion", "messages", "sharegpt", "conversational_prompt"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_each_format_gives_the_same_pairs_as_the_trees(oasst_pairs, fmt, tmp_path):
     records = as_format(oasst_pairs, fmt)
     fmt = "prompt_completion" if fmt == "conversational_prompt" else fmt
@@ -54,7 +64,47 @@ def test_each_format_gives_the_same_pairs_as_the_trees(oasst_pairs, fmt, tmp_pat
     assert sorted(pairs["instruction"]) == sorted(oasst_pairs["instruction"])
     by_instruction = dict(zip(oasst_pairs["instruction"], oasst_pairs["response"]))
     assert all(by_instruction[x] == y for x, y in zip(pairs["instruction"], pairs["response"]))
-    assert funnel["dropped"].sum() == 0 and funnel["remaining"].iloc[-1] == len(oasst_pairs)
+    dropped = funnel.set_index("rule")["dropped"]
+    assert dropped.drop("system_turn_left_out").sum() == 0 and funnel["remaining"].iloc[-1] == len(oasst_pairs)
+    # the conversational rows open with a system turn: left out of every pair, and counted
+    conversational = (
+        fmt in ("messages", "sharegpt") or "prompt" in records and not isinstance(records["prompt"][0], str)
+    )
+    assert dropped["system_turn_left_out"] == (len(oasst_pairs) if conversational else 0)
+
+
+def test_alpaca_input_follows_its_instruction_as_alpacas_template_places_it(oasst_pairs):
+    """Alpaca rows with an ``input`` (the text the instruction is about) keep it: the pair's
+    instruction is Alpaca's instruction, a blank line, then the input; rows without one keep their
+    instruction alone."""
+    real = oasst_pairs.loc[oasst_pairs["instruction"].str.contains("\n")].head(6)
+    split = [text.split("\n", 1) if "\n" in text else [text, ""] for text in real["instruction"]]
+    records = pd.DataFrame(
+        {"instruction": [a for a, _ in split], "input": [b for _, b in split], "output": real["response"]}
+    )
+    pairs, funnel = select_instruction_pairs(records, "alpaca", {}, **OPTIONS)
+    by_response = dict(zip(pairs["response"], pairs["instruction"]))
+    for (head, tail), response in zip(split, real["response"]):
+        expected = f"{head.strip()}\n\n{tail.strip()}" if tail.strip() else head.strip()
+        assert by_response[response] == expected
+    assert any(tail.strip() for _, tail in split)  # the sample has multi-line prompts: inputs are tested
+    assert funnel["dropped"].sum() == 0
+
+
+def test_sharegpt_turns_of_unknown_speakers_or_without_a_reply_are_dropped_and_counted():
+    records = pd.DataFrame(
+        {
+            "conversations": [
+                [{"from": "human", "value": "Name a prime."}, {"from": "gpt", "value": "Seven."}],
+                [{"from": "narrator", "value": "Once"}, {"from": "gpt", "value": "upon a time"}],
+                [{"from": "human", "value": "Hello?"}],
+                "not a list of turns",
+            ]
+        }
+    )
+    pairs, funnel = select_instruction_pairs(records, "sharegpt", {}, **OPTIONS)
+    assert pairs[["instruction", "response"]].values.tolist() == [["Name a prime.", "Seven."]]
+    assert funnel.set_index("rule")["dropped"]["no_first_turn_pair"] == 3
 
 
 def test_rows_without_a_first_turn_pair_are_dropped_and_counted():

@@ -87,3 +87,19 @@ def test_plan_pipeline_loads_no_model_and_writes_its_report(kedro_project):
     plan = pd.read_csv(kedro_project / "data/08_reporting/plan.csv")
     assert plan["fits"].all() and (kedro_project / "data/08_reporting/plan.md").read_text().startswith("| stage |")
     assert not (kedro_project / "data/06_models").exists() or not any((kedro_project / "data/06_models").iterdir())
+
+
+def test_scoring_memory_is_bound_by_the_longest_request_not_by_the_tokens_per_call():
+    """vLLM computes prompt log-probabilities one request at a time (its GPU model runner's
+    prompt-logprob loop): the cap on tokens per call changes how many calls, not the peak."""
+    from humpback.pipelines.plan.nodes import _engine_columns
+
+    plan = params("plan", env="nothumpback_m1")
+    llm = params("llm", env="nothumpback_m1")
+    generation = params("generation", env="nothumpback_m1")
+    row = {"kind": "score", "stage": "curation", "parameters_b": 3.2, "vocab_size": 128256, "prefill_tokens": 1e6,
+           "decode_tokens": 0, "memory_gib": 0.0}  # fmt: skip
+    capped = _engine_columns(row, llm, generation, plan)
+    uncapped = _engine_columns(row, llm.model_copy(update={"score_batch_tokens": None}), generation, plan)
+    shorter = _engine_columns(row, llm.model_copy(update={"max_model_len": 2048}), generation, plan)
+    assert capped["memory_gib"] == uncapped["memory_gib"] > shorter["memory_gib"]

@@ -238,8 +238,10 @@ def _engine_columns(row: dict[str, Any], llm: LLMConfig, generation: GenerationR
     weights = row["parameters_b"] * 1e9 * 2 / parallel / GIB  # bf16
     logits = 0.0
     if row["kind"] == "score" or row["stage"] == "evaluation judge":
-        batched = llm.score_batch_tokens or plan.device.vllm_batched_tokens
-        logits = batched * row["vocab_size"] * 4 * 2 / GIB  # fp32 log-probabilities and their softmax
+        # vLLM computes prompt log-probabilities one request at a time: the longest request, at most
+        # max_model_len tokens, scheduled at most vllm_batched_tokens at a step
+        longest = min(llm.max_model_len or plan.device.vllm_batched_tokens, plan.device.vllm_batched_tokens)
+        logits = longest * row["vocab_size"] * 4 * 2 / GIB  # fp32 logits and their log-softmax
     reserved = llm.gpu_memory_utilization * device_gib if llm.backend == "vllm" and plan.device.kind == "gpu" else 0
     needed = weights * 1.1 + logits + RUNTIME_GIB  # the engine's own activations and buffers: ~10 %
     memory = max(reserved + logits, needed)
