@@ -16,7 +16,9 @@ Checks:
 - ``prefill``: forward-only tokens/s and TFLOP/s of the same shape in bf16 (a lower bound of
   vLLM's prefill);
 - ``fsdp2_launch``: ``accelerate launch`` of one FSDP2 process with held-out examples, through the
-  project's launcher (the held-out loss is measured inside ``train()``).
+  project's launcher (the held-out loss is measured inside ``train()``);
+- ``seeded_sampling``: one decode step of vLLM's sampler with and without per-request seeds, rebuilt
+  from its code (vLLM is not on the GPU machine), on a full batch of Llama 3's vocabulary.
 """
 
 from __future__ import annotations
@@ -308,12 +310,66 @@ def check_fsdp2_launch(device: str, work: Path, quick: bool) -> dict:
     return {key: summary[key] for key in ("steps", "processes", "heldout_loss_before", "heldout_loss_after")}
 
 
+def check_seeded_sampling(device: str, work: Path, quick: bool) -> dict:
+    """What per-request seeds cost vLLM's sampler at one decode step, rebuilt from its code (vLLM
+    itself is not on the GPU machine): a batch with any seeded request leaves FlashInfer's fused
+    top-k/top-p sampler for the PyTorch-native one (a sort over the vocabulary), and draws each
+    seeded row's exponential noise from its own generator, one row at a time
+    (``vllm/v1/sample/ops/topk_topp_sampler.py``: ``forward_cuda`` → ``forward_native``,
+    ``random_sample``). Timed here: the native path with batched noise (what unseeded requests get
+    when FlashInfer is not used) and with per-row seeded noise; the fused path cannot be timed
+    without FlashInfer, so its cost is the decode step's forward, which ``prefill`` bounds."""
+    import torch
+
+    rows, vocab = (8, 4096) if quick else (256, 128256)  # a full decode batch of Llama 3's vocabulary
+    logits = torch.randn(rows, vocab, device=device, dtype=torch.float32)
+    top_p = torch.full((rows,), 0.9, device=device)
+    generators = [torch.Generator(device=device).manual_seed(seed) for seed in range(rows)]
+
+    def native_top_p(logits: torch.Tensor) -> torch.Tensor:
+        ordered, index = logits.sort(dim=-1, descending=False)
+        cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
+        ordered = ordered.masked_fill(cumulative <= 1 - top_p.unsqueeze(1), -float("inf"))
+        return torch.empty_like(logits).scatter_(-1, index, ordered).softmax(dim=-1)
+
+    def step(seeded: bool) -> torch.Tensor:
+        probs = native_top_p(logits)
+        noise = torch.empty_like(probs)
+        if seeded:
+            for row, generator in enumerate(generators):
+                noise[row].exponential_(generator=generator)
+        else:
+            noise.exponential_()
+        return probs.div(noise).argmax(dim=-1)
+
+    def timed(seeded: bool, repeats: int = 5) -> float:
+        step(seeded)  # warm-up
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            step(seeded)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / repeats
+
+    unseeded, seeded = timed(False), timed(True)
+    return {
+        "rows": rows,
+        "vocab": vocab,
+        "native_unseeded_ms": unseeded * 1e3,
+        "native_seeded_ms": seeded * 1e3,
+        "seeded_over_unseeded": seeded / unseeded,
+    }
+
+
 CHECKS = {
     "backend_parity": check_backend_parity,
     "training": check_training,
     "optimizer_step": check_optimizer_step,
     "prefill": check_prefill,
     "fsdp2_launch": check_fsdp2_launch,
+    "seeded_sampling": check_seeded_sampling,
 }
 
 

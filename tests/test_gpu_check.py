@@ -113,4 +113,6 @@ def test_every_gpu_check_runs_on_cpu_and_reports(gpu_machine_python, tmp_path):
     step = results["optimizer_step"]
     assert step["checkpointing"]["tokens_per_s"] > 0 and step["no_checkpointing"]["plan_estimate_gib"] > 0
     assert results["fsdp2_launch"]["processes"] == 1 and results["fsdp2_launch"]["steps"] == 2
-    assert "gpu check: 5 passed, 0 failed" in finished.stdout
+    sampling = results["seeded_sampling"]
+    assert sampling["native_seeded_ms"] > 0 and sampling["native_unseeded_ms"] > 0
+    assert "gpu check: 6 passed, 0 failed" in finished.stdout

@@ -144,3 +144,11 @@ def test_gpu_environments_fine_tune_the_whole_model_on_the_papers_schedule(env):
         assert training.method == "full" and training.train_embeddings, (env, model)
         assert (training.learning_rate, training.end_learning_rate, training.warmup_ratio) == (1e-5, 9e-6, 0.0)
         assert (training.weight_decay, training.dropout) == (0.1, 0.1)
+
+
+@pytest.mark.parametrize("env", GPU_ENVIRONMENTS)
+def test_gpu_environments_train_on_the_seeds_3200_pairs_with_held_out_pairs_from_outside(env):
+    seed = params("ingestion.seed", env=env)
+    assert seed.max_pairs == 3200
+    for model in ("backward_model", "seed_model", "m1", "m2"):
+        assert seed.reserve_pairs >= params(f"{model}.training", env=env).heldout_examples > 0

@@ -67,11 +67,20 @@ class SeedParams(_Block):
     #: oasst1: drop messages flagged synthetic
     drop_synthetic: bool
     max_pairs: int | None = Field(gt=0)
+    #: pairs after the cap (in the same order) kept out of the seed set: the trainings measure their
+    #: held-out loss on these, so every seed pair trains (0: they hold out seed pairs instead)
+    reserve_pairs: int = Field(ge=0)
     #: seed of the order in which pairs are capped and held out
     sample_seed: int
     #: share of conversation trees kept out of the seed for evaluation (offline: the sample is one
     #: split); 0 when the evaluation prompts come from another split
     heldout_fraction: float = Field(ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _reserve_follows_a_cap(self) -> SeedParams:
+        if self.reserve_pairs and self.max_pairs is None:
+            raise ValueError("reserve_pairs are the pairs after max_pairs: set max_pairs too")
+        return self
 
 
 class NearDuplicateParams(_Block):

@@ -9,7 +9,7 @@ from tests.conftest import params
 def test_heldout_pairs_never_share_a_tree_with_the_seed(oasst1_messages):
     messages = oasst1_messages
     seed_params = params("ingestion.seed", max_pairs=None, heldout_fraction=0.2)
-    seed, funnel = build_seed_pairs(messages, seed_params)
+    seed, funnel, _ = build_seed_pairs(messages, seed_params)
     heldout = build_heldout_pairs(
         messages, seed, seed_params, params("ingestion.heldout", max_prompts=None, split="train")
     )
@@ -27,6 +27,6 @@ def test_heldout_pairs_never_share_a_tree_with_the_seed(oasst1_messages):
 def test_heldout_pairs_refuse_an_evaluation_set_that_is_all_seed(oasst1_messages):
     messages = oasst1_messages
     seed_params = params("ingestion.seed", max_pairs=None, heldout_fraction=0.0)
-    seed, _ = build_seed_pairs(messages, seed_params)
+    seed, _, _ = build_seed_pairs(messages, seed_params)
     with pytest.raises(ValueError, match="heldout_fraction"):
         build_heldout_pairs(messages, seed, seed_params, params("ingestion.heldout", split="train"))

@@ -146,7 +146,7 @@ def test_wrong_columns_name_the_parameters_to_set(oasst_pairs):
 def test_node_reads_the_format_from_parameters(oasst_pairs):
     records = as_format(oasst_pairs, "messages")
     seed = params("ingestion.seed", format="messages", max_pairs=None, heldout_fraction=0.0)
-    pairs, funnel = build_seed_pairs(records, seed)
+    pairs, funnel, _ = build_seed_pairs(records, seed)
     assert len(pairs) == len(oasst_pairs) and set(funnel["source"]) == {"seed_messages"}
 
 

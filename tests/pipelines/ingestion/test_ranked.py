@@ -16,7 +16,7 @@ def export_trees(shared_data) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def seed(oasst1_messages):
-    pairs, _ = build_seed_pairs(oasst1_messages, params("ingestion.seed", env="offline"))
+    pairs, _, _ = build_seed_pairs(oasst1_messages, params("ingestion.seed", env="offline"))
     return pairs
 
 

@@ -38,9 +38,9 @@ def tokenizer(tiny_model_dir):
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
-def examples_of(pairs, tokenizer, evaluation_prompts=(), **params):
+def examples_of(pairs, tokenizer, evaluation_prompts=(), reserve=None, **params):
     block = training(**{"max_length": 4096, "heldout_examples": 0, **params})
-    return build_examples(pairs, tokenizer, block, evaluation_prompts, shipped("decontamination"))
+    return build_examples(pairs, tokenizer, block, evaluation_prompts, shipped("decontamination"), reserve)
 
 
 @pytest.fixture(scope="module")
@@ -384,3 +384,28 @@ def test_a_cut_answer_ends_on_its_last_word_not_on_the_stop_token(pairs, tokeniz
         learned = [label for label in row["labels"] if label != -100]
         assert learned, "every example keeps some of its answer"
         assert (learned[-1] == tokenizer.eos_token_id) is (not row["truncated"]), row["truncated"]
+
+
+def test_with_a_reserve_every_seed_pair_trains_and_the_held_out_loss_is_measured_outside_the_seed_set(
+    oasst1_messages, tokenizer
+):
+    """The seeds' 3,200 pairs train whole: held-out examples come from the pairs after the cap
+    (``ingestion.seed.reserve_pairs``), in the cap's own order, never from the seed set."""
+    from humpback.pipelines.ingestion.nodes import build_seed_pairs
+
+    seed_block = shipped("ingestion.seed", max_pairs=40, reserve_pairs=6, heldout_fraction=0.0)
+    seed, funnel, reserve = build_seed_pairs(oasst1_messages, seed_block)
+    without, _, nothing = build_seed_pairs(oasst1_messages, seed_block.model_copy(update={"reserve_pairs": 0}))
+    assert len(seed) == 40 and len(reserve) == 6 and nothing.empty
+    assert seed["prompt_message_id"].tolist() == without["prompt_message_id"].tolist()  # the same seed set
+    assert not set(reserve["prompt_message_id"]) & set(seed["prompt_message_id"])
+    assert funnel.set_index("rule").loc["reserved_for_heldout_loss", "dropped"] == 6
+
+    examples, _ = examples_of(seed, tokenizer, heldout_examples=4, reserve=reserve)
+    held = examples.loc[examples["split"] == "heldout"]
+    assert (examples["split"] == "train").sum() == 40 and len(held) == 4
+    completions = {chat[0]["content"] for chat in held["completion"]}
+    assert completions <= set(reserve["response"].str.strip())
+
+    short = examples_of(seed, tokenizer, heldout_examples=8, reserve=reserve)[0]  # too few: seed pairs as before
+    assert (short["split"] == "train").sum() == 32

@@ -23,18 +23,28 @@ from humpback.pipelines.ingestion.web import clean_web_documents
 logger = logging.getLogger(__name__)
 
 
-def build_seed_pairs(raw_messages: Any, seed: SeedParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_seed_pairs(raw_messages: Any, seed: SeedParams) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """First-turn (prompt, rank-0 reply) pairs from oasst1 messages, or from the user's own data in
-    the format ``seed.format`` names, and the seed funnel.
+    the format ``seed.format`` names, the seed funnel, and the reserve.
 
     Args:
         raw_messages: the seed records (DataFrame, ``datasets`` object or stream).
         seed: ``ingestion.seed`` parameters.
     Returns:
-        Seed pairs (instruction, response, source, provenance ids) and the funnel table.
+        Seed pairs (instruction, response, source, provenance ids), the funnel table, and the
+        ``seed.reserve_pairs`` pairs that come after the cap in the same order: never trained on,
+        the trainings measure their held-out loss on them, so the seed set trains whole.
     """
     messages = to_frame(raw_messages, split=seed.split)
-    return _first_turn_pairs(messages, seed, seed.max_pairs, seed.sample_seed, seed.heldout_fraction)
+    cap = seed.max_pairs + seed.reserve_pairs if seed.max_pairs is not None else None
+    pairs, funnel = _first_turn_pairs(messages, seed, cap, seed.sample_seed, seed.heldout_fraction)
+    if not seed.reserve_pairs:
+        return pairs, funnel, pairs.iloc[:0]
+    reserve = pairs.iloc[seed.max_pairs :].reset_index(drop=True)
+    kept = pairs.iloc[: seed.max_pairs].reset_index(drop=True)
+    row = {"source": funnel["source"].iloc[-1], "step": "pairs", "rule": "reserved_for_heldout_loss"}
+    funnel = pd.concat([funnel, pd.DataFrame([row | {"dropped": len(reserve), "remaining": len(kept)}])])
+    return kept, funnel.reset_index(drop=True), reserve
 
 
 def _first_turn_pairs(

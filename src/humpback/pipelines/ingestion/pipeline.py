@@ -18,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 build_seed_pairs,
                 inputs=["oasst1_messages", "params:ingestion.seed"],
-                outputs=["seed_pairs", "seed_funnel"],
+                outputs=["seed_pairs", "seed_funnel", "seed_reserve_pairs"],
                 name="build_seed_pairs",
             ),
             Node(

@@ -87,6 +87,7 @@ def build_examples(
     params: TrainingParams,
     evaluation_prompts: Sequence[str],
     decontamination: DecontaminationParams,
+    reserve: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Prompt/completion chats for TRL (``split``: train or heldout), and the funnel of dropped rows.
 
@@ -96,8 +97,16 @@ def build_examples(
         params: this model's training block (direction, tags, length rule, cap, held-out pairs).
         evaluation_prompts: the prompts the models are evaluated on: pairs whose instruction
             overlaps one (``decontamination``) are dropped, so no model trains on its test.
+        reserve: seed pairs outside the seed set (``seed_reserve_pairs``): where it holds enough,
+            the held-out examples come from it and every pair of ``pairs`` trains.
     """
     require_columns(pairs, ["instruction", "response", "source"], "training pairs")
+    reserved = reserve is not None and len(reserve) >= params.heldout_examples > 0
+    if reserved:
+        pairs = pd.concat([pairs.assign(_reserve=False), reserve.assign(source="seed", _reserve=True)])
+        pairs = pairs.reset_index(drop=True)
+    else:
+        pairs = pairs.assign(_reserve=False)
     funnel = Funnel(f"training_{params.direction}")
     rows = funnel.start(pairs, step="pairs")
     usable = rows["instruction"].map(_has_text).astype(bool) & rows["response"].map(_has_text).astype(bool)
@@ -128,11 +137,13 @@ def build_examples(
         truncated=[bool(f and f[2]) for f in fitted],
     )
     rows = funnel.drop(rows, rows["_completion"].isna(), f"longer_than_{params.max_length}_tokens", step="pairs")
-    capped, _ = cap_training_set(rows, params.max_examples, params.seed)
-    rows = funnel.drop(rows, ~rows.index.isin(capped.index), "over_max_examples", step="pairs")
+    trainable = rows.loc[~rows["_reserve"]]
+    capped, _ = cap_training_set(trainable, params.max_examples, params.seed)
+    rows = funnel.drop(rows, ~rows.index.isin(capped.index) & ~rows["_reserve"], "over_max_examples", step="pairs")
 
-    seed_rows = rows.loc[rows["source"] == "seed"]
-    heldout = _stable_keys(seed_rows, params.seed).sort_values(kind="stable").index[: params.heldout_examples]
+    candidates = rows.loc[rows["_reserve"]] if reserved else rows.loc[rows["source"] == "seed"]
+    heldout = _stable_keys(candidates, params.seed).sort_values(kind="stable").index[: params.heldout_examples]
+    rows = funnel.drop(rows, rows["_reserve"] & ~rows.index.isin(heldout), "reserve_not_held_out", step="pairs")
     split = pd.Series(TRAIN, index=rows.index).where(~rows.index.isin(heldout), HELDOUT)
     funnel.drop(rows, split == HELDOUT, "held_out_for_loss", step="pairs")
     if not (split == TRAIN).any():

@@ -27,6 +27,7 @@ def prepare_sft_examples(
     training: TrainingParams,
     evaluation_pairs: pd.DataFrame,
     decontamination: DecontaminationParams,
+    seed_reserve_pairs: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Prompt/completion examples (decontaminated, tagged, fitted to the length limit, capped, a
     few held out) and the funnel of dropped rows.
@@ -37,9 +38,12 @@ def prepare_sft_examples(
         training: this model's ``training`` block.
         evaluation_pairs: the held-out prompts of the evaluation (``instruction`` column).
         decontamination: the overlap rule that keeps them out of training.
+        seed_reserve_pairs: seed pairs beyond the seed set, held out in its place where there are
+            enough (``ingestion.seed.reserve_pairs``), so every seed pair trains.
     """
     tokenizer = load_tokenizer(base_model.path)
-    return build_examples(pairs, tokenizer, training, evaluation_pairs["instruction"].tolist(), decontamination)
+    prompts = evaluation_pairs["instruction"].tolist()
+    return build_examples(pairs, tokenizer, training, prompts, decontamination, seed_reserve_pairs)
 
 
 def in_base_dtype(model, base_model: CheckpointHandle):

@@ -15,7 +15,11 @@ from humpback.pipelines.training.nodes import (
 )
 
 #: what every trained model reads from the run, whatever its namespace
-SHARED_INPUTS = {"base_model": "base_model", "heldout_pairs": "heldout_pairs"}
+SHARED_INPUTS = {
+    "base_model": "base_model",
+    "heldout_pairs": "heldout_pairs",
+    "seed_reserve_pairs": "seed_reserve_pairs",
+}
 SHARED_PARAMETERS = {"decontamination": "decontamination"}
 
 
@@ -31,6 +35,7 @@ def create_pipeline(curated: bool = False, **kwargs) -> Pipeline:
                     "params:training",
                     "heldout_pairs",
                     "params:decontamination",
+                    "seed_reserve_pairs",
                 ],
                 outputs=["sft_examples", "sft_funnel"],
                 name="prepare_sft_examples",
