@@ -191,8 +191,8 @@ def test_the_notebook_runs_in_the_kedro_jupyter_kernel(project, evaluation, tmp_
     assert setup.returncode == 0, setup.stderr[-2000:]
     notebook = nbformat.read(REPO_ROOT / "notebooks/run_report.ipynb", as_version=4)
     assert notebook.metadata.kernelspec.name == "kedro_humpback"
-    for cell in notebook.cells:
-        cell.source = cell.source.replace("--env=offline", "--env=test")
+    assert not any("--env" in cell.source for cell in notebook.cells)  # the environment is the user's
+    monkeypatch.setenv("KEDRO_ENV", "test")  # as `KEDRO_ENV=test kedro jupyter notebook` starts the kernel
 
     nbclient.NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(folder)}}).execute()
 

@@ -44,3 +44,32 @@ def test_ray_engine_without_ray_says_which_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ExecutionError, match=r"\.\[ray\]"):
         _connect(params("generation", engine="ray").ray)
+
+
+def test_every_package_the_source_imports_is_declared():
+    """A module imported anywhere in src/ comes from a declared requirement (or an extra), not from
+    whatever another package happened to pull in."""
+    import ast
+    import importlib.metadata
+    import sys as system
+
+    source = Path(__file__).resolve().parents[1] / "src" / "humpback"
+    imported = set()
+    for path in source.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(system.stdlib_module_names) - {"humpback", "__future__"}
+    declared = {Requirement(r).name.lower() for r in PROJECT["project"]["dependencies"]}
+    declared |= {
+        Requirement(r).name.lower() for group in PROJECT["project"]["optional-dependencies"].values() for r in group
+    }
+    distributions = importlib.metadata.packages_distributions()
+    undeclared = {
+        module: distributions.get(module)
+        for module in third_party
+        if not {name.lower() for name in distributions.get(module, [module])} & declared
+    }
+    assert not undeclared, undeclared
