@@ -102,7 +102,12 @@ def test_this_environment_is_the_cpu_set():
     if platform.machine() != "x86_64":
         pytest.skip("the CPU set is for x86-64 Linux; this machine installs from pyproject's ranges")
     versions = pins(SETS["cpu"])
-    installed = {canonicalize_name(d.metadata["Name"]): Version(d.version) for d in importlib.metadata.distributions()}
+    installed = {}
+    for name in versions:  # the first on sys.path, as imports find it (setuptools vendors older copies of some)
+        try:
+            installed[name] = Version(importlib.metadata.version(name))
+        except importlib.metadata.PackageNotFoundError:
+            continue
     wrong = {name: (str(installed[name]), str(v)) for name, v in versions.items() if installed.get(name, v) != v}
     missing = sorted(set(versions) - set(installed))
     assert not wrong and not missing, f"installed ≠ set: {wrong}; missing: {missing}"

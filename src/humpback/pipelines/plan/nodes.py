@@ -123,6 +123,7 @@ def plan_run(
 ) -> pd.DataFrame:
     """One row per model stage and training of ``iteration1`` and ``evaluation``, in run order."""
     rows = expected_rows(ingestion, plan)
+    reserve = ingestion.seed.reserve_pairs  # held-out pairs from outside the seed set: every seed pair trains
     tokens = plan.mean_tokens
     document, instruction = tokens.prompt_overhead + tokens.document, tokens.instruction
     rating_prompt = (1 + curation.few_shot) * (document + instruction)
@@ -131,13 +132,13 @@ def plan_run(
     curated_training = min(rows["seed_pairs"] + rows["kept"], m1.training.max_examples or math.inf)
     judged = rows["heldout_prompts"] * 2 * (JUDGED_COMPARISONS + 1)  # both orders; +1: the judge's controls
     stages = [
-        _training("backward_model", backward_model.training, rows["seed_pairs"], tokens, base_shape, plan),
+        _training("backward_model", backward_model.training, rows["seed_pairs"], tokens, base_shape, plan, reserve),
         _generation("augmentation", rows["documents"], document, augmentation.sampling.max_new_tokens, base_shape),
-        _training("seed_model", seed_model.training, rows["seed_pairs"], tokens, base_shape, plan),
+        _training("seed_model", seed_model.training, rows["seed_pairs"], tokens, base_shape, plan, reserve),
         _generation("rewriting", rewritten, document + instruction, rewriting.sampling.max_new_tokens, base_shape),
         _generation("curation", rows["candidates"], rating_prompt, rating_new, base_shape, scoring=rating_new == 1),
-        _training("m1", m1.training, curated_training, tokens, base_shape, plan),
-        _training("m1_random", m1.training, curated_training, tokens, base_shape, plan),
+        _training("m1", m1.training, curated_training, tokens, base_shape, plan, reserve),
+        _training("m1_random", m1.training, curated_training, tokens, base_shape, plan, reserve),
         _generation(
             "evaluation answers",
             rows["heldout_prompts"] * EVALUATED_MODELS,
@@ -175,12 +176,19 @@ COLUMNS = [
 
 
 def _training(
-    stage: str, params: TrainingParams, examples: int, tokens, shape: dict[str, Any], plan: PlanParams
+    stage: str,
+    params: TrainingParams,
+    examples: int,
+    tokens,
+    shape: dict[str, Any],
+    plan: PlanParams,
+    reserve: int = 0,
 ) -> dict[str, Any]:
     processes = 1 if params.launcher == "in_process" else params.nproc_per_node
     batch = params.batch_size_for(int(examples))  # the rules count the pairs held out too
     steps = params.steps_for(int(examples), batch)
-    examples = max(int(examples) - params.heldout_examples, 0)
+    if reserve < params.heldout_examples:  # no reserve to hold out from: seed pairs are held out
+        examples = max(int(examples) - params.heldout_examples, 0)
     per_device = min(params.per_device_train_batch_size, max(batch // processes, 1))
     accumulation = max(batch // (per_device * processes), 1)
     sequence = min(tokens.prompt_overhead + tokens.instruction + tokens.answer, params.max_length)
