@@ -8,9 +8,12 @@ from tests.conftest import REPO_ROOT
 
 #: phrases that belong to how the work was organised, not to the project
 INTERNAL = re.compile(
-    r"\bsessions? \d|issues stops|this workplace|development workspace|beside the checkout|\.\./shared/",
+    "|".join(
+        [r"\bsess" + r"ions? \d", "issues " + "stops", "this work" + "place", "development work" + "space"]
+        + ["beside the " + "checkout", r"\.\./sha" + "red/"]
+    ),
     re.IGNORECASE,
-)
+)  # pieces joined, so this file does not hold the phrases it looks for
 
 
 def tracked_text_files() -> list[str]:
@@ -21,8 +24,6 @@ def tracked_text_files() -> list[str]:
 def test_no_tracked_file_speaks_of_how_the_work_was_organised():
     found = []
     for name in tracked_text_files():
-        if name == "tests/test_repository_words.py":
-            continue
         for number, line in enumerate((REPO_ROOT / name).read_text(errors="ignore").splitlines(), 1):
             if INTERNAL.search(line):
                 found.append(f"{name}:{number}: {line.strip()[:100]}")
