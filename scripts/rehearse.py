@@ -8,7 +8,7 @@ environment's own parameters, swapping only sizes, data and models.
   as the aligned model.
 - Data: the sample exports (``HUMPBACK_SAMPLE_DIR``) through the offline catalog; ~200 documents, a few
   dozen seed pairs, 2 optimizer steps a model.
-- Engines: vLLM's CPU build where it starts (AVX2 or AVX-512), else the transformers backend;
+- Engines: the transformers backend; vLLM's CPU build (AVX2 or AVX-512) with HUMPBACK_REHEARSE_VLLM=1;
   Ray actors where the environment uses Ray; a launched training runs 2 processes over gloo
   (accelerate on a CPU runs DDP: its FSDP path needs GPUs, so the GPU check covers FSDP2).
 
@@ -97,7 +97,9 @@ def overrides(env: str, project: Path, base: Path, instruct: Path) -> dict:
         training[model] = {"training": changes}
     from humpback.llm.platform import vllm_problem
 
-    vllm = vllm_problem() is None
+    # vLLM's CPU build where asked (HUMPBACK_REHEARSE_VLLM=1) and where it starts: on 2 cores a
+    # rehearsal takes ~15 min on it against a few on transformers, so CI rehearses on transformers
+    vllm = os.environ.get("HUMPBACK_REHEARSE_VLLM") == "1" and vllm_problem() is None
     generation: dict = {"shard_size": 32}
     if shipped["generation"].engine == "ray":
         generation["ray"] = {"address": None, "num_cpus": 2, "num_actors": 2, "cpus_per_actor": 0.5,
