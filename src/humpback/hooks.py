@@ -39,26 +39,26 @@ class ValidateParametersHook:
         validate_parameters(dict(context.config_loader["parameters"]))
 
 
+def _blocks(tree: dict[str, Any], name: str, path: str = ""):
+    """(dotted path, block) of every dict named ``name`` in the parameters, at any depth."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            where = f"{path}.{key}" if path else key
+            if key == name:
+                yield where, value
+            yield from _blocks(value, name, where)
+
+
 def machine_decisions(parameters: dict[str, Any]) -> dict[str, Any]:
     """The ``auto`` settings of a run made concrete for this machine, as {dotted path: value}:
     the backend and number format of every backend block (``llm``, a role's ``*.llm`` overrides)
     and the precision of every training block (``*.training``)."""
     decided: dict[str, Any] = {}
-
-    def walk(value: Any, path: str) -> None:
-        if not isinstance(value, dict):
-            return
-        name = path.rsplit(".", 1)[-1]
-        if name == "llm":
-            decided.update({f"{path}.{key}": choice for key, choice in resolve_llm_settings(value).items()})
-        if name == "training" and value.get("precision") == "auto":
+    for path, block in _blocks(parameters, "llm"):
+        decided.update({f"{path}.{key}": choice for key, choice in resolve_llm_settings(block).items()})
+    for path, block in _blocks(parameters, "training"):
+        if block.get("precision") == "auto":
             decided[f"{path}.precision"] = auto_precision()
-        for key, item in value.items():
-            walk(item, f"{path}.{key}" if path else key)
-
-    walk(parameters, "")
-    if any(path.endswith(".precision") for path in decided):
-        logger.info("training precision auto → %s", auto_precision())
     return decided
 
 
@@ -101,18 +101,8 @@ class MachineSettingsHooks:
                     catalog[name] = MemoryDataset(parameters[name])
         for path, choice in decided.items():
             logger.info("machine setting: %s = %s", path, choice)
-        for path, value in _backend_blocks(tree):
+        for path, value in _blocks(tree, "llm"):
             check_backend(str(decided.get(f"{path}.backend", value.get("backend"))))
-
-
-def _backend_blocks(tree: dict[str, Any], path: str = ""):
-    """(dotted path, block) of every backend block in the parameters: ``llm`` and roles' ``*.llm``."""
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            where = f"{path}.{key}" if path else key
-            if key == "llm":
-                yield where, value
-            yield from _backend_blocks(value, where)
 
 
 class RawDataHooks:
