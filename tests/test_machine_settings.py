@@ -31,7 +31,7 @@ def machine(monkeypatch):
 
 
 TREE = {
-    "llm": {"backend": "auto", "dtype": "auto"},
+    "llm": {"backend": "auto", "dtype": "auto", "vllm_scoring": "auto"},
     "judge": {"llm": {"backend": "openai", "dtype": "auto"}},
     "rewriting": {"llm": {}},
     "seed_model": {"training": {"precision": "auto"}},
@@ -43,6 +43,7 @@ def test_without_vllm_or_native_bf16_auto_means_transformers_in_float32(machine)
     machine(vllm="the vllm module is not installed", bf16=False)
     assert machine_decisions(TREE) == {
         "llm.backend": "transformers",
+        "llm.vllm_scoring": "transformers",
         "llm.dtype": "float32",
         "seed_model.training.precision": "fp32",
     }  # a served judge's dtype is the server's; explicit values stay
@@ -52,6 +53,7 @@ def test_where_vllm_starts_and_bf16_is_native_auto_means_vllm_in_bf16(machine):
     machine(vllm=None, bf16=True)
     assert machine_decisions(TREE) == {
         "llm.backend": "vllm",
+        "llm.vllm_scoring": "transformers",  # no CUDA device here
         "llm.dtype": "bfloat16",
         "seed_model.training.precision": "bf16_mixed",
     }

@@ -125,3 +125,46 @@ def test_a_parser_must_give_one_status_per_row(documents, tiny_model_dir):
             scripted("Counting"),
             params("generation", shard_dir=None),
         )
+
+
+@pytest.fixture
+def built_backends(monkeypatch):
+    """The backend of every model the runner builds, in order."""
+    from humpback.llm import factory
+
+    built, build = [], factory.build_llm
+
+    def recording(config, model_path):
+        model = build(config, model_path)
+        built.append(type(model).__name__)
+        return model
+
+    monkeypatch.setattr(factory, "build_llm", recording)
+    return built
+
+
+def test_under_vllm_completions_are_scored_where_vllm_scoring_says(documents, tiny_model_dir, built_backends):
+    """vLLM's CPU build takes prompt log-probabilities over the whole vocabulary at every prompt token;
+    with ``vllm_scoring: transformers`` the runner scores through transformers and keys the cache so."""
+    from humpback.engine.answer_scoring import score_answers
+
+    rows = pd.DataFrame({"instruction": ["Say hello.", "Name a colour."], "response": ["Hello there.", "Blue."]})
+    model, generation = CheckpointHandle(str(tiny_model_dir)), params("generation", shard_dir=None)
+    by_transformers = score_answers("t", rows, "response", None, model, params("llm"), generation)
+    vllm = params("llm", backend="vllm", vllm_scoring="transformers")
+    rerouted = score_answers("v", rows, "response", None, model, vllm, generation)
+    assert built_backends == ["TransformersLanguageModel", "TransformersLanguageModel"]
+    assert rerouted["response_nll"].tolist() == pytest.approx(by_transformers["response_nll"].tolist())
+
+
+def test_vllm_scoring_auto_is_vllm_on_gpus_and_transformers_on_cpus(monkeypatch):
+    from humpback.llm import config as llm_config
+
+    vllm = params("llm", backend="vllm", vllm_scoring="auto")
+    monkeypatch.setattr(llm_config, "auto_vllm_scoring", lambda: "transformers")
+    assert vllm.for_completion_scoring().backend == "transformers"
+    monkeypatch.setattr(llm_config, "auto_vllm_scoring", lambda: "vllm")
+    assert vllm.for_completion_scoring() is vllm
+    assert params("llm", backend="vllm", vllm_scoring="vllm").for_completion_scoring().backend == "vllm"
+    served = params("llm", backend="openai", base_url="http://localhost:8000/v1", served_model="m")
+    assert served.for_completion_scoring() is served  # only a vLLM engine hands scoring over

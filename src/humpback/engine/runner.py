@@ -154,6 +154,8 @@ def run_model_task(
     if missing:
         raise TaskInputError(f"{task.name}: the input rows lack column(s) {missing}; they have {list(rows.columns)}")
     rows = rows.reset_index(drop=True)
+    if isinstance(task.request, CompletionLogprobs):
+        llm = llm.for_completion_scoring()
     if rows.empty:  # nothing to ask: no model is loaded
         raw = task.request.empty()
     else:

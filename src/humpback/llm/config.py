@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from humpback.llm.platform import auto_vllm_scoring
+
 #: marks a setting that cannot change a model's outputs (speed, memory, progress display)
 RUNTIME_ONLY = {"runtime_only": True}
 
@@ -52,6 +54,12 @@ class LLMConfig(BaseModel):
     #: so their logits peak at the longest request (≤ max_model_len tokens × the vocabulary, ~2 GB for
     #: 4,096 tokens of a 128k vocabulary in fp32), whatever the tokens per call
     score_batch_tokens: int | None = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
+    #: what computes teacher-forced log-probabilities (likelihood scorers, controls, NLL checks)
+    #: under backend vllm. vllm: the engine itself; transformers: the weights loaded a second time in
+    #: this process, the output layer applied to the completion's positions only. vLLM's CPU build
+    #: computes a prompt's log-probabilities over the whole vocabulary at every prompt token (Gemma's
+    #: 262k entries: 8 GiB in its worker and most of a CPU run). auto: vllm on GPUs, else transformers
+    vllm_scoring: Literal["auto", "vllm", "transformers"]
     # openai backend
     #: the server's API root, e.g. http://localhost:8000/v1
     base_url: str | None
@@ -73,6 +81,14 @@ class LLMConfig(BaseModel):
         """This configuration with some fields replaced: one role's model (the judge, the rewriter)
         served elsewhere while the other stages keep theirs."""
         return type(self).model_validate(self.model_dump() | overrides) if overrides else self
+
+    def for_completion_scoring(self) -> LLMConfig:
+        """The configuration that scores given completions (``vllm_scoring``, decided for this
+        machine where a run has not decided it): another backend only under vllm."""
+        if self.backend != "vllm":
+            return self
+        scoring = auto_vllm_scoring() if self.vllm_scoring == "auto" else self.vllm_scoring
+        return self.with_overrides({"backend": "transformers"}) if scoring == "transformers" else self
 
     def output_settings(self) -> dict[str, Any]:
         """The settings that can change what the model answers: part of every cache key."""

@@ -89,6 +89,14 @@ def auto_backend() -> tuple[str, str]:
     return "transformers", f"vLLM cannot start here ({problem})"
 
 
+def auto_vllm_scoring() -> str:
+    """``llm.vllm_scoring: auto``: vLLM scores completions on GPUs; on a CPU, transformers does,
+    whose output layer runs on the completion's positions only (vLLM's on every prompt token)."""
+    import torch
+
+    return "vllm" if torch.cuda.is_available() else "transformers"
+
+
 def check_backend(backend: str) -> None:
     """Stop before any work when a backend named explicitly cannot start here."""
     if backend == "vllm" and (problem := vllm_problem()) is not None:
@@ -96,12 +104,16 @@ def check_backend(backend: str) -> None:
 
 
 def resolve_llm_settings(settings: dict) -> dict[str, str]:
-    """The concrete values of a backend block's ``auto`` fields (``backend``, ``dtype``): what
-    changes, by field name; {} when nothing is ``auto``. A role's overrides resolve alike."""
+    """The concrete values of a backend block's ``auto`` fields (``backend``, ``dtype``,
+    ``vllm_scoring``): what changes, by field name; {} when nothing is ``auto``. A role's overrides
+    resolve alike."""
     decided = {}
     if settings.get("backend") == "auto":
         decided["backend"], why = auto_backend()
         logger.info("llm.backend auto → %s: %s", decided["backend"], why)
+    if settings.get("vllm_scoring") == "auto":
+        decided["vllm_scoring"] = auto_vllm_scoring()
+        logger.info("llm.vllm_scoring auto → %s", decided["vllm_scoring"])
     if settings.get("dtype") == "auto" and settings.get("backend") != "openai":
         decided["dtype"] = auto_dtype()
         logger.info("llm.dtype auto → %s (native bf16: %s)", decided["dtype"], native_bf16())
