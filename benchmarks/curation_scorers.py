@@ -53,7 +53,9 @@ def _costs_and_examples(candidates, seed_model, base_model, llm, parameters, gen
     for scorer in SCORERS:
         settings = parameters["curation"].model_copy(update={"scorer": scorer})
         start = time.perf_counter()
-        scored = score_candidates(candidates, seed_model, base_model, llm, settings, generation)
+        scored = score_candidates(
+            candidates, seed_model, base_model, llm, settings, generation, parameters["m1"].training
+        )
         costs[scorer] = (time.perf_counter() - start) / len(candidates)
         column = ranking_column(scorer)
         order = scored.dropna(subset=[column]).sort_values(column, ascending=False)
@@ -88,6 +90,7 @@ def _controls(data: Path, candidates, seed_model, base_model, llm, parameters, g
         llm,
         settings,
         generation,
+        parameters["m1"].training,
     )
     check = summarise_curator_controls(controls, seed_model, settings)
     return {

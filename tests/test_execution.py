@@ -54,12 +54,13 @@ def test_empty_input_on_ray_gives_the_local_empty_result(cluster, documents, tin
 def test_ray_ratings_equal_local_ones_with_unrated_rows(cluster, documents, tiny_model_dir):
     """Numbers and missing values come back from Ray as they are made locally (NumPy dtypes, NaN)."""
     pairs = documents.rename(columns={"text": "response"}).assign(instruction="Summarise this.")
-    pairs.loc[3, "response"] = pairs.loc[3, "response"] * 20  # longer than the context: not rated
+    pairs.loc[3, "instruction"] = "Summarise this. " * 300  # longer than the context: not rated
     rater = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
     llm = params("llm", max_model_len=1024)
     curation = params("curation", scorer="option_probabilities", few_shot=0)
-    on_ray = score_candidates(pairs, rater, rater, llm, curation, RAY)  # base: read by likelihood scorers only
-    local = score_candidates(pairs, rater, rater, llm, curation, LOCAL)
+    training = params("m1.training")  # answers are rated as its training cuts them
+    on_ray = score_candidates(pairs, rater, rater, llm, curation, RAY, training)  # base: read by likelihood scorers
+    local = score_candidates(pairs, rater, rater, llm, curation, LOCAL, training)
     pd.testing.assert_frame_equal(on_ray, local)
     assert (
         on_ray["score_status"].tolist().count("prompt_too_long") == 1

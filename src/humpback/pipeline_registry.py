@@ -46,13 +46,19 @@ SHARED_PARAMETERS = ("llm", "curation", "curation.examples_per_score", "rewritin
 
 
 def in_iteration(
-    namespace: str, stage: Pipeline, own_model: str, rewriting_parameters: str = "rewriting", **shared: str
+    namespace: str,
+    stage: Pipeline,
+    own_model: str,
+    rewriting_parameters: str = "rewriting",
+    training: str = "m1.training",
+    **shared: str,
 ) -> Pipeline:
     """``stage`` under ``namespace``: it reads the run's shared datasets, and the iteration's own
-    model (M0, then M1) as ``own_model`` and ``rater_model``; ``shared`` names more datasets the
-    iteration shares with the run (in either direction), e.g. ``rated_candidates="rated_candidates"``."""
+    model (M0, then M1) as ``own_model`` and ``rater_model``, and as ``params:training`` the training
+    block of the model its pairs train; ``shared`` names more datasets the iteration shares with the
+    run (in either direction), e.g. ``rated_candidates="rated_candidates"``."""
     inputs = {name: name for name in SHARED_INPUTS} | {"own_model": own_model, "rater_model": own_model} | shared
-    parameters = {name: name for name in SHARED_PARAMETERS} | {"rewriting": rewriting_parameters}
+    parameters = {name: name for name in SHARED_PARAMETERS} | {"rewriting": rewriting_parameters, "training": training}
     used = {name.removeprefix("params:") for name in stage.inputs() if name.startswith("params:")}
     return Pipeline(
         stage,
@@ -64,19 +70,24 @@ def in_iteration(
 
 
 def curated_iteration(
-    namespace: str, own_model: str, rewriting_parameters: str = "rewriting", **shared: str
+    namespace: str,
+    own_model: str,
+    rewriting_parameters: str = "rewriting",
+    training: str = "m1.training",
+    **shared: str,
 ) -> dict[str, Pipeline]:
     """One iteration's data work, in the order it runs: rewriting before curation, curation (rate →
     select), rewriting of the kept pairs → training pairs and reports."""
     return {
         "rewriting": in_iteration(
-            namespace, rewriting.before_curation_pipeline(), own_model, rewriting_parameters, **shared
+            namespace, rewriting.before_curation_pipeline(), own_model, rewriting_parameters, training, **shared
         ),
         "curation": in_iteration(
             namespace,
             curation.create_pipeline() + rewriting.after_curation_pipeline(),
             own_model,
             rewriting_parameters,
+            training,
             **shared,
         ),
     }
@@ -127,6 +138,7 @@ def study_pipeline() -> Pipeline:
                     "params:llm",
                     "params:curation",
                     "params:generation",
+                    "params:m1.training",
                 ],
                 "study.pool",
                 name="study_score_pool",
@@ -176,7 +188,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     # M1 rewrites (when rewriting is on, `rewriting.iteration2`) and rescores the candidates of
     # iteration 1 (nothing of iteration 1 is recomputed) → M2.
     iteration2 = (
-        sum(curated_iteration("iteration2", "m1.model").values(), Pipeline([]))
+        sum(curated_iteration("iteration2", "m1.model", training="m2.training").values(), Pipeline([]))
         + trained_model_pipeline("m2", "iteration2.training_pairs", "iteration2.curation_provenance")
         + method_health_pipeline("iteration2", ["iteration2.curator_check"])
         + dataset_exports_pipeline("iteration2", "m2", candidates=False)

@@ -24,6 +24,8 @@ from humpback.pipelines.curation.reports import curation_funnel, score_examples,
 from tests.conftest import HELDOUT_PAIRS, NO_SHARDS, params
 from tests.scripts import scripted
 
+M1_TRAINING = params("m1.training")  # the answers are scored as its training cuts them
+
 
 @pytest.mark.parametrize(
     "text, expected",
@@ -50,7 +52,7 @@ def test_score_parser_on_messy_outputs(text, expected):
 @pytest.fixture
 def rated(web_sample) -> pd.DataFrame:
     """Candidates as curation reads them; every third answer is a GOOD one (the scripted rater's rule)."""
-    responses = [text + (" GOOD" if i % 3 == 0 else "") for i, text in enumerate(web_sample["text"])]
+    responses = [("GOOD " if i % 3 == 0 else "") + text for i, text in enumerate(web_sample["text"])]
     return pd.DataFrame(
         {
             "doc_id": web_sample["doc_id"],
@@ -77,7 +79,9 @@ GOOD_ROWS = [i % 3 == 0 for i in range(12)]
 def test_option_probability_scorer_keeps_what_the_rater_scores_5(rated, tiny_model_dir, tmp_path):
     handle = CheckpointHandle(str(tiny_model_dir), {"role": "seed"})
     generation = params("generation", shard_dir=str(tmp_path))
-    scored = score_candidates(rated, handle, handle, scripted("Rater"), curation("option_probabilities"), generation)
+    scored = score_candidates(
+        rated, handle, handle, scripted("Rater"), curation("option_probabilities"), generation, M1_TRAINING
+    )
 
     assert scored["doc_id"].tolist() == rated["doc_id"].tolist() and (scored["scorer"] == "option_probabilities").all()
     assert scored["score"].tolist() == [5 if good else 1 for good in GOOD_ROWS]
@@ -91,9 +95,9 @@ def test_option_probability_scorer_keeps_what_the_rater_scores_5(rated, tiny_mod
 
 
 def test_generate_scorer_records_raw_text_and_parse_status(rated, tiny_model_dir):
-    rated.loc[1, "response"] += " UNSURE"
+    rated.loc[1, "response"] = "UNSURE " + rated.loc[1, "response"]
     model = CheckpointHandle(str(tiny_model_dir))
-    scored = score_candidates(rated, model, model, scripted("Rater"), curation("generate"), NO_SHARDS)
+    scored = score_candidates(rated, model, model, scripted("Rater"), curation("generate"), NO_SHARDS, M1_TRAINING)
 
     assert scored["score_raw"].iloc[0] == "The answer is direct and complete.\nScore: 5"
     assert scored["score"].iloc[[0, 2, 3]].tolist() == [5, 1, 5]
@@ -102,8 +106,38 @@ def test_generate_scorer_records_raw_text_and_parse_status(rated, tiny_model_dir
     assert summary["rated"] == 11 and kept["doc_id"].tolist() == rated.loc[GOOD_ROWS, "doc_id"].tolist()
 
 
+def test_scorers_rate_each_answer_as_training_cuts_it(rated, tiny_model_dir):
+    """A document longer than M1's max_length trains as its opening: its end is not scored. The rows
+    keep the whole response (training cuts it the same way)."""
+    from transformers import AutoTokenizer
+
+    marked = rated.assign(response=rated["response"].str.removeprefix("GOOD ") + " GOOD")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = CheckpointHandle(str(tiny_model_dir))
+    scored = score_candidates(
+        marked, model, model, scripted("Rater"), curation("option_probabilities"), NO_SHARDS, M1_TRAINING
+    )
+    tokens = [len(tokenizer.encode(text, add_special_tokens=False)) for text in marked["response"]]
+    longer = [n > M1_TRAINING.max_length for n in tokens]
+    fitting = [n < M1_TRAINING.max_length - 40 for n in tokens]  # room for the instruction and template
+    assert any(longer) and any(fitting)
+    assert [score for score, long in zip(scored["score"], longer) if long] == [1] * sum(longer)
+    assert [score for score, fits in zip(scored["score"], fitting) if fits] == [5] * sum(fitting)
+    assert scored["response"].tolist() == marked["response"].tolist()
+    whole = score_candidates(
+        marked,
+        model,
+        model,
+        scripted("Rater"),
+        curation("option_probabilities"),
+        NO_SHARDS,
+        params("m1.training", max_length=100_000),
+    )
+    assert (whole["score"] == 5).all()
+
+
 def test_a_pair_too_long_for_the_context_is_counted_not_fatal(rated, tiny_model_dir):
-    rated.loc[2, "response"] = rated.loc[2, "response"] * 30
+    rated.loc[2, "instruction"] = rated.loc[2, "instruction"] * 200  # answers are cut to train; instructions are not
     model = CheckpointHandle(str(tiny_model_dir))
     scored = score_candidates(
         rated,
@@ -112,6 +146,7 @@ def test_a_pair_too_long_for_the_context_is_counted_not_fatal(rated, tiny_model_
         scripted("Rater", max_model_len=1024),
         curation("option_probabilities"),
         NO_SHARDS,
+        M1_TRAINING,
     )
     assert scored["score_status"].tolist().count("prompt_too_long") == 1 and pd.isna(scored.loc[2, "score"])
     assert scored["score"].notna().sum() == len(rated) - 1
@@ -212,6 +247,7 @@ def controls_of(script: str, rated: pd.DataFrame, web_sample, model_dir, labels=
         scripted(script),
         settings,
         NO_SHARDS,
+        M1_TRAINING,
     )
     return controls, summarise_curator_controls(controls, rater, settings)
 
@@ -241,7 +277,8 @@ def test_the_curator_is_measured_against_hand_labels(rated, web_sample, tiny_mod
     labelled = controls.loc[controls["control"] == "hand_labelled"]
     assert len(labelled) == len(web_sample)  # the label whose document the run lacks is dropped, and said
     assert "1 of 13 labelled documents are not among this run's web documents" in caplog.text
-    assert (labelled["response"] == web_sample["text"].to_numpy()).all()  # texts from the run's documents
+    # texts from the run's documents, as M1's training would cut them
+    assert all(text.startswith(cut[:100]) for cut, text in zip(labelled["response"], web_sample["text"]))
     hand = next(r for r in check["by_scorer"] if r["control"] == "hand_labels")
     assert (hand["auc"], hand["good"], hand["items"], hand["base_rate"]) == (1.0, 6, 12, 0.5)
     assert hand["precision_kept"] == 1.0 and not hand["gates"]  # top 6 of 12 (top_fraction 0.5): all good
@@ -399,7 +436,9 @@ def test_random_selection_draws_as_many_as_curation_kept_from_the_pairs_it_rated
 def test_a_rating_cut_at_max_new_tokens_gives_no_score(rated, tiny_model_dir):
     """'Score: 5' inside a cut rationale is not the rater's verdict: its last line never came."""
     model = CheckpointHandle(str(tiny_model_dir))
-    scored = score_candidates(rated, model, model, scripted("StillWriting"), curation("generate"), NO_SHARDS)
+    scored = score_candidates(
+        rated, model, model, scripted("StillWriting"), curation("generate"), NO_SHARDS, M1_TRAINING
+    )
     assert (scored["score_status"] == "truncated").all() and scored["score"].isna().all()
 
 
@@ -464,7 +503,7 @@ def test_likelihood_scorers_keep_answers_the_curating_model_finds_likelier_after
 ):
     rater, base = curating_and_base
     settings = curation(scorer, method="top_fraction", top_fraction=0.5)
-    scored = score_candidates(ON_TOPIC, rater, base, scripted("CuratingAndBase"), settings, NO_SHARDS)
+    scored = score_candidates(ON_TOPIC, rater, base, scripted("CuratingAndBase"), settings, NO_SHARDS, M1_TRAINING)
     on_topic = [True, False, True, False, True, False]
     # the curating model: 1 nat a token on topic, 3 off; after the topic-free request 2; the base model 2
     np.testing.assert_allclose(scored["answer_nll"], np.where(on_topic, 1.0, 3.0))
@@ -485,10 +524,14 @@ def test_the_study_pool_scores_each_pair_as_the_configured_scorer_would(curating
     """The pool runs the likelihood passes once for all three scorers; each scorer's rows must still
     equal what curating with that scorer alone gives."""
     rater, base = curating_and_base
-    pool = score_with_every_scorer(ON_TOPIC, rater, base, scripted("CuratingAndBase"), curation("pmi"), NO_SHARDS)
+    pool = score_with_every_scorer(
+        ON_TOPIC, rater, base, scripted("CuratingAndBase"), curation("pmi"), NO_SHARDS, M1_TRAINING
+    )
     assert pool.groupby("scorer").size().to_dict() == dict.fromkeys(FORWARD_PASS_SCORERS, len(ON_TOPIC))
     for scorer in FORWARD_PASS_SCORERS:
-        alone = score_candidates(ON_TOPIC, rater, base, scripted("CuratingAndBase"), curation(scorer), NO_SHARDS)
+        alone = score_candidates(
+            ON_TOPIC, rater, base, scripted("CuratingAndBase"), curation(scorer), NO_SHARDS, M1_TRAINING
+        )
         rows = pool.loc[pool["scorer"] == scorer].reset_index(drop=True)
         assert rows["doc_id"].tolist() == alone["doc_id"].tolist()
         assert rows["score_status"].tolist() == alone["score_status"].tolist(), scorer

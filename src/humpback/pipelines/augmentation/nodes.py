@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from humpback.data.dedup import exact_key, near_duplicate_mask
+from humpback.data.fitting import CUT_MARGIN
 from humpback.data.language import other_language
 from humpback.datasets import CheckpointHandle
 from humpback.engine.caches import cached_tokenizer
@@ -48,10 +49,6 @@ CANDIDATE_COLUMNS = ["doc_id", "url", "response", "raw_instruction", "instructio
 
 def _document_prompt(row: dict[str, Any]):
     return backward_chat(row.get("prompt_text") or row["text"])  # the document as cut for the model, if cut
-
-
-#: tokens left free when cutting (decoded text can re-encode a token or two longer), as in training
-CUT_MARGIN = 2
 
 
 def as_in_training(documents: pd.DataFrame, backward_model: CheckpointHandle, llm: LLMConfig, new_tokens: int):

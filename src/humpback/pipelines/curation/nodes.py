@@ -27,8 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from humpback.data.fitting import answers_as_trained
 from humpback.datasets import CheckpointHandle
 from humpback.engine.answer_scoring import answer_tag, content_nll_per_token, score_answers
+from humpback.engine.caches import cached_tokenizer
 from humpback.engine.runner import (
     OK,
     PROMPT_TOO_LONG,
@@ -46,6 +48,7 @@ from humpback.params import (
     GenerationRunParams,
     RewritingParams,
     SelectionParams,
+    TrainingParams,
 )
 from humpback.pipelines.curation.parsing import PARSED, parse_score
 from humpback.prompts import SCORE_OPTIONS, TOPIC_FREE_INSTRUCTION, rating_chat
@@ -206,6 +209,34 @@ def score_by_likelihood(
     return pd.concat([kept, values], axis=1)
 
 
+def as_trained(
+    pairs: pd.DataFrame, base: CheckpointHandle, llm: LLMConfig, training: TrainingParams, stage: str
+) -> pd.DataFrame:
+    """``pairs`` with each ``response`` as the next model's training keeps it (``training``: its
+    ``max_length`` and cut, the web tag, the base model's tokenizer it trains with). Scorers and
+    controls then rate what would train: a document of 700 tokens trains as its first ~250, and
+    scoring the rest would rank text no model learns from (and cost twice the time)."""
+    usable = pairs["instruction"].map(lambda v: isinstance(v, str)) & pairs["response"].map(
+        lambda v: isinstance(v, str)
+    )
+    if not usable.any():
+        return pairs
+    tokenizer = cached_tokenizer(base.path, llm.trust_remote_code)
+    kept, cut = answers_as_trained(
+        pairs.loc[usable, "instruction"], pairs.loc[usable, "response"], "web", tokenizer, training
+    )
+    logger.info(
+        "%s: %d of %d answers scored as training cuts them (max_length %d)",
+        stage,
+        cut,
+        int(usable.sum()),
+        training.max_length,
+    )
+    response = pairs["response"].astype(object).copy()
+    response.loc[usable] = kept
+    return pairs.assign(response=response)
+
+
 def score_candidates(
     rated_candidates: pd.DataFrame,
     rater: CheckpointHandle,
@@ -213,6 +244,7 @@ def score_candidates(
     llm: LLMConfig,
     params: CurationParams,
     generation: GenerationRunParams,
+    training: TrainingParams,
 ) -> pd.DataFrame:
     """Every candidate with its score by the configured scorer.
 
@@ -221,12 +253,16 @@ def score_candidates(
         and the scorer's own: ``score_raw`` (generate); ``p_1``..``p_5``, ``option_mass`` and
         ``expected_score`` (option_probabilities; probabilities renormalised over the five options);
         :func:`likelihood_scores`' columns and ``combined`` (likelihood scorers). ``base`` is read
-        by the likelihood scorers only.
+        by the likelihood scorers only. Each scorer rates the answer as ``training`` will cut it
+        (:func:`as_trained`); the rows keep the whole response, which training cuts alike.
     """
     rated = rated_candidates.assign(scorer=params.scorer, rater=rater.metadata.get("role", rater.path))
+    scored_as_trained = as_trained(rated, base, llm, training, "curation")
     if params.scorer in LIKELIHOOD_SCORERS:
-        return score_by_likelihood(rated, rater, base, llm, params, generation)
-    return run_model_task(rating_task(params), rated, rater, llm, generation)
+        scored = score_by_likelihood(scored_as_trained, rater, base, llm, params, generation)
+    else:
+        scored = run_model_task(rating_task(params), scored_as_trained, rater, llm, generation)
+    return scored.assign(response=rated["response"].to_numpy())
 
 
 def score_with_every_scorer(
@@ -236,14 +272,17 @@ def score_with_every_scorer(
     llm: LLMConfig,
     params: CurationParams,
     generation: GenerationRunParams,
+    training: TrainingParams,
 ) -> pd.DataFrame:
     """Every candidate scored by each forward-pass scorer, whatever the configured one: one row per
     candidate and scorer with ``value`` (what orders pairs under it), ``score`` and ``score_status``
     (a pair the IFD floor sets aside has no score); for the curated-vs-random study. The likelihood
-    passes run once, for all three likelihood scorers."""
+    passes run once, for all three likelihood scorers; every scorer rates the answer as ``training``
+    cuts it (:func:`as_trained`), the rows keep the whole response."""
     rated = rated_candidates.reset_index(drop=True)
     columns = ["doc_id", "instruction", "response"]
-    values = likelihood_scores(rated, rater, base, llm, generation, "curation", LIKELIHOOD_SCORERS)
+    scored_as_trained = as_trained(rated, base, llm, training, "curation")
+    values = likelihood_scores(scored_as_trained, rater, base, llm, generation, "curation", LIKELIHOOD_SCORERS)
     values["combined"] = combined_score(values, params)
     frames = []
     for scorer in FORWARD_PASS_SCORERS:
@@ -251,10 +290,12 @@ def score_with_every_scorer(
             scored = pd.concat([rated[columns], quintile_scores(values, scorer, params)], axis=1)
             value = values[scorer]
         else:
-            scored = run_model_task(rating_task(params, scorer=scorer), rated, rater, llm, generation)
+            scored = run_model_task(rating_task(params, scorer=scorer), scored_as_trained, rater, llm, generation)
             value = scored[ranking_column(scorer)]
         frames.append(
-            scored[[*columns, "score", "score_status"]].assign(scorer=scorer, value=value.astype(float).to_numpy())
+            scored[["score", "score_status"]]
+            .assign(**{column: rated[column].to_numpy() for column in columns})[[*columns, "score", "score_status"]]
+            .assign(scorer=scorer, value=value.astype(float).to_numpy())
         )
     return pd.concat(frames, ignore_index=True)[[*columns, "scorer", "score", "score_status", "value"]]
 
@@ -383,11 +424,14 @@ def curator_controls(
     llm: LLMConfig,
     params: CurationParams,
     generation: GenerationRunParams,
+    training: TrainingParams,
 ) -> pd.DataFrame:
     """Every compared scorer's scores of the control pairs, scored exactly as the candidates are:
     one row per pair and scorer, with ``value`` (what orders pairs under that scorer), ``scored``,
-    ``score_status`` and, for the option scorer, ``option_mass``."""
+    ``score_status`` and, for the option scorer, ``option_mass``. Each ``response`` is the answer as
+    ``training`` cuts it, the text the scorers rated (:func:`as_trained`)."""
     pairs = control_pairs(heldout_pairs, ranked_pairs, web_documents, rated_candidates, hand_labels, params)
+    pairs = as_trained(pairs, base, llm, training, "curation_controls")
     scorers = compared_scorers(params)
     by_scorer = {}
     likelihood = [scorer for scorer in scorers if scorer in LIKELIHOOD_SCORERS]

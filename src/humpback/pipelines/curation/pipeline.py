@@ -2,7 +2,8 @@
 
 The iteration's own model (``rater_model``: M0, then M1) rates the candidates; the kept pairs go
 through rewriting's after-curation node (``selected_pairs`` → ``curated_pairs``) before they become
-training pairs. The registry composes both under each iteration's namespace.
+training pairs. The registry composes both under each iteration's namespace; ``params:training`` is the training
+block of the model the kept pairs will train (scorers rate each answer as it cuts it).
 """
 
 from kedro.pipeline import Node, Pipeline
@@ -54,6 +55,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:llm",
                     "params:curation",
                     "params:generation",
+                    "params:training",
                 ],
                 outputs="scored_candidates",
                 name="score_candidates",
@@ -78,6 +80,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:llm",
                     "params:curation",
                     "params:generation",
+                    "params:training",
                 ],
                 outputs="curator_controls",
                 name="curator_controls",

@@ -19,9 +19,9 @@ from typing import Any
 import pandas as pd
 
 from humpback.data.dedup import contamination_overlap
+from humpback.data.fitting import fit_to_length
 from humpback.data.funnel import Funnel
 from humpback.data.records import require_columns, stable_order_key
-from humpback.llm.base import chat_token_ids
 from humpback.params import DecontaminationParams, TrainingParams
 from humpback.prompts import backward_chat, forward_chat
 
@@ -49,36 +49,6 @@ def cap_training_set(pairs: pd.DataFrame, max_examples: int | None, seed: int) -
     kept_others = others.loc[_stable_keys(others, seed).sort_values(kind="stable").index[:room]]
     kept = pd.concat([pairs.loc[is_seed], kept_others]).sort_index()
     return kept, len(pairs) - len(kept)
-
-
-#: tokens left free when cutting: re-encoding decoded text can merge a token or two differently, and
-#: TRL would then cut the end of the sequence, the answer-end token with it
-CUT_MARGIN = 2
-
-
-def fit_to_length(
-    source: str, target: str, chat: Any, tokenizer: Any, params: TrainingParams
-) -> tuple[str, str, bool] | None:
-    """(source, target, cut) that fit ``max_length`` tokens, or None (dropped).
-
-    ``chat(source)`` is the prompt and ``target`` the completion. Under ``truncate`` the long side is
-    cut: the answer of a forward example, the document of a backward one (its instruction must stay
-    whole: it is what the model learns to write). TRL would cut the end silently, and a long prompt
-    could leave no completion at all: an example that teaches nothing.
-    """
-    answer = [{"role": "assistant", "content": target}]
-    full = chat_token_ids(tokenizer, chat(source) + answer, add_generation_prompt=False)
-    if len(full) <= params.max_length:
-        return source, target, False
-    if params.overlong != "truncate":
-        return None
-    cut_source = params.direction == "backward"
-    ids = tokenizer.encode(source if cut_source else target, add_special_tokens=False)
-    room = params.max_length - (len(full) - len(ids)) - CUT_MARGIN  # template and the other side stay
-    if room < (32 if cut_source else 8):
-        return None
-    text = tokenizer.decode(ids[:room]).strip()
-    return (text, target, True) if cut_source else (source, text, True)
 
 
 def build_examples(
