@@ -43,12 +43,21 @@ GIB = 2**30
 
 
 def conf_block(path: str, *keys: str) -> dict:
-    """A parameter block read with PyYAML (no Kedro on a GPU machine); ``<<`` merges are resolved."""
+    """A parameter block read with PyYAML (no Kedro on a GPU machine); ``<<`` merges are resolved,
+    and ``${globals:name}`` values are read from conf/base/globals.yml, as Kedro reads them."""
     import yaml
 
     value = yaml.safe_load((ROOT / "conf" / path).read_text())
     for key in keys:
         value = value[key]
+    return _with_globals(value, yaml.safe_load((ROOT / "conf/base/globals.yml").read_text()))
+
+
+def _with_globals(value, known: dict):
+    if isinstance(value, dict):
+        return {key: _with_globals(item, known) for key, item in value.items()}
+    if isinstance(value, str) and value.startswith("${globals:") and value.endswith("}"):
+        return known[value.removeprefix("${globals:").removesuffix("}")]
     return value
 
 

@@ -152,3 +152,18 @@ def test_gpu_environments_train_on_the_seeds_3200_pairs_with_held_out_pairs_from
     assert seed.max_pairs == 3200
     for model in ("backward_model", "seed_model", "m1", "m2"):
         assert seed.reserve_pairs >= params(f"{model}.training", env=env).heldout_examples > 0
+
+
+def test_one_line_of_conf_local_sets_the_precision_of_every_training(tmp_path):
+    import shutil
+
+    from humpback.params import project_parameters
+
+    trainings = ("backward_model", "seed_model", "m1", "m2")
+    shipped = project_parameters("offline", str(REPO_ROOT / "conf"))
+    assert {shipped[name].training.precision for name in trainings} == {"auto"}
+    shutil.copytree(REPO_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
+    (tmp_path / "conf/local").mkdir()
+    (tmp_path / "conf/local/globals.yml").write_text("training_precision: fp32\n")
+    edited = project_parameters("local", str(tmp_path / "conf"))
+    assert {edited[name].training.precision for name in trainings} == {"fp32"}
