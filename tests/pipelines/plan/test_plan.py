@@ -47,6 +47,21 @@ def test_the_environments_state_their_models_shapes(env, billions):
     assert total / 1e9 == pytest.approx(billions, rel=0.01)
 
 
+#: parameters of the models the GPU environments name, from their published config.json files
+PUBLISHED = {
+    "Llama-3.2-3B": {"layers": 28, "hidden_size": 3072, "intermediate_size": 8192, "tied_embeddings": True},
+    "Llama-3.1-8B": {"layers": 32, "hidden_size": 4096, "intermediate_size": 14336, "tied_embeddings": False},
+}
+
+
+@pytest.mark.parametrize("env", ["nothumpback_m1", "nothumpback_m1_rw_f_8b", "paper"])
+@pytest.mark.parametrize(("model", "shape"), [("base_model", "model_shape"), ("aligned_model", "aligned_model_shape")])
+def test_the_plan_sizes_the_models_the_environment_names(env, model, shape):
+    name = params(model, env=env).name_or_path.split("/")[-1].removesuffix("-Instruct")
+    stated = params(f"plan.{shape}", env=env).model_dump()
+    assert {key: stated[key] for key in PUBLISHED[name]} == PUBLISHED[name], f"{env}: {shape} is not {name}'s"
+
+
 @pytest.mark.parametrize("env", ["nothumpback_m1", "nothumpback_m1_rw_f_8b", "paper"])
 def test_the_gpu_environments_fit_their_devices(env):
     table = plan_for(env)
