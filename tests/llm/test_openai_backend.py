@@ -27,7 +27,8 @@ GREEDY = SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=8, stop=[], s
 
 class StandIn(BaseHTTPRequestHandler):
     """Answers /v1/completions like a server: the text names the prompt's length; logprobs on
-    request; a scripted number of 503s first; and no echo (a capability it lacks)."""
+    request; a scripted number of 503s first; and no echo (a capability it lacks). /v1/chat/completions
+    names the messages' count and the last message's role, with top log-probabilities on request."""
 
     failures_left = 0
     requests: list[dict] = []
@@ -40,6 +41,13 @@ class StandIn(BaseHTTPRequestHandler):
         if StandIn.failures_left:
             StandIn.failures_left -= 1
             return self._send(503, {"error": "busy"})
+        if self.path.endswith("/chat/completions"):
+            messages = body["messages"]
+            choice = {"message": {"role": "assistant", "content": f"{len(messages)} {messages[-1]['role']}"}}
+            if body.get("top_logprobs"):
+                top = [{"token": t, "logprob": np.log(p)} for t, p in (("1", 0.5), ("2", 0.4), ("x", 0.1))]
+                choice["logprobs"] = {"content": [{"token": "1", "logprob": np.log(0.5), "top_logprobs": top}]}
+            return self._send(200, {"choices": [choice]})
         if body.get("echo"):
             return self._send(400, {"error": "echo is not supported"})
         choice = {"text": f"{len(body['prompt'])} tokens", "logprobs": None}
@@ -88,6 +96,56 @@ def test_option_probabilities_come_from_the_top_logprobs(stand_in, tiny_model_di
     with build_llm(served(stand_in), str(tiny_model_dir)) as lm:
         probabilities = lm.score_options(["Which?"], ["1", "2", "0"])
     np.testing.assert_allclose(probabilities, [[0.6, 0.3, 0.0]])  # "0" is outside the top list
+
+
+def test_text_prompts_are_the_rendered_prompt_without_its_beginning_of_text(stand_in, tiny_model_dir):
+    StandIn.requests[:] = []
+    with build_llm(served(stand_in, openai_prompt="text"), str(tiny_model_dir)) as lm:
+        texts = lm.generate(["a b c"], GREEDY)
+        [ids] = lm.encode(["a b c"])
+        probabilities = lm.score_options(["Which?"], ["1", "2", "0"])
+        with_bos = lm._prompt([lm.tokenizer.bos_token_id, *ids])
+    sent = StandIn.requests[0]["prompt"]
+    assert sent == lm.tokenizer.decode(ids) == with_bos  # a beginning-of-text token is the server's to add
+    assert texts == [f"{len(sent)} tokens"] and isinstance(StandIn.requests[1]["prompt"], str)
+    np.testing.assert_allclose(probabilities, [[0.6, 0.3, 0.0]])
+
+
+def test_chat_prompts_send_messages_and_continue_a_last_assistant_message(stand_in, tiny_model_dir):
+    StandIn.requests[:] = []
+    chats = [
+        [{"role": "user", "content": "Rate this."}],
+        [{"role": "user", "content": "Rate this."}, {"role": "assistant", "content": "Score: "}],
+    ]
+    with build_llm(served(stand_in, openai_prompt="chat"), str(tiny_model_dir)) as lm:
+        generated = lm.generate_ids(lm.encode(chats), GREEDY, chats)
+        probabilities = lm.option_probabilities_ids(lm.encode(chats[1:]), ["1", "2", "0"], chats[1:])
+        with pytest.raises(ValueError, match="pass the prompts"):
+            lm.generate(["Hello"], GREEDY)  # a caller that sends tokens only
+        with pytest.raises(ServerCapabilityError, match="chat APIs cannot score given completions"):
+            lm.completion_logprobs(["Q?"], ["An answer."])
+    assert [g.text for g in generated] == ["1 user", "2 assistant"]
+    assert StandIn.requests[0]["messages"] == chats[0] and "continue_final_message" not in StandIn.requests[0]
+    assert StandIn.requests[1]["continue_final_message"] and not StandIn.requests[1]["add_generation_prompt"]
+    np.testing.assert_allclose(probabilities, [[0.5, 0.4, 0.0]])
+
+
+def test_the_runner_sends_a_chat_api_each_rows_messages_and_keys_on_them(stand_in, tiny_model_dir, tmp_path):
+    from humpback.pipelines.augmentation.nodes import generate_instructions
+
+    documents = HELDOUT_PAIRS.rename(columns={"reference": "text", "prompt_id": "doc_id"}).assign(url="")
+    model = CheckpointHandle(str(tiny_model_dir))
+    generation = params("generation", shard_dir=str(tmp_path), shard_size=2)
+    StandIn.requests[:] = []
+    by_chat = generate_instructions(
+        documents, model, served(stand_in, openai_prompt="chat"), params("augmentation"), generation
+    )
+    assert len(StandIn.requests) == len(documents) and all("messages" in body for body in StandIn.requests)
+    assert StandIn.requests[0]["messages"][-1]["content"].endswith(documents["text"].iloc[0].strip()[-40:])
+    assert by_chat["raw_instruction"].str.endswith(" user").all()
+    StandIn.requests[:] = []
+    generate_instructions(documents, model, served(stand_in, openai_prompt="text"), params("augmentation"), generation)
+    assert len(StandIn.requests) == len(documents)  # what is sent is part of the key: nothing reused
 
 
 def test_a_missing_capability_is_one_clear_error(stand_in, tiny_model_dir):
@@ -187,11 +245,18 @@ def vllm_server(aligned_model_dir, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.vllm
-def test_judging_and_rewriting_through_vllms_openai_server(vllm_server, aligned_model_dir):
+@pytest.mark.parametrize("sent", ["token_ids", "text", "chat"])
+def test_judging_and_rewriting_through_vllms_openai_server(vllm_server, aligned_model_dir, sent):
     from humpback.pipelines.evaluation import nodes as evaluation
     from humpback.pipelines.rewriting.nodes import rewrite_selected
 
-    served = {"backend": "openai", "base_url": vllm_server, "served_model": "smollm2", "concurrency": 2}
+    served = {
+        "backend": "openai",
+        "base_url": vllm_server,
+        "served_model": "smollm2",
+        "concurrency": 2,
+        "openai_prompt": sent,
+    }
     judge = CheckpointHandle(str(aligned_model_dir), {"role": "aligned", "model_id": "smollm2"})
     local = params("llm")
     judging = params("evaluation", judge=params("evaluation").judge.model_dump() | {"llm": served})

@@ -40,6 +40,8 @@ from humpback.params import GenerationRunParams
 logger = logging.getLogger(__name__)
 
 PROMPT_IDS, COMPLETION_START = "prompt_ids", "completion_start"
+#: each row's prompt as JSON, for a backend sent messages rather than tokens (``llm.sends_chats``)
+PROMPT_SENT = "prompt_sent"
 #: what the runner itself knows of a row: the model answered it, its prompt did not fit the context,
 #: or its generation was cut at ``max_new_tokens`` (not usable as an instruction, rewrite or rating)
 OK, PROMPT_TOO_LONG, TRUNCATED = "ok", "prompt_too_long", "truncated"
@@ -64,7 +66,7 @@ class Generate:
         }
 
     def answer(self, model: LanguageModel, requests: pd.DataFrame) -> pd.DataFrame:
-        generated = model.generate_ids(_ids(requests), self.sampling)
+        generated = model.generate_ids(_ids(requests), self.sampling, _prompts(requests))
         return pd.DataFrame(
             {
                 "output": pd.Series([None if g is None else g.text for g in generated], dtype=object),
@@ -87,7 +89,8 @@ class OptionProbabilities:
         return {"options": [tokenizer.encode(option, add_special_tokens=False) for option in self.options]}
 
     def answer(self, model: LanguageModel, requests: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(model.option_probabilities_ids(_ids(requests), self.options), columns=list(self.options))
+        probabilities = model.option_probabilities_ids(_ids(requests), self.options, _prompts(requests))
+        return pd.DataFrame(probabilities, columns=list(self.options))
 
     def empty(self) -> pd.DataFrame:
         return pd.DataFrame({option: pd.Series(dtype=float) for option in self.options})
@@ -160,7 +163,7 @@ def run_model_task(
         raw = task.request.empty()
     else:
         tokenizer = cached_tokenizer(model.path, llm.trust_remote_code)
-        requests = _encode(task, rows, tokenizer)
+        requests = _encode(task, rows, tokenizer, llm.sends_chats)
         settings = {
             "request": task.request.describe(tokenizer, model.path),
             "weights": weights_identity(model),
@@ -174,7 +177,7 @@ def run_model_task(
             generation=generation,
             stage=task.name,
             settings_key=_digest(json.dumps(settings, sort_keys=True, default=str).encode()),
-            row_keys=[_row_key(ids, start) for ids, start in zip(requests[PROMPT_IDS], requests[COMPLETION_START])],
+            row_keys=_row_keys(requests),
         )
     parsed = task.parse(rows, raw.reset_index(drop=True))
     if len(parsed) != len(rows) or task.status not in parsed.columns:
@@ -185,9 +188,10 @@ def run_model_task(
     return pd.concat([kept, parsed.reset_index(drop=True)], axis=1)
 
 
-def _encode(task: ModelTask, rows: pd.DataFrame, tokenizer: Any) -> pd.DataFrame:
-    """Each row's token ids (prompt, or prompt + completion with the completion's start)."""
-    ids, starts = [], []
+def _encode(task: ModelTask, rows: pd.DataFrame, tokenizer: Any, with_prompts: bool = False) -> pd.DataFrame:
+    """Each row's token ids (prompt, or prompt + completion with the completion's start), and with
+    ``with_prompts`` the prompt itself as JSON (what a chat API is sent)."""
+    ids, starts, sent = [], [], []
     for index, row in enumerate(rows.to_dict("records")):
         prompt = task.prompt(row)
         try:
@@ -199,11 +203,25 @@ def _encode(task: ModelTask, rows: pd.DataFrame, tokenizer: Any) -> pd.DataFrame
             raise TaskInputError(f"{task.name}: row {index}: {error}") from error
         ids.append(sequence)
         starts.append(start)
-    return pd.DataFrame({PROMPT_IDS: ids, COMPLETION_START: starts})
+        sent.append(json.dumps(prompt, sort_keys=True))
+    requests = pd.DataFrame({PROMPT_IDS: ids, COMPLETION_START: starts})
+    return requests.assign(**{PROMPT_SENT: sent}) if with_prompts else requests
 
 
 def _ids(requests: pd.DataFrame) -> list[list[int]]:
     return [[int(token) for token in ids] for ids in requests[PROMPT_IDS]]
+
+
+def _prompts(requests: pd.DataFrame) -> list[Prompt] | None:
+    return [json.loads(prompt) for prompt in requests[PROMPT_SENT]] if PROMPT_SENT in requests else None
+
+
+def _row_keys(requests: pd.DataFrame) -> list[str]:
+    """Each row's cache key: its tokens, and the messages where those are what is sent."""
+    keys = [_row_key(ids, start) for ids, start in zip(requests[PROMPT_IDS], requests[COMPLETION_START])]
+    if PROMPT_SENT in requests:
+        keys = [_digest((key + sent).encode()) for key, sent in zip(keys, requests[PROMPT_SENT])]
+    return keys
 
 
 def _digest(data: bytes) -> str:

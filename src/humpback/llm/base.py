@@ -119,18 +119,36 @@ class LanguageModel(abc.ABC):
         ]
         return self.completion_logprobs_ids([sequence for sequence, _ in encoded], [start for _, start in encoded])
 
-    def generate_ids(self, prompt_ids: Sequence[list[int]], sampling: SamplingConfig) -> list[Generation | None]:
+    # ``prompts`` (below): the prompts the ids encode, for a backend sent messages rather than tokens
+    # (a chat API); every other backend reads the ids alone.
+
+    def generate_ids(
+        self, prompt_ids: Sequence[list[int]], sampling: SamplingConfig, prompts: Sequence[Prompt] | None = None
+    ) -> list[Generation | None]:
         fits = [len(ids) <= self.context_length - sampling.max_new_tokens for ids in prompt_ids]
-        texts = iter(self._generate_checked([ids for ids, ok in zip(prompt_ids, fits) if ok], sampling))
+        kept = [index for index, ok in enumerate(fits) if ok]
+        texts = iter(self._generate_checked([prompt_ids[i] for i in kept], sampling, _subset(prompts, kept)))
         return [next(texts) if ok else None for ok in fits]
 
-    def option_probabilities_ids(self, prompt_ids: Sequence[list[int]], options: Sequence[str]) -> np.ndarray:
+    def option_probabilities_ids(
+        self, prompt_ids: Sequence[list[int]], options: Sequence[str], prompts: Sequence[Prompt] | None = None
+    ) -> np.ndarray:
         option_ids = self.option_token_ids(options)
         fits = np.array([len(ids) <= self.context_length - 1 for ids in prompt_ids], dtype=bool)
         scores = np.full((len(prompt_ids), len(options)), np.nan)
-        if fits.any():
-            scores[fits] = np.exp(self._option_logprobs([ids for ids, ok in zip(prompt_ids, fits) if ok], option_ids))
+        kept = np.flatnonzero(fits).tolist()
+        if kept:
+            logprobs = self._option_requests([prompt_ids[i] for i in kept], option_ids, _subset(prompts, kept))
+            scores[fits] = np.exp(logprobs)
         return scores
+
+    def _generate_requests(
+        self, prompt_ids: list[list[int]], sampling: SamplingConfig, seeds: list[int], prompts: list[Prompt] | None
+    ) -> list[Generation]:
+        return self._generate(prompt_ids, sampling, seeds)
+
+    def _option_requests(self, prompt_ids: list[list[int]], option_ids: list[int], prompts: list[Prompt] | None):
+        return self._option_logprobs(prompt_ids, option_ids)
 
     def completion_logprobs_ids(self, sequences: Sequence[list[int]], starts: Sequence[int]) -> list[np.ndarray | None]:
         fits = [len(sequence) <= self.context_length for sequence in sequences]
@@ -138,12 +156,14 @@ class LanguageModel(abc.ABC):
         scored = iter(self._token_logprobs([s for s, _ in kept], [start for _, start in kept]) if kept else [])
         return [next(scored) if ok else None for ok in fits]
 
-    def _generate_checked(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Generation]:
+    def _generate_checked(
+        self, prompt_ids: list[list[int]], sampling: SamplingConfig, prompts: list[Prompt] | None = None
+    ) -> list[Generation]:
         if not prompt_ids:
             return []
         seeds = request_seeds(prompt_ids, sampling.seed if sampling.seed is not None else self.config.seed)
         generated = []
-        for text, truncated in self._generate(prompt_ids, sampling, seeds):
+        for text, truncated in self._generate_requests(prompt_ids, sampling, seeds, prompts):
             cut = _cut_at_stop(text, sampling.stop)
             generated.append(Generation(cut, truncated and cut == text))  # a stop string ended it
         return generated
@@ -170,6 +190,10 @@ class LanguageModel(abc.ABC):
     def encode(self, prompts: Sequence[Prompt]) -> list[list[int]]:
         """Token ids of every prompt as the model sees it; an empty prompt is refused."""
         return [encode_prompt(self.tokenizer, prompt, index) for index, prompt in enumerate(prompts)]
+
+
+def _subset(prompts: Sequence[Prompt] | None, kept: list[int]) -> list[Prompt] | None:
+    return None if prompts is None else [prompts[index] for index in kept]
 
 
 def request_seeds(prompt_ids: Sequence[list[int]], seed: int) -> list[int]:

@@ -65,6 +65,12 @@ class LLMConfig(BaseModel):
     base_url: str | None
     #: the model's name on the server
     served_model: str | None
+    #: what is sent: token_ids (the prompt as the model folder's tokenizer renders it, to
+    #: ``/completions``: the server sees the tokens the cache keys on; vLLM's server), text (that
+    #: rendered prompt as text, to ``/completions``: most servers), chat (the messages, to
+    #: ``/chat/completions``, rendered by the server's own template: hosted chat APIs; they cannot
+    #: score given completions)
+    openai_prompt: Literal["token_ids", "text", "chat"]
     #: the environment variable that holds the API key (never the key itself); None: no key
     api_key_env: str | None = Field(json_schema_extra=RUNTIME_ONLY)
     #: requests in flight at once
@@ -81,6 +87,11 @@ class LLMConfig(BaseModel):
         """This configuration with some fields replaced: one role's model (the judge, the rewriter)
         served elsewhere while the other stages keep theirs."""
         return type(self).model_validate(self.model_dump() | overrides) if overrides else self
+
+    @property
+    def sends_chats(self) -> bool:
+        """The backend is sent each prompt's messages, not its tokens: the runner hands them over."""
+        return self.backend == "openai" and self.openai_prompt == "chat"
 
     def for_completion_scoring(self) -> LLMConfig:
         """The configuration that scores given completions (``vllm_scoring``, decided for this
