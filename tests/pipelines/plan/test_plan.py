@@ -120,3 +120,15 @@ def test_scoring_memory_is_bound_by_the_longest_request_not_by_the_tokens_per_ca
     uncapped = _engine_columns(row, llm.model_copy(update={"score_batch_tokens": None}), generation, plan)
     shorter = _engine_columns(row, llm.model_copy(update={"max_model_len": 2048}), generation, plan)
     assert capped["memory_gib"] == uncapped["memory_gib"] > shorter["memory_gib"]
+
+
+def test_generation_is_charged_at_the_stated_lengths_not_the_cap():
+    """Most instructions end long before max_new_tokens; the plan charges the stated mean, at most the cap."""
+    table = plan_for("nothumpback_m1").set_index("stage")
+    documents = table.loc["augmentation", "rows"]
+    plan = params("plan", env="nothumpback_m1")
+    cap = params("augmentation", env="nothumpback_m1").sampling.max_new_tokens
+    assert plan.mean_tokens.instruction < cap
+    per_row = table.loc["augmentation", "tokens"] / documents
+    assert per_row == plan.mean_tokens.prompt_overhead + plan.mean_tokens.document + plan.mean_tokens.instruction
+    assert "Stated, not measured" in render_plan(plan_for("nothumpback_m1"), plan)

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from humpback.llm import LLMConfig
+from humpback.llm import LLMConfig, SamplingConfig
 from humpback.params import (
     AugmentationParams,
     CurationParams,
@@ -133,9 +133,13 @@ def plan_run(
     judged = rows["heldout_prompts"] * 2 * (JUDGED_COMPARISONS + 1)  # both orders; +1: the judge's controls
     stages = [
         _training("backward_model", backward_model.training, rows["seed_pairs"], tokens, base_shape, plan, reserve),
-        _generation("augmentation", rows["documents"], document, augmentation.sampling.max_new_tokens, base_shape),
+        _generation(
+            "augmentation", rows["documents"], document, decoded(augmentation.sampling, instruction), base_shape
+        ),
         _training("seed_model", seed_model.training, rows["seed_pairs"], tokens, base_shape, plan, reserve),
-        _generation("rewriting", rewritten, document + instruction, rewriting.sampling.max_new_tokens, base_shape),
+        _generation(
+            "rewriting", rewritten, document + instruction, decoded(rewriting.sampling, tokens.answer), base_shape
+        ),
         _generation("curation", rows["candidates"], rating_prompt, rating_new, base_shape, scoring=rating_new == 1),
         _training("m1", m1.training, curated_training, tokens, base_shape, plan, reserve),
         _training("m1_random", m1.training, curated_training, tokens, base_shape, plan, reserve),
@@ -143,7 +147,7 @@ def plan_run(
             "evaluation answers",
             rows["heldout_prompts"] * EVALUATED_MODELS,
             tokens.prompt_overhead + instruction,
-            evaluation.sampling.max_new_tokens,
+            decoded(evaluation.sampling, tokens.answer),
             base_shape,
         ),
         _generation(
@@ -214,6 +218,12 @@ def _training(
         "parameters_b": total / 1e9,
         "shape_from": shape["shape_from"],
     }
+
+
+def decoded(sampling: SamplingConfig, expected: int) -> int:
+    """Tokens a row decodes: the stated mean length of what it writes (``plan.mean_tokens``), at most
+    ``max_new_tokens``; most instructions end long before the cap (35 tokens against 256)."""
+    return min(sampling.max_new_tokens, expected)
 
 
 def _generation(
@@ -335,6 +345,13 @@ def render_plan(table: pd.DataFrame, plan: PlanParams) -> str:
         f"device: training {throughput.train_tflops:g}, prefill {throughput.prefill_tflops:g}, decode "
         f"{throughput.decode_tflops:g} TFLOP/s (model FLOPs). Model: {table['parameters_b'].iloc[0]:.2f} B parameters "
         f"(shape from {table['shape_from'].iloc[0]}). Total: {table['hours'].sum():.1f} hours.",
+        "",
+        f"Stated, not measured: generation decodes the mean lengths of `plan.mean_tokens` (instruction "
+        f"{plan.mean_tokens.instruction}, answer {plan.mean_tokens.answer} tokens), each at most its `max_new_tokens`; "
+        f"`web_kept_share` ({plan.rows.web_kept_share:g}) and `curated_share` ({plan.rows.curated_share:g}) "
+        "are guesses that set the candidates' and M1's rows. Per-request seeds (reproducible resume) turn vLLM's "
+        "fused top-k/top-p sampler into a loop over rows on GPUs, a cost not yet measured there "
+        "(`scripts/gpu_check.py` times it): augmentation and rewriting may take longer than stated.",
     ]
     return "\n".join(lines) + "\n"
 
