@@ -212,7 +212,10 @@ def rehearse(env: str, folder: Path, shared_data: Path) -> dict:
         "seconds": {**timings, "total": round(time.perf_counter() - started, 1)},
         "rows": dataset_rows(project, env, runtime_params),
         "training": {
-            model: {key: summary[key] for key in ("steps", "processes", "distributed", "batch_size")}
+            model: {
+                key: summary.get(key)
+                for key in ("steps", "processes", "distributed", "batch_size", "peak_rss_mib_by_rank")
+            }
             for model, summary in summaries.items()
         },
         "checks": checks(project),

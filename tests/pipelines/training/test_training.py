@@ -287,6 +287,8 @@ def test_torchrun_launch_trains_on_two_processes_and_saves_the_same_kind_of_chec
 
     assert summary["processes"] == 2 and summary["steps"] == 2 and len(curve) == 2
     assert summary["batch_size"] == 4  # 2 processes × 2 per device × 1 accumulation step
+    peaks = summary["peak_rss_mib_by_rank"]  # host memory per process, rank 1 included
+    assert list(peaks) == ["0", "1"] and all(mib > 100 for mib in peaks.values())
     dataset = ModelCheckpointDataset(path=str(tmp_path / "m1"))
     dataset.save(artifacts)
     assert dataset.load().metadata["hyperparameters"]["launcher"] == "torchrun"

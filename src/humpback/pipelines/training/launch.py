@@ -14,6 +14,7 @@ import collections
 import json
 import logging
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -100,7 +101,13 @@ def launched_summary(examples: pd.DataFrame, model_path: str, params: TrainingPa
 
 
 def read_summary(work: Path) -> dict:
-    return json.loads((work / "summary.json").read_text())
+    """Rank 0's summary, with every rank's peak resident memory (``peak_rss_mib_by_rank``): host
+    memory on ranks other than 0 is what a node with eight processes multiplies."""
+    summary = json.loads((work / "summary.json").read_text())
+    peaks = {}
+    for path in sorted(work.glob("rank*_peak_rss_mib.txt")):
+        peaks[path.name.removeprefix("rank").split("_")[0]] = round(float(path.read_text()))
+    return summary | {"peak_rss_mib_by_rank": dict(sorted(peaks.items(), key=lambda item: int(item[0])))}
 
 
 def run_launched(
@@ -154,7 +161,10 @@ def main(work: Path) -> None:
     trainer, curve, summary = fit_sft(examples, job["model_path"], params, job["per_example_heldout"])
     if job["save_model"]:
         trainer.save_model(str(work / "model"))  # on every process: only the main one writes
-    if int(os.environ.get("RANK", "0")) == 0:
+    rank = int(os.environ.get("RANK", "0"))
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    (work / f"rank{rank}_peak_rss_mib.txt").write_text(f"{peak_mib:.0f}")
+    if rank == 0:
         curve.to_csv(work / "loss_curve.csv", index=False)
         (work / "summary.json").write_text(json.dumps(summary))
 
