@@ -479,6 +479,9 @@ class CurationParams(_Block):
     compare_scorers: bool
     #: the form control: this many of the run's candidate pairs against the held-out human pairs
     form_control_candidates: int = Field(gt=0)
+    #: the ranked control: this many ranked prompts (best against worst reply), in the order the
+    #: ranked pairs come; None: every one. It only informs, so the CPU default samples it
+    ranked_control_prompts: int | None = Field(gt=0)
     #: the hand-label control: pairs labelled at least this on the paper's rubric count as good
     hand_label_good: int = Field(ge=1, le=5)
     few_shot: int = Field(ge=0, le=3)

@@ -288,6 +288,13 @@ def test_the_curator_is_measured_against_hand_labels(rated, web_sample, tiny_mod
     assert not at_chance["passed"] and "AUC human vs hand_labels 0.50" in at_chance["reason"]
 
 
+def test_the_ranked_control_takes_as_many_ranked_prompts_as_asked(rated, web_sample, tiny_model_dir):
+    controls, check = controls_of("RelevanceRater", rated, web_sample, tiny_model_dir, ranked_control_prompts=1)
+    ranked = controls.loc[controls["control"].str.startswith("ranked")]
+    assert ranked["prompt_id"].nunique() == 1 and len(ranked) == 2  # its best and its worst reply
+    assert check["control_pairs"] == 20 + 2 + 8
+
+
 def test_a_curator_that_tells_answers_from_off_topic_text_passes_its_controls(rated, web_sample, tiny_model_dir):
     controls, check = controls_of("RelevanceRater", rated, web_sample, tiny_model_dir)
     values = controls.groupby("control")["value"].apply(list).to_dict()

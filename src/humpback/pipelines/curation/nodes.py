@@ -369,6 +369,7 @@ def control_pairs(
         "truncated": human.map(health.cut_in_half).to_numpy(),
         "boilerplate": human.map(health.with_boilerplate).to_numpy(),
     }
+    ranked_pairs = ranked_pairs.head(params.ranked_control_prompts)  # None: every one
     usable = candidates.loc[candidates["instruction"].notna()]  # the pairs curation rates
     drawn = usable.sample(n=min(params.form_control_candidates, len(usable)), random_state=seed)
 
