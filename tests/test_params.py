@@ -167,3 +167,8 @@ def test_one_line_of_conf_local_sets_the_precision_of_every_training(tmp_path):
     (tmp_path / "conf/local/globals.yml").write_text("training_precision: fp32\n")
     edited = project_parameters("local", str(tmp_path / "conf"))
     assert {edited[name].training.precision for name in trainings} == {"fp32"}
+
+
+@pytest.mark.parametrize("env", ["nothumpback_m1", "nothumpback_m1_rw_f_8b", "paper"])
+def test_gpu_environments_keep_every_ranked_prompt_in_the_curators_control(env):
+    assert params("curation", env=env).ranked_control_prompts is None
