@@ -172,3 +172,10 @@ def test_one_line_of_conf_local_sets_the_precision_of_every_training(tmp_path):
 @pytest.mark.parametrize("env", ["nothumpback_m1", "nothumpback_m1_rw_f_8b", "paper"])
 def test_gpu_environments_keep_every_ranked_prompt_in_the_curators_control(env):
     assert params("curation", env=env).ranked_control_prompts is None
+
+
+@pytest.mark.parametrize("env", ["nothumpback_m1", "nothumpback_m1_rw_f_8b", "paper"])
+def test_gpu_environments_write_instructions_to_the_end_token_as_the_paper(env):
+    """The CPU default ends an instruction at its line's end; the GPU environments do not inherit it."""
+    assert params("augmentation", env=env).sampling.stop == []
+    assert params("augmentation", env="offline").sampling.stop == ["\n"]
