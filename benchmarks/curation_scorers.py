@@ -25,12 +25,8 @@ import pandas as pd
 
 from humpback.datasets import ModelCheckpointDataset
 from humpback.params import FORWARD_PASS_SCORERS, project_parameters
-from humpback.pipelines.curation.nodes import (
-    curator_controls,
-    ranking_column,
-    score_candidates,
-    summarise_curator_controls,
-)
+from humpback.pipelines.curation.nodes import curator_controls, score_candidates, summarise_curator_controls
+from humpback.pipelines.curation.scoring import ranking_column
 
 ROOT = Path(__file__).resolve().parent.parent
 SCORERS = FORWARD_PASS_SCORERS

@@ -9,9 +9,7 @@ from humpback.params import FORWARD_PASS_SCORERS
 from humpback.pipelines.curation.nodes import (
     CuratorFailedError,
     build_training_pairs,
-    combined_score,
     curator_controls,
-    ranking_column,
     score_candidates,
     score_with_every_scorer,
     scorer_controls_table,
@@ -21,6 +19,7 @@ from humpback.pipelines.curation.nodes import (
 )
 from humpback.pipelines.curation.parsing import parse_score
 from humpback.pipelines.curation.reports import curation_funnel, score_examples, score_histogram
+from humpback.pipelines.curation.scoring import combined_score, ranking_column
 from tests.conftest import HELDOUT_PAIRS, NO_SHARDS, params
 from tests.scripts import scripted
 
