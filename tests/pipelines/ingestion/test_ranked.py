@@ -33,6 +33,7 @@ def test_ranked_pairs_take_the_best_and_worst_reply_of_prompts_no_model_trains_o
         oasst1_messages,
         export_trees,
         seed,
+        seed.head(0),
         params("ingestion.seed", env="offline"),
         params("ingestion.ranked", env="offline"),
     )
@@ -48,6 +49,11 @@ def test_ranked_pairs_take_the_best_and_worst_reply_of_prompts_no_model_trains_o
 
 def test_without_the_export_the_held_out_trees_alone_are_used(oasst1_messages, seed):
     ranked = build_ranked_pairs(
-        oasst1_messages, [], seed, params("ingestion.seed", env="offline"), params("ingestion.ranked", env="offline")
+        oasst1_messages,
+        [],
+        seed,
+        seed.head(0),
+        params("ingestion.seed", env="offline"),
+        params("ingestion.ranked", env="offline"),
     )
     assert set(ranked["source"]) == {"oasst1"} and len(ranked) >= 25

@@ -79,23 +79,29 @@ HELDOUT_COLUMNS = ["prompt_id", "instruction", "reference"]
 
 
 def build_heldout_pairs(
-    raw_messages: Any, seed_pairs: pd.DataFrame, seed: SeedParams, heldout: HeldoutParams
+    raw_messages: Any,
+    seed_pairs: pd.DataFrame,
+    seed_reserve_pairs: pd.DataFrame,
+    seed: SeedParams,
+    heldout: HeldoutParams,
 ) -> pd.DataFrame:
     """First-turn prompts and their rank-0 reference answers that no model was trained on: the
     evaluation's prompts, the controls' pairs and what training is decontaminated against.
 
-    The same rules as the seed data select the pairs; every conversation tree that gave a seed pair
-    is excluded, so the evaluation split may be the seed's own sample with a held-out slice
-    (offline) or another split (validation).
+    The same rules as the seed data select the pairs; every conversation tree that gave a seed pair,
+    or a reserve pair (the trainings' held-out loss), is excluded, so the evaluation split may be the
+    seed's own sample with a held-out slice (offline) or another split (validation). A reserve pair
+    among the evaluation prompts would be decontaminated out of the trainings' held-out set.
     """
     messages = to_frame(raw_messages, split=heldout.split)
     pairs, _ = _first_turn_pairs(messages, seed, None, heldout.sample_seed, heldout_fraction=0.0)
-    trained_on = pairs["message_tree_id"].isin(set(seed_pairs["message_tree_id"]))
+    training_side = pd.concat([seed_pairs["message_tree_id"], seed_reserve_pairs["message_tree_id"]])
+    trained_on = pairs["message_tree_id"].isin(set(training_side))
     kept = pairs.loc[~trained_on]
     if heldout.max_prompts is not None:
         kept = kept.iloc[: heldout.max_prompts]
     logger.info(
-        "held-out prompts: %d of %d first-turn pairs (%d excluded: their tree is in the seed data)",
+        "held-out prompts: %d of %d first-turn pairs (%d excluded: their tree is in the seed or reserve data)",
         len(kept),
         len(pairs),
         int(trained_on.sum()),
@@ -111,12 +117,18 @@ def build_heldout_pairs(
 
 
 def build_ranked_pairs(
-    raw_messages: Any, extra_trees: Any, seed_pairs: pd.DataFrame, seed: SeedParams, ranked: RankedParams
+    raw_messages: Any,
+    extra_trees: Any,
+    seed_pairs: pd.DataFrame,
+    seed_reserve_pairs: pd.DataFrame,
+    seed: SeedParams,
+    ranked: RankedParams,
 ) -> pd.DataFrame:
     """Prompts with a best- and a worst-ranked human reply that no model trains on: the held-out
     oasst1 messages' trees, and the supplementary export's trees (``oasst1_extra_trees``, none in
-    base). Prompts of the seed data, or whose text is a seed instruction, are left out; a prompt in
-    both sources is kept once."""
+    base). Prompts of the seed or reserve data, or whose text is one of their instructions, are left
+    out; a prompt in both sources is kept once."""
+    seed_pairs = pd.concat([seed_pairs, seed_reserve_pairs], ignore_index=True)
     sources = []
     messages = to_frame(raw_messages, split=ranked.split)
     if all(column in messages.columns for column in REQUIRED_COLUMNS):

@@ -23,7 +23,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 build_heldout_pairs,
-                inputs=["oasst1_heldout_messages", "seed_pairs", "params:ingestion.seed", "params:ingestion.heldout"],
+                inputs=[
+                    "oasst1_heldout_messages",
+                    "seed_pairs",
+                    "seed_reserve_pairs",
+                    "params:ingestion.seed",
+                    "params:ingestion.heldout",
+                ],
                 outputs="heldout_pairs",
                 name="build_heldout_pairs",
             ),
@@ -33,6 +39,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "oasst1_heldout_messages",
                     "oasst1_extra_trees",
                     "seed_pairs",
+                    "seed_reserve_pairs",
                     "params:ingestion.seed",
                     "params:ingestion.ranked",
                 ],
