@@ -328,7 +328,8 @@ def test_the_readmes_own_data_environment_runs_iteration1_as_it_stands(
     data = folder / "data"
     seed = pd.read_parquet(data / "03_primary/seed_pairs.parquet")
     heldout = pd.read_parquet(data / "05_model_input/heldout_pairs.parquet")
-    assert len(seed) == 40 and seed["instruction"].isin(set(pairs["instruction"])).all()
+    # the example takes every pair outside the held-out fifth (max_pairs: null), not the suite's 40
+    assert len(seed) > 0.7 * len(pairs) and seed["instruction"].isin(set(pairs["instruction"])).all()
     assert len(heldout) and not set(heldout["instruction"]) & set(seed["instruction"])  # a fifth kept out
     funnel = pd.read_csv(report(data, "ingestion_funnel.csv"))
     assert set(funnel["source"]) >= {"seed_messages", "c4"}
