@@ -109,15 +109,13 @@ def score_with_every_scorer(
     frames = []
     for scorer in FORWARD_PASS_SCORERS:
         if scorer in LIKELIHOOD_SCORERS:
-            scored = pd.concat([rated[columns], quintile_scores(values, scorer, params)], axis=1)
-            value = values[scorer]
+            scored, value = quintile_scores(values, scorer, params), values[scorer]
         else:
             scored = run_model_task(rating_task(params, scorer=scorer), scored_as_trained, rater, llm, generation)
             value = scored[ranking_column(scorer)]
+        scores = scored[["score", "score_status"]].reset_index(drop=True)
         frames.append(
-            scored[["score", "score_status"]]
-            .assign(**{column: rated[column].to_numpy() for column in columns})[[*columns, "score", "score_status"]]
-            .assign(scorer=scorer, value=value.astype(float).to_numpy())
+            pd.concat([rated[columns], scores], axis=1).assign(scorer=scorer, value=value.astype(float).to_numpy())
         )
     return pd.concat(frames, ignore_index=True)[[*columns, "scorer", "score", "score_status", "value"]]
 
