@@ -4,7 +4,8 @@
 
 Every ``--interval`` seconds it sums the proportional set size (PSS: shared pages split between the
 processes that share them, so a page counts once) of the command and all its descendants, and keeps
-the peak; the command's own output passes through. Linux only (``/proc/<pid>/smaps_rollup``).
+the peak with each process's share of it (which process to slim); the command's own output passes
+through. Linux only (``/proc/<pid>/smaps_rollup``).
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ import psutil
 GIB = 2**30
 
 
-def tree_pss(root: psutil.Process) -> tuple[int, int]:
-    """(PSS bytes, processes) of ``root`` and its descendants, those still alive."""
-    total, count = 0, 0
+def tree_pss(root: psutil.Process) -> list[dict]:
+    """PSS of ``root`` and of each of its descendants still alive, named by their command line."""
+    processes = []
     for process in [root, *root.children(recursive=True)]:
         try:
-            total += process.memory_full_info().pss
-            count += 1
+            pss = process.memory_full_info().pss
+            name = " ".join(process.cmdline())[:120] or process.name()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-    return total, count
+        processes.append({"pid": process.pid, "command": name, "pss_gib": round(pss / GIB, 2)})
+    return processes
 
 
 def main() -> int:
@@ -44,14 +46,15 @@ def main() -> int:
     started = time.monotonic()
     child = subprocess.Popen(command)
     root = psutil.Process(child.pid)
-    peak = {"pss_gib": 0.0, "processes": 0, "at_s": 0.0}
+    peak = {"pss_gib": 0.0, "at_s": 0.0, "processes": []}
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            pss, count = tree_pss(root)
-            if pss / GIB > peak["pss_gib"]:
-                peak.update(pss_gib=round(pss / GIB, 2), processes=count, at_s=round(time.monotonic() - started))
+            processes = tree_pss(root)
+            total = round(sum(process["pss_gib"] for process in processes), 2)
+            if total > peak["pss_gib"]:
+                peak.update(pss_gib=total, at_s=round(time.monotonic() - started), processes=processes)
             done.wait(args.interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
