@@ -168,3 +168,24 @@ def test_vllm_scoring_auto_is_vllm_on_gpus_and_transformers_on_cpus(monkeypatch)
     assert params("llm", backend="vllm", vllm_scoring="vllm").for_completion_scoring().backend == "vllm"
     served = params("llm", backend="openai", base_url="http://localhost:8000/v1", served_model="m")
     assert served.for_completion_scoring() is served  # only a vLLM engine hands scoring over
+
+
+def test_checkpoints_trained_from_one_base_share_one_tokenizer(tiny_model_dir, tmp_path):
+    """Every checkpoint trained from the base carries the same tokenizer files: the run keeps one
+    tokenizer for all of them (Gemma's takes ~250 MB each), and a changed tokenizer file loads anew."""
+    import json
+    import shutil
+
+    from humpback.engine.caches import cached_tokenizer
+
+    trained, retemplated = tmp_path / "trained", tmp_path / "retemplated"
+    for folder in (trained, retemplated):
+        shutil.copytree(tiny_model_dir, folder)
+        (folder / "README.md").write_text(f"model card of {folder.name}")
+    config = retemplated / "tokenizer_config.json"
+    config.write_text(json.dumps(json.loads(config.read_text()) | {"model_max_length": 77}))
+
+    base = cached_tokenizer(str(tiny_model_dir), False)
+    assert cached_tokenizer(str(trained), False) is base
+    assert cached_tokenizer(str(retemplated), False) is not base
+    assert cached_tokenizer(str(retemplated), False).model_max_length == 77

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import os
 import resource
 import signal
 import threading
@@ -167,15 +169,30 @@ class NodeResourceHooks:
     """
 
     def __init__(self) -> None:
-        self._started: dict[str, float] = {}
+        self._started: dict[str, tuple[float, float]] = {}
 
     @hook_impl
     def before_node_run(self, node) -> None:
         release_free_memory()
-        self._started[node.name] = time.perf_counter()
+        self._started[node.name] = (time.perf_counter(), _resident_mib())
 
     @hook_impl
     def after_node_run(self, node) -> None:
-        seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
+        started, resident_mib = self._started.pop(node.name, (time.perf_counter(), math.nan))
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        logger.info("node %s took %.1f s; peak RSS so far %.0f MiB", node.name, seconds, peak_mib)
+        logger.info(
+            "node %s took %.1f s; RSS %.0f MiB at its start (what earlier nodes left), peak RSS so far %.0f MiB",
+            node.name,
+            time.perf_counter() - started,
+            resident_mib,
+            peak_mib,
+        )
+
+
+def _resident_mib() -> float:
+    """This process's resident memory now (Linux; NaN elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return math.nan
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20

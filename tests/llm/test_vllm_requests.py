@@ -84,3 +84,26 @@ def test_prompt_logprobs_are_asked_in_calls_of_at_most_the_token_budget(monkeypa
     scored = model._token_logprobs(sequences, [1, 1, 1, 1, 1])
     assert calls == [[4, 5], [3], [12], [2]]  # ≤ 10 tokens a call; a longer sequence alone
     assert [len(values) for values in scored] == [3, 4, 2, 11, 1]  # in order, one per sequence
+
+
+def test_on_a_cpu_the_kv_cache_is_sized_by_the_parameter_unless_vllm_s_own_variable_is_set(monkeypatch, tiny_model_dir):
+    """vLLM's CPU build takes its KV cache outside the model's memory: ``llm.cpu_kv_cache_gib``
+    sizes it (a default run's engine sits beside the run's own process); the variable vLLM
+    documents for it, when a user sets it, wins."""
+    engines = []
+
+    class LLM:
+        def __init__(self, **options):
+            engines.append(options)
+
+        def get_tokenizer(self):
+            return None
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM))
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    VLLMLanguageModel(params("llm", backend="vllm", cpu_kv_cache_gib=0.5), str(tiny_model_dir))
+    assert engines[-1]["kv_cache_memory_bytes"] == 2**29
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")
+    VLLMLanguageModel(params("llm", backend="vllm", cpu_kv_cache_gib=0.5), str(tiny_model_dir))
+    assert "kv_cache_memory_bytes" not in engines[-1]

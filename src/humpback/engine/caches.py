@@ -4,6 +4,7 @@ each keyed on the state of its folder so a checkpoint saved again at the same pa
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +12,42 @@ from humpback.datasets import CheckpointHandle
 from humpback.datasets.checkpoint import weights_digest
 from humpback.llm import load_tokenizer
 
+#: files of a checkpoint folder that never change its tokenizer: weights, the card, our metadata
+NOT_TOKENIZER_FILES = {"README.md", "humpback.json", "model.safetensors.index.json"}
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".gguf"}
+
 
 def cached_tokenizer(model_path: str, trust_remote_code: bool) -> Any:
     """The model's tokenizer (with its chat template), for reading only: the prompts are rendered
-    with it. Loaded once per folder state, so a checkpoint saved again at the same path is read again."""
-    return _tokenizer_for_state(model_path, trust_remote_code, _folder_state(model_path))
+    with it. Keyed on the content of the folder's tokenizer files, so the checkpoints trained from
+    one base share one tokenizer (Gemma's holds ~250 MB) and an edited template is read again."""
+    key = _tokenizer_files_digest(model_path, _folder_state(model_path))
+    return _tokenizer_for_files(key, trust_remote_code, model_path)
 
 
-@functools.lru_cache(maxsize=8)
-def _tokenizer_for_state(model_path: str, trust_remote_code: bool, state: int) -> Any:
-    return load_tokenizer(model_path, trust_remote_code=trust_remote_code)
+@functools.lru_cache(maxsize=4)
+def _tokenizer_files_digest(model_path: str, state: int) -> str:
+    """Hash of every file of a local folder but weights and cards; a Hub id stands for itself."""
+    folder = Path(model_path)
+    if not folder.is_dir():
+        return model_path
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name not in NOT_TOKENIZER_FILES and path.suffix not in WEIGHT_SUFFIXES:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+_tokenizers: dict[tuple[str, bool], Any] = {}
+
+
+def _tokenizer_for_files(key: str, trust_remote_code: bool, model_path: str) -> Any:
+    """The tokenizer loaded from the first folder seen with these files (a few kept: at most four)."""
+    if (key, trust_remote_code) not in _tokenizers:
+        if len(_tokenizers) >= 4:
+            _tokenizers.pop(next(iter(_tokenizers)))
+        _tokenizers[key, trust_remote_code] = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
+    return _tokenizers[key, trust_remote_code]
 
 
 def weights_identity(model: CheckpointHandle) -> str:

