@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from humpback.hooks import machine_decisions
+from humpback.llm.platform import machine_decisions
 from humpback.llm import platform
 from humpback.llm.platform import BackendUnavailableError
 from tests.test_run import run
@@ -57,6 +57,58 @@ def test_where_vllm_starts_and_bf16_is_native_auto_means_vllm_in_bf16(machine):
         "llm.dtype": "bfloat16",
         "seed_model.training.precision": "bf16_mixed",
     }
+
+
+DEVICES = {
+    "llm": {"tensor_parallel_size": 1},
+    "generation": {"engine": "auto", "ray": {"num_actors": "auto"}},
+    "seed_model": {"training": {"launcher": "auto", "nproc_per_node": "auto"}},
+    "m1": {"training": {"launcher": "accelerate", "nproc_per_node": "auto"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("gpus", "engine", "actors", "launcher", "processes"),
+    [(0, "local", 1, "in_process", 1), (1, "local", 1, "in_process", 1), (8, "ray", 8, "torchrun", 8)],
+)
+def test_auto_device_counts_use_every_visible_gpu(gpus, engine, actors, launcher, processes):
+    decided = machine_decisions(DEVICES, gpus)
+    assert (decided["generation.engine"], decided["generation.ray.num_actors"]) == (engine, actors)
+    assert (decided["seed_model.training.launcher"], decided["seed_model.training.nproc_per_node"]) == (
+        launcher,
+        processes,
+    )
+    assert decided["m1.training.nproc_per_node"] == processes and "m1.training.launcher" not in decided
+
+
+def test_tensor_parallel_engines_share_the_gpus():
+    tree = {**DEVICES, "llm": {"tensor_parallel_size": 2}}
+    assert machine_decisions(tree, 8)["generation.ray.num_actors"] == 4
+
+
+@pytest.mark.parametrize("env", ["nothumpback_m1", "nothumpback_m1_rw_f_8b"])
+def test_the_seed_environments_generate_and_train_on_every_gpu_of_an_8_gpu_node(env):
+    from humpback.llm.platform import plain_parameters
+    from humpback.params import PARAMETER_BLOCKS
+    from tests.conftest import params
+
+    tree = {name: plain_parameters(params(name, env=env)) for name in PARAMETER_BLOCKS}
+    decided = machine_decisions(tree, 8)
+    engine = decided.get("generation.engine", tree["generation"]["engine"])
+    assert engine == "ray" and decided["generation.ray.num_actors"] == 8
+    assert tree["generation"]["ray"]["gpus_per_actor"] == 1
+    for role in ("backward_model", "seed_model", "m1"):
+        assert decided[f"{role}.training.nproc_per_node"] == 8
+        assert decided.get(f"{role}.training.launcher", tree[role]["training"]["launcher"]) != "in_process"
+
+
+def test_a_node_called_outside_a_run_names_an_undecided_setting(tiny_model_dir):
+    from humpback.params import UndecidedSettingError
+    from humpback.pipelines.training.launch import launcher_command
+    from tests.conftest import params
+
+    with pytest.raises(UndecidedSettingError, match="training.nproc_per_node is auto"):
+        launcher_command(params("seed_model.training", launcher="torchrun", nproc_per_node="auto"), tiny_model_dir)
 
 
 def test_the_run_records_what_auto_decided_before_its_first_node(kedro_project, machine):

@@ -14,10 +14,16 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
-from pydantic import BaseModel
 
 from humpback.engine.memory import release_free_memory
-from humpback.llm.platform import auto_precision, check_backend, resolve_llm_settings
+from humpback.llm.platform import (
+    check_backend,
+    machine_decisions,
+    parameter_blocks,
+    plain_parameters,
+    planned_gpus,
+    with_value,
+)
 from humpback.params import validate_parameters
 
 logger = logging.getLogger(__name__)
@@ -41,69 +47,32 @@ class ValidateParametersHook:
         validate_parameters(dict(context.config_loader["parameters"]))
 
 
-def _blocks(tree: dict[str, Any], name: str, path: str = ""):
-    """(dotted path, block) of every dict named ``name`` in the parameters, at any depth."""
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            where = f"{path}.{key}" if path else key
-            if key == name:
-                yield where, value
-            yield from _blocks(value, name, where)
-
-
-def machine_decisions(parameters: dict[str, Any]) -> dict[str, Any]:
-    """The ``auto`` settings of a run made concrete for this machine, as {dotted path: value}:
-    the backend and number format of every backend block (``llm``, a role's ``*.llm`` overrides)
-    and the precision of every training block (``*.training``)."""
-    decided: dict[str, Any] = {}
-    for path, block in _blocks(parameters, "llm"):
-        decided.update({f"{path}.{key}": choice for key, choice in resolve_llm_settings(block).items()})
-    for path, block in _blocks(parameters, "training"):
-        if block.get("precision") == "auto":
-            decided[f"{path}.precision"] = auto_precision()
-    return decided
-
-
-def _plain(value: Any) -> Any:
-    """Plain data: Kedro hands parameters over as typed models where a node declares one, at any depth."""
-    if isinstance(value, BaseModel):
-        return value.model_dump()
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
-
-
-def _with_value(value: Any, path: list[str], new: Any) -> Any:
-    """``value`` (a dict or a parameter model) with the item at ``path`` replaced; same type back."""
-    if not path:
-        return new
-    plain = value.model_dump() if isinstance(value, BaseModel) else dict(value)
-    plain[path[0]] = _with_value(plain[path[0]] if isinstance(value, BaseModel) else value[path[0]], path[1:], new)
-    return type(value).model_validate(plain) if isinstance(value, BaseModel) else plain
-
-
 class MachineSettingsHooks:
     """Decide the run's ``auto`` settings for this machine before the first node, and stop at once
     when a backend named explicitly cannot start here.
 
     The decisions replace the ``auto`` values in every parameter dataset the nodes read (``params:llm``,
     ``params:llm.backend``, …, and ``parameters``, which the run's configuration snapshot records),
-    so cache keys and model cards say what ran."""
+    so cache keys and model cards say what ran. A pipeline that reads ``params:plan`` sizes the
+    machine ``plan.device`` describes, not this one: its device counts come from there."""
 
     @hook_impl
-    def after_catalog_created(self, catalog, parameters: dict[str, Any]) -> None:
-        tree = _plain(parameters.get("parameters", {}))
-        decided = machine_decisions(tree)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        names = [name for name in catalog if name == "parameters" or name.startswith("params:")]
+        parameters = {name: catalog.get(name).load() for name in names}
+        tree = plain_parameters(parameters.get("parameters", {}))
+        gpus = planned_gpus(tree) if "params:plan" in pipeline.inputs() else None
+        decided = machine_decisions(tree, gpus)
         for path, choice in decided.items():
             for name, value in list(parameters.items()):
                 held = [] if name == "parameters" else name.removeprefix("params:").split(".")
                 steps = path.split(".")
                 if steps[: len(held)] == held:
-                    parameters[name] = _with_value(value, steps[len(held) :], choice)
+                    parameters[name] = with_value(value, steps[len(held) :], choice)
                     catalog[name] = MemoryDataset(parameters[name])
         for path, choice in decided.items():
             logger.info("machine setting: %s = %s", path, choice)
-        for path, value in _blocks(tree, "llm"):
+        for path, value in parameter_blocks(tree, "llm"):
             check_backend(str(decided.get(f"{path}.backend", value.get("backend"))))
 
 

@@ -11,7 +11,7 @@ Kedro hands them validated objects (Kedro's typed parameters), never raw diction
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -246,6 +246,20 @@ class LoraParams(_Block):
     target_modules: str | list[str]
 
 
+class UndecidedSettingError(ValueError):
+    """A setting still ``auto`` where work needs its value: a run decides it before its first node."""
+
+
+def decided(value: Any, name: str) -> Any:
+    """``value``, unless it is still ``auto`` (a node called outside a run)."""
+    if value == "auto":
+        raise UndecidedSettingError(
+            f"{name} is auto: a run decides it for its machine before the first node "
+            "(humpback.hooks.machine_decisions); outside a run, give a value"
+        )
+    return value
+
+
 class TrainingParams(_Block):
     """Supervised fine-tuning of one model (backward, seed, M1, M2) with TRL's SFTTrainer."""
 
@@ -299,10 +313,12 @@ class TrainingParams(_Block):
     #: pairs kept out of training to measure the loss before and after it (0 = skip)
     heldout_examples: int = Field(ge=0)
     #: in_process: train inside the Kedro node; torchrun / accelerate: a subprocess launcher with
-    #: ``nproc_per_node`` processes (GPUs, or CPU processes over gloo), same checkpoint on disk
-    launcher: Literal["in_process", "torchrun", "accelerate"]
-    #: processes (devices) per node when launched by torchrun or accelerate
-    nproc_per_node: int = Field(gt=0)
+    #: ``nproc_per_node`` processes (GPUs, or CPU processes over gloo), same checkpoint on disk;
+    #: auto: in_process for one process, torchrun (data parallel) for several (decided when a run starts)
+    launcher: Literal["auto", "in_process", "torchrun", "accelerate"]
+    #: processes (devices) per node when launched by torchrun or accelerate; auto: every visible GPU
+    #: (one on a CPU), decided when a run starts (the plan: ``plan.device.count``)
+    nproc_per_node: Annotated[int, Field(gt=0)] | Literal["auto"]
     #: extra launcher options, e.g. ["--config_file", "conf/accelerate/fsdp_8gpu.yaml"]
     launcher_args: list[str]
     #: a launched training still running after this many seconds is stopped (None: no limit)
@@ -359,8 +375,9 @@ class RayParams(_Block):
     address: str | None
     #: CPUs of the local cluster; None: every core
     num_cpus: int | None = Field(gt=0)
-    #: Ray Data actors, one model replica each
-    num_actors: int = Field(gt=0)
+    #: Ray Data actors, one model replica each; auto: one per ``llm.tensor_parallel_size`` visible
+    #: GPUs, decided when a run starts (the plan: ``plan.device.count``)
+    num_actors: Annotated[int, Field(gt=0)] | Literal["auto"]
     #: keep actors below the cluster's CPUs: Ray Data's read task needs one free (else it hangs)
     cpus_per_actor: float = Field(gt=0)
     #: GPUs each actor holds (0 on CPU)
@@ -376,8 +393,9 @@ class RayParams(_Block):
 class GenerationRunParams(_Block):
     """Where the LLM stages run, where they keep finished shards, and how big a shard is."""
 
-    #: local: this process (starts faster, less memory); ray: Ray Data actors
-    engine: Literal["local", "ray"]
+    #: local: this process (starts faster, less memory); ray: Ray Data actors; auto: ray where
+    #: several GPUs are visible (one engine per GPU), else local (decided when a run starts)
+    engine: Literal["auto", "local", "ray"]
     ray: RayParams
     shard_dir: str | None
     #: rows a shard holds: each finished shard is saved, so a rerun resumes where it stopped
@@ -650,6 +668,17 @@ class PlanTokensParams(_Block):
     answer: int = Field(gt=0)
 
 
+class PlanOverheadsParams(_Block):
+    """Costs beside the models' arithmetic, each its own row of the plan."""
+
+    #: seconds one vLLM engine takes to start (load the weights; on GPUs, capture CUDA graphs)
+    engine_start_s: float = Field(ge=0)
+    #: raw web documents one process cleans, filters and deduplicates a second
+    documents_per_s: float = Field(gt=0)
+    #: GiB a second a checkpoint is written at (weights and, every ``checkpoint_steps``, optimizer)
+    write_gib_per_s: float = Field(gt=0)
+
+
 class PlanParams(_Block):
     """``kedro run --pipeline=plan``: the devices, throughput and sizes a run is planned with."""
 
@@ -657,6 +686,7 @@ class PlanParams(_Block):
     throughput: PlanThroughputParams
     rows: PlanRowsParams
     mean_tokens: PlanTokensParams
+    overheads: PlanOverheadsParams
     model_shape: ModelShapeParams
     aligned_model_shape: ModelShapeParams
 

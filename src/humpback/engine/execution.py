@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from humpback.llm import LanguageModel, LazyLanguageModel, LLMConfig, build_llm
-from humpback.params import GenerationRunParams, RayParams
+from humpback.params import GenerationRunParams, RayParams, decided
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def map_with_model(
         "settings_key": settings_key,
         "row_keys": row_keys,
     }
-    if generation.engine == "ray":
+    if decided(generation.engine, "generation.engine") == "ray":
         return run_sharded(
             frame, lambda shards: _ray_map(shards, task, llm, model_path, generation.ray), **shard_options
         )
@@ -174,6 +174,7 @@ def _ray_map(
     """Yield ``(shard position, result)`` as Ray Data finishes each shard, in any order."""
     if not shards:
         return
+    decided(params.num_actors, "generation.ray.num_actors")
     _connect(params)
     import ray
 

@@ -1,4 +1,5 @@
-"""What this machine can run: the backend and the number format that ``auto`` settings resolve to.
+"""What this machine can run: the backend, the number format and the device counts that ``auto``
+settings resolve to.
 
 A run decides once, before its first node (``hooks.py``), and writes the decision into its
 parameters, so the snapshot, the cache keys and the model cards name what really ran.
@@ -10,6 +11,9 @@ import functools
 import logging
 import subprocess
 import sys
+from typing import Any
+
+from pydantic import BaseModel
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +93,13 @@ def auto_backend() -> tuple[str, str]:
     return "transformers", f"vLLM cannot start here ({problem})"
 
 
+def visible_gpus() -> int:
+    """CUDA devices this process may use (0 on a CPU machine): what ``auto`` device counts become."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def auto_vllm_scoring() -> str:
     """``llm.vllm_scoring: auto``: vLLM scores completions on GPUs; on a CPU, transformers does,
     whose output layer runs on the completion's positions only (vLLM's on every prompt token)."""
@@ -118,3 +129,63 @@ def resolve_llm_settings(settings: dict) -> dict[str, str]:
         decided["dtype"] = auto_dtype()
         logger.info("llm.dtype auto → %s (native bf16: %s)", decided["dtype"], native_bf16())
     return decided
+
+
+def parameter_blocks(tree: dict[str, Any], name: str, path: str = ""):
+    """(dotted path, block) of every dict named ``name`` in the parameters, at any depth."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            where = f"{path}.{key}" if path else key
+            if key == name:
+                yield where, value
+            yield from parameter_blocks(value, name, where)
+
+
+def machine_decisions(parameters: dict[str, Any], gpus: int | None = None) -> dict[str, Any]:
+    """The ``auto`` settings of a run made concrete for a machine with ``gpus`` GPUs (None: the
+    ones this process sees), as {dotted path: value}: the backend and number format of every backend
+    block (``llm``, a role's ``*.llm`` overrides), the precision, processes and launcher of every
+    training block (``*.training``), and where generation runs (``generation``)."""
+    gpus = visible_gpus() if gpus is None else gpus
+    decided: dict[str, Any] = {}
+    for path, block in parameter_blocks(parameters, "llm"):
+        decided.update({f"{path}.{key}": choice for key, choice in resolve_llm_settings(block).items()})
+    for path, block in parameter_blocks(parameters, "training"):
+        if block.get("precision") == "auto":
+            decided[f"{path}.precision"] = auto_precision()
+        processes = block.get("nproc_per_node")
+        if processes == "auto":
+            processes = decided[f"{path}.nproc_per_node"] = max(gpus, 1)
+        if block.get("launcher") == "auto":  # several processes: plain data parallelism
+            decided[f"{path}.launcher"] = "in_process" if processes == 1 else "torchrun"
+    engines = max(gpus // int((parameters.get("llm") or {}).get("tensor_parallel_size") or 1), 1)
+    for path, block in parameter_blocks(parameters, "generation"):
+        if block.get("engine") == "auto":  # one engine per GPU (or per tensor-parallel group)
+            decided[f"{path}.engine"] = "ray" if engines > 1 else "local"
+        if (block.get("ray") or {}).get("num_actors") == "auto":
+            decided[f"{path}.ray.num_actors"] = engines
+    return decided
+
+
+def planned_gpus(parameters: dict[str, Any]) -> int:
+    """The GPUs of the machine ``plan.device`` describes: what the plan sizes ``auto`` counts for."""
+    device = (parameters.get("plan") or {}).get("device") or {}
+    return int(device.get("count", 1)) if device.get("kind") == "gpu" else 0
+
+
+def plain_parameters(value: Any) -> Any:
+    """Plain data: Kedro hands parameters over as typed models where a node declares one, at any depth."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, dict):
+        return {key: plain_parameters(item) for key, item in value.items()}
+    return value
+
+
+def with_value(value: Any, path: list[str], new: Any) -> Any:
+    """``value`` (a dict or a parameter model) with the item at ``path`` replaced; same type back."""
+    if not path:
+        return new
+    plain = value.model_dump() if isinstance(value, BaseModel) else dict(value)
+    plain[path[0]] = with_value(plain[path[0]] if isinstance(value, BaseModel) else value[path[0]], path[1:], new)
+    return type(value).model_validate(plain) if isinstance(value, BaseModel) else plain

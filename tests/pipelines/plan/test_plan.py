@@ -74,6 +74,35 @@ def test_the_gpu_environments_fit_their_devices(env):
     assert m1["per_device_batch"] * m1["accumulation"] * m1["devices"] == m1["batch"]
 
 
+@pytest.mark.parametrize("gpus", [1, 8])
+def test_notHumpback_M1_uses_every_gpu_of_the_node_the_plan_describes(gpus):
+    """``auto`` launcher, processes and engines: one GPU trains in process and generates with one
+    engine; eight train data-parallel in eight processes and generate with eight engines."""
+    blocks = {name: params(name, env="nothumpback_m1") for name in PARAMETER_BLOCKS}
+    blocks["plan"] = params("plan", env="nothumpback_m1", device={"count": gpus})
+    table = plan_from_parameters(blocks).set_index("stage")
+    assert (table.loc[table["kind"] != "overhead", "devices"] == gpus).all(), table["devices"]
+    assert table["fits"].all(), table.loc[~table["fits"], ["memory_gib", "device_gib"]]
+    m1 = table.loc["m1 training"]
+    assert m1["per_device_batch"] * m1["accumulation"] * gpus == m1["batch"] == 32
+    one = plan_from_parameters({**blocks, "plan": params("plan", env="nothumpback_m1")}).set_index("stage")
+    assert table.loc["augmentation", "hours"] == pytest.approx(one.loc["augmentation", "hours"] / gpus)
+
+
+def test_the_plan_counts_what_a_gpu_run_spends_beside_the_models():
+    """notHumpback-M1: ingestion of 502k documents, five engine starts, the controls' pass, and 38
+    checkpoint saves (one final per training, a resumable one every 100 steps: 5 + 5 + 12 + 12), each
+    resumable one ~36 GiB (3.2 B fp32 weights and two fp32 AdamW moments)."""
+    table = plan_for("nothumpback_m1").set_index("stage")
+    assert table.loc["ingestion", "rows"] == 502_000
+    assert table.loc["engine starts", "rows"] == (table["kind"].isin(["generate", "score"])).sum() == 5
+    assert table.loc["curation controls", "rows"] > 0
+    writes = table.loc["checkpoint writes"]
+    assert writes["rows"] == 38
+    assert 34 * 35 / 3600 < writes["hours"] < 34 * 37 / 3600 + 4 * 7 / 3600  # 34 resumable saves at 1 GiB/s
+    assert table["hours"].sum() > table.loc[table["kind"] != "overhead", "hours"].sum() + 0.7
+
+
 def test_a_3b_model_without_activation_checkpointing_is_refused_in_one_line():
     """Batch 8 at 2,048 tokens, fp32 weights and AdamW on one 80 GB GPU: over 90 GiB, as estimated."""
     table = plan_for("nothumpback_m1", gradient_checkpointing=False)
@@ -104,6 +133,14 @@ def test_plan_pipeline_loads_no_model_and_writes_its_report(kedro_project):
     plan = pd.read_csv(kedro_project / "data/08_reporting/plan.csv")
     assert plan["fits"].all() and (kedro_project / "data/08_reporting/plan.md").read_text().startswith("| stage |")
     assert not (kedro_project / "data/06_models").exists() or not any((kedro_project / "data/06_models").iterdir())
+
+
+def test_the_plan_pipeline_decides_auto_counts_for_the_node_it_describes_not_this_machine(kedro_project):
+    """`kedro run --pipeline=plan --env nothumpback_m1 --params plan.device.count=8` on a machine
+    without a GPU: every model stage on 8 devices."""
+    run(kedro_project, "plan", env="nothumpback_m1", runtime_params={"plan": {"device": {"count": 8}}})
+    plan = pd.read_csv(kedro_project / "data/08_reporting/plan.csv")
+    assert (plan.loc[plan["kind"] != "overhead", "devices"] == 8).all(), plan[["stage", "devices"]]
 
 
 def test_scoring_memory_is_bound_by_the_longest_request_not_by_the_tokens_per_call():

@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 
 from humpback.llm import LLMConfig, SamplingConfig
+from humpback.llm.platform import machine_decisions, plain_parameters, planned_gpus, with_value
 from humpback.params import (
     AugmentationParams,
     CurationParams,
@@ -140,6 +141,14 @@ def plan_run(
         _generation(
             "rewriting", rewritten, document + instruction, decoded(rewriting.sampling, tokens.answer), base_shape
         ),
+        _generation(
+            "curation controls",
+            control_pairs(rows["heldout_prompts"], curation),
+            rating_prompt,
+            rating_new,
+            base_shape,
+            scoring=rating_new == 1,
+        ),
         _generation("curation", rows["candidates"], rating_prompt, rating_new, base_shape, scoring=rating_new == 1),
         _training("m1", m1.training, curated_training, tokens, base_shape, plan, reserve),
         _training("m1_random", m1.training, curated_training, tokens, base_shape, plan, reserve),
@@ -155,7 +164,47 @@ def plan_run(
         ),
     ]
     planned = [{**stage, **_engine_columns(stage, llm, generation, plan)} for stage in stages if stage["rows"]]
-    return pd.DataFrame(planned).reindex(columns=COLUMNS)
+    trainings = {"backward_model": backward_model, "seed_model": seed_model, "m1": m1, "m1_random": m1}
+    saved = [
+        (row, trainings[row["stage"].removesuffix(" training")].training) for row in planned if row["kind"] == "train"
+    ]
+    engines = sum(row["kind"] != "train" for row in planned)
+    overheads = [
+        _overhead("ingestion", plan.rows.web_documents, plan.rows.web_documents / plan.overheads.documents_per_s),
+        _overhead("engine starts", engines, engines * plan.overheads.engine_start_s),
+        _checkpoint_writes(saved, base_shape, plan),
+    ]
+    return pd.DataFrame(planned + overheads).reindex(columns=COLUMNS)
+
+
+def control_pairs(heldout_prompts: int, curation: CurationParams) -> int:
+    """Pairs the curator's controls rate (``curation/controls.py``): five per held-out prompt, two per
+    ranked prompt (as many as held-out ones where every ranked prompt is used), the form control's
+    candidates; the few hand-labelled pairs are not counted."""
+    ranked = curation.ranked_control_prompts or heldout_prompts
+    return 5 * heldout_prompts + 2 * ranked + curation.form_control_candidates
+
+
+def _overhead(stage: str, rows: int, seconds: float) -> dict[str, Any]:
+    """A row of work beside the models' arithmetic: no device memory, only time."""
+    return {"stage": stage, "kind": "overhead", "rows": int(rows), "fits": True, "hours": seconds / 3600}
+
+
+def _checkpoint_writes(trainings: list[tuple[dict, TrainingParams]], shape: dict[str, Any], plan: PlanParams) -> dict:
+    """Every training's saves: the trained weights in 16 bits (32 on a CPU), and every
+    ``checkpoint_steps`` a resumable checkpoint (fp32 weights and AdamW's two fp32 moments of the
+    trained ones, gathered on one rank under FSDP)."""
+    total, embedding = parameter_count(shape)
+    final_bytes = 2 if plan.device.kind == "gpu" else 4
+    saves, gib = 0, 0.0
+    for row, params in trainings:
+        trainable = total - (0 if params.train_embeddings else embedding)
+        if params.method == "lora":
+            trainable = int(total * 0.01)
+        resumable = row["steps"] // params.checkpoint_steps if params.checkpoint_steps else 0
+        saves += 1 + resumable
+        gib += (total * final_bytes + resumable * (total * 4 + trainable * 8)) / GIB
+    return _overhead("checkpoint writes", saves, gib / plan.overheads.write_gib_per_s)
 
 
 COLUMNS = [
@@ -309,6 +358,8 @@ def _training_memory(params: TrainingParams, shape: dict[str, Any], batch: int, 
     states = total * weight_bytes + trainable * (weight_bytes + moment_bytes)
     if sharded:
         states /= processes
+    elif processes > 1:  # DDP's gradient buckets: a second fp32 copy of the gradients on every device
+        states += trainable * 4
     tokens = batch * params.max_length
     layer = tokens * shape["hidden_size"] * ACTIVATION_BYTES
     if params.gradient_checkpointing:
@@ -323,13 +374,15 @@ def render_plan(table: pd.DataFrame, plan: PlanParams) -> str:
     """The plan as a Markdown table, with the assumptions it rests on."""
     shown = table.assign(
         memory=[
-            f"{row.memory_gib:.1f}"
+            ""
+            if row.kind == "overhead"
+            else f"{row.memory_gib:.1f}"
             + (f" ({row.memory_gib_one_process:.1f} in 1 process)" if row.kind == "train" else "")
             for row in table.itertuples()
         ],
         hours=table["hours"].map(lambda hours: f"{hours:.2f}"),
         fits=table["fits"].map({True: "yes", False: "**no**"}),
-        tokens=table["tokens"].map(lambda n: f"{n / 1e6:.1f} M"),
+        tokens=table["tokens"].map(lambda n: "" if pd.isna(n) else f"{n / 1e6:.1f} M"),
     ).fillna("")
     header = ["stage", "rows", "tokens", "batch", "per device", "accumulation", "steps", "epochs", "devices",
               "GiB per device", "fits", "hours"]  # fmt: skip
@@ -338,7 +391,7 @@ def render_plan(table: pd.DataFrame, plan: PlanParams) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in shown[columns].itertuples(index=False):
         lines.append("| " + " | ".join(_cell(value) for value in row) + " |")
-    throughput = plan.throughput
+    throughput, overheads = plan.throughput, plan.overheads
     lines += [
         "",
         f"Device: {plan.device.count} × {plan.device.kind} of {plan.device.memory_gib:g} GiB. Throughput assumed per "
@@ -352,6 +405,11 @@ def render_plan(table: pd.DataFrame, plan: PlanParams) -> str:
         "are guesses that set the candidates' and M1's rows. Per-request seeds (reproducible resume) turn vLLM's "
         "fused top-k/top-p sampler into a loop over rows on GPUs, a cost not yet measured there "
         "(`scripts/gpu_check.py` times it): augmentation and rewriting may take longer than stated.",
+        "",
+        f"Beside the models (`plan.overheads`): ingestion at {overheads.documents_per_s:g} documents/s in one "
+        f"process, {overheads.engine_start_s:g} s per vLLM engine start, checkpoints written at "
+        f"{overheads.write_gib_per_s:g} GiB/s (`rows`: saves; a resumable one every `checkpoint_steps` holds "
+        "fp32 weights and AdamW's moments).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -378,7 +436,13 @@ def check_plan(table: pd.DataFrame, markdown: str) -> dict[str, Any]:
 
 def plan_from_parameters(blocks: dict[str, Any]) -> pd.DataFrame:
     """The plan from validated parameter blocks (``humpback.params.project_parameters(env)``), as
-    the pipeline makes it: for scripts and tests outside ``kedro run``."""
+    the pipeline makes it, ``auto`` settings decided for the machine ``plan.device`` describes: for
+    scripts and tests outside ``kedro run``."""
+    tree = {name: plain_parameters(block) for name, block in blocks.items()}
+    blocks = dict(blocks)
+    for path, choice in machine_decisions(tree, planned_gpus(tree)).items():
+        name, *inside = path.split(".")
+        blocks[name] = with_value(blocks[name], inside, choice)
     shape = read_model_shape(blocks["base_model"], blocks["plan"].model_shape)
     aligned = read_model_shape(blocks["aligned_model"], blocks["plan"].aligned_model_shape)
     names = ("backward_model", "seed_model", "m1", "ingestion", "augmentation", "rewriting", "curation")

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from humpback.llm import load_tokenizer
-from humpback.params import TrainingParams
+from humpback.params import TrainingParams, decided
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +37,11 @@ class LaunchError(RuntimeError):
 
 
 def launcher_command(params: TrainingParams, work: Path) -> list[str]:
+    processes = str(decided(params.nproc_per_node, "training.nproc_per_node"))
     if params.launcher == "torchrun":
-        launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(params.nproc_per_node)]
+        launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", processes]
     else:
-        launcher = ["-m", "accelerate.commands.launch", "--num_processes", str(params.nproc_per_node)]
+        launcher = ["-m", "accelerate.commands.launch", "--num_processes", processes]
     return [sys.executable, *launcher, *params.launcher_args, "-m", ENTRY, str(work)]
 
 
