@@ -13,9 +13,8 @@ import time
 
 import pytest
 
-from humpback.llm.platform import machine_decisions
 from humpback.llm import platform
-from humpback.llm.platform import BackendUnavailableError
+from humpback.llm.platform import BackendUnavailableError, machine_decisions
 from tests.test_run import run
 
 
