@@ -29,15 +29,21 @@ def test_the_served_backend_needs_no_extra():
     assert any(Requirement(r).name == "httpx" for r in PROJECT["project"]["dependencies"])
 
 
-@pytest.mark.parametrize("env", ["paper", "nothumpback_m1_rw_f_8b"])
+@pytest.mark.parametrize("env", ["paper", "nothumpback_m1_rw_f_8b", "nothumpback_m1"])
 def test_environments_on_ray_name_the_gpu_install_and_use_every_gpu(env):
-    """Their header's install command is the README's, and the GPU set it installs holds Ray."""
+    """Their header's install command is the README's, the GPU set it installs holds Ray, and on an
+    8-GPU node their engines hold the 8 GPUs (``auto`` counts decided as a run decides them)."""
+    from humpback.llm.platform import machine_decisions, plain_parameters
+
     root = Path(__file__).resolve().parents[1]
     header = (root / "conf" / env / "parameters.yml").read_text()
     assert "scripts/dev.sh install gpu" in header and "scripts/dev.sh install gpu" in (root / "README.md").read_text()
     assert any(line.startswith("ray==") for line in (root / "requirements" / "gpu.txt").read_text().splitlines())
-    generation = params("generation", env=env)
-    assert generation.engine == "ray" and generation.ray.num_actors * generation.ray.gpus_per_actor == 8
+    generation = plain_parameters(params("generation", env=env))
+    decided = machine_decisions({"generation": generation}, 8)
+    engine = decided.get("generation.engine", generation["engine"])
+    actors = decided.get("generation.ray.num_actors", generation["ray"]["num_actors"])
+    assert engine == "ray" and actors * generation["ray"]["gpus_per_actor"] == 8
 
 
 def test_ray_engine_without_ray_says_which_extra(monkeypatch):
