@@ -85,7 +85,7 @@ def overrides(env: str, project: Path, base: Path, instruct: Path) -> dict:
             "heldout_examples": 4,
             "checkpoint_dir": str(project / "data" / "02_intermediate" / "training"),
         }
-        if block.launcher != "in_process":
+        if block.launcher not in ("in_process", "auto"):  # auto: what a CPU decides (one process, in the node)
             changes["nproc_per_node"] = 2
         if "--config_file" in block.launcher_args:  # the environment's accelerate config, for 2 processes
             config_file = project / block.launcher_args[block.launcher_args.index("--config_file") + 1]
