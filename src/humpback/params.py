@@ -255,7 +255,7 @@ def decided(value: Any, name: str) -> Any:
     if value == "auto":
         raise UndecidedSettingError(
             f"{name} is auto: a run decides it for its machine before the first node "
-            "(humpback.hooks.machine_decisions); outside a run, give a value"
+            "(humpback.llm.platform.machine_decisions); outside a run, give a value"
         )
     return value
 
@@ -333,6 +333,16 @@ class TrainingParams(_Block):
     checkpoint_dir: str
     #: experiment trackers of the Trainer (tensorboard, wandb, mlflow, trackio, …); [] logs to none
     report_to: list[str]
+
+    @property
+    def launched(self) -> bool:
+        """Whether a launcher (torchrun, accelerate) runs the training in processes of its own."""
+        return decided(self.launcher, "training.launcher") != "in_process"
+
+    @property
+    def processes(self) -> int:
+        """Processes the training runs in: 1 in the Kedro node, else the launcher's."""
+        return decided(self.nproc_per_node, "training.nproc_per_node") if self.launched else 1
 
     def batch_size_for(self, examples: int) -> int:
         """The paper's rule: ``small_data_batch_size`` under ``small_data_threshold`` examples."""

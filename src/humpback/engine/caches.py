@@ -1,5 +1,6 @@
-"""What the runner remembers between stages of one run: tokenizers and the identity of weights,
-each keyed on the state of its folder so a checkpoint saved again at the same path is read again."""
+"""What the runner remembers between stages of one run: tokenizers, keyed on the content of their
+files, and the identity of weights, keyed on the state of their folder; a checkpoint saved again at
+the same path is read again."""
 
 from __future__ import annotations
 
@@ -21,8 +22,18 @@ def cached_tokenizer(model_path: str, trust_remote_code: bool) -> Any:
     """The model's tokenizer (with its chat template), for reading only: the prompts are rendered
     with it. Keyed on the content of the folder's tokenizer files, so the checkpoints trained from
     one base share one tokenizer (Gemma's holds ~250 MB) and an edited template is read again."""
-    key = _tokenizer_files_digest(model_path, _folder_state(model_path))
-    return _tokenizer_for_files(key, trust_remote_code, model_path)
+    files = _tokenizer_files_digest(model_path, _folder_state(model_path))
+    _folder_with[files] = model_path
+    return _tokenizer_for_files(files, trust_remote_code)
+
+
+#: the last folder seen with each set of tokenizer files (it exists now): where they are loaded from
+_folder_with: dict[str, str] = {}
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer_for_files(files: str, trust_remote_code: bool) -> Any:
+    return load_tokenizer(_folder_with[files], trust_remote_code=trust_remote_code)
 
 
 @functools.lru_cache(maxsize=4)
@@ -36,18 +47,6 @@ def _tokenizer_files_digest(model_path: str, state: int) -> str:
         if path.is_file() and path.name not in NOT_TOKENIZER_FILES and path.suffix not in WEIGHT_SUFFIXES:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
-
-
-_tokenizers: dict[tuple[str, bool], Any] = {}
-
-
-def _tokenizer_for_files(key: str, trust_remote_code: bool, model_path: str) -> Any:
-    """The tokenizer loaded from the first folder seen with these files (a few kept: at most four)."""
-    if (key, trust_remote_code) not in _tokenizers:
-        if len(_tokenizers) >= 4:
-            _tokenizers.pop(next(iter(_tokenizers)))
-        _tokenizers[key, trust_remote_code] = load_tokenizer(model_path, trust_remote_code=trust_remote_code)
-    return _tokenizers[key, trust_remote_code]
 
 
 def weights_identity(model: CheckpointHandle) -> str:

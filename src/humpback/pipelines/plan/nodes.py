@@ -164,15 +164,15 @@ def plan_run(
         ),
     ]
     planned = [{**stage, **_engine_columns(stage, llm, generation, plan)} for stage in stages if stage["rows"]]
-    trainings = {"backward_model": backward_model, "seed_model": seed_model, "m1": m1, "m1_random": m1}
-    saved = [
-        (row, trainings[row["stage"].removesuffix(" training")].training) for row in planned if row["kind"] == "train"
-    ]
-    engines = sum(row["kind"] != "train" for row in planned)
+    trainings = [row for row in planned if row["kind"] == "train"]
+    engines = len(planned) - len(trainings)
+    written_gib = sum(row["written_gib"] for row in trainings)
     overheads = [
         _overhead("ingestion", plan.rows.web_documents, plan.rows.web_documents / plan.overheads.documents_per_s),
         _overhead("engine starts", engines, engines * plan.overheads.engine_start_s),
-        _checkpoint_writes(saved, base_shape, plan),
+        _overhead(
+            "checkpoint writes", sum(row["saves"] for row in trainings), written_gib / plan.overheads.write_gib_per_s
+        ),
     ]
     return pd.DataFrame(planned + overheads).reindex(columns=COLUMNS)
 
@@ -190,21 +190,15 @@ def _overhead(stage: str, rows: int, seconds: float) -> dict[str, Any]:
     return {"stage": stage, "kind": "overhead", "rows": int(rows), "fits": True, "hours": seconds / 3600}
 
 
-def _checkpoint_writes(trainings: list[tuple[dict, TrainingParams]], shape: dict[str, Any], plan: PlanParams) -> dict:
-    """Every training's saves: the trained weights in 16 bits (32 on a CPU), and every
+def _checkpoint_saves(params: TrainingParams, shape: dict[str, Any], steps: int, plan: PlanParams) -> tuple[int, float]:
+    """(saves, GiB written) of one training: the trained weights in 16 bits (32 on a CPU), and every
     ``checkpoint_steps`` a resumable checkpoint (fp32 weights and AdamW's two fp32 moments of the
     trained ones, gathered on one rank under FSDP)."""
-    total, embedding = parameter_count(shape)
+    total, _ = parameter_count(shape)
+    resumable = steps // params.checkpoint_steps if params.checkpoint_steps else 0
     final_bytes = 2 if plan.device.kind == "gpu" else 4
-    saves, gib = 0, 0.0
-    for row, params in trainings:
-        trainable = total - (0 if params.train_embeddings else embedding)
-        if params.method == "lora":
-            trainable = int(total * 0.01)
-        resumable = row["steps"] // params.checkpoint_steps if params.checkpoint_steps else 0
-        saves += 1 + resumable
-        gib += (total * final_bytes + resumable * (total * 4 + trainable * 8)) / GIB
-    return _overhead("checkpoint writes", saves, gib / plan.overheads.write_gib_per_s)
+    written = total * final_bytes + resumable * (total * 4 + _trainable(params, shape) * 8)
+    return 1 + resumable, written / GIB
 
 
 COLUMNS = [
@@ -237,7 +231,7 @@ def _training(
     plan: PlanParams,
     reserve: int = 0,
 ) -> dict[str, Any]:
-    processes = 1 if params.launcher == "in_process" else params.nproc_per_node
+    processes = params.processes
     batch = params.batch_size_for(int(examples))  # the rules count the pairs held out too
     steps = params.steps_for(int(examples), batch)
     if reserve < params.heldout_examples:  # no reserve to hold out from: seed pairs are held out
@@ -250,6 +244,7 @@ def _training(
     trained_tokens = steps * batch * sequence
     total, _ = parameter_count(shape)
     flops = (8 if params.gradient_checkpointing else 6) * total * trained_tokens
+    saves, written_gib = _checkpoint_saves(params, shape, steps, plan)
     return {
         "stage": f"{stage} training",
         "kind": "train",
@@ -266,6 +261,8 @@ def _training(
         "hours": flops / (processes * plan.throughput.train_tflops * 1e12) / 3600,
         "parameters_b": total / 1e9,
         "shape_from": shape["shape_from"],
+        "saves": saves,  # for the checkpoint writes row
+        "written_gib": written_gib,
     }
 
 
@@ -348,11 +345,17 @@ def _sharded(params: TrainingParams) -> bool:
     return config.get("distributed_type") == "FSDP" or zero3
 
 
-def _training_memory(params: TrainingParams, shape: dict[str, Any], batch: int, processes: int, sharded: bool) -> float:
+def _trainable(params: TrainingParams, shape: dict[str, Any]) -> int:
+    """Parameters the training updates (and keeps optimizer state for)."""
     total, embedding = parameter_count(shape)
-    trainable = total - (0 if params.train_embeddings else embedding)
     if params.method == "lora":
-        trainable = int(total * 0.01)  # adapters of rank 8-16 on every linear layer: about 1 %
+        return int(total * 0.01)  # adapters of rank 8-16 on every linear layer: about 1 %
+    return total - (0 if params.train_embeddings else embedding)
+
+
+def _training_memory(params: TrainingParams, shape: dict[str, Any], batch: int, processes: int, sharded: bool) -> float:
+    total, _ = parameter_count(shape)
+    trainable = _trainable(params, shape)
     weight_bytes = 2 if params.precision == "bf16" else 4
     moment_bytes = 2 * weight_bytes  # AdamW's two moments, in the weights' dtype
     states = total * weight_bytes + trainable * (weight_bytes + moment_bytes)

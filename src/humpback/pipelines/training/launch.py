@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from humpback.llm import load_tokenizer
-from humpback.params import TrainingParams, decided
+from humpback.params import TrainingParams
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class LaunchError(RuntimeError):
 
 
 def launcher_command(params: TrainingParams, work: Path) -> list[str]:
-    processes = str(decided(params.nproc_per_node, "training.nproc_per_node"))
+    processes = str(params.processes)
     if params.launcher == "torchrun":
         launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", processes]
     else:

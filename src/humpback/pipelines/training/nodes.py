@@ -11,7 +11,7 @@ import pandas as pd
 from humpback.datasets import CheckpointHandle, ModelArtifacts
 from humpback.engine.memory import release_free_memory
 from humpback.llm import load_tokenizer
-from humpback.params import DecontaminationParams, LearningRateSweepParams, TrainingParams, decided
+from humpback.params import DecontaminationParams, LearningRateSweepParams, TrainingParams
 from humpback.pipelines.training.examples import build_examples
 from humpback.pipelines.training.launch import launched_summary, train_launched
 from humpback.pipelines.training.sft import checkpoint_folder, discard_checkpoints, fit_sft, train_sft
@@ -67,7 +67,7 @@ def train_model(
         The checkpoint to save (metadata: training summary, hyper-parameters, curation provenance;
         a model card), the loss curve and the summary as a small report.
     """
-    train = train_sft if decided(training.launcher, "training.launcher") == "in_process" else train_launched
+    train = train_launched if training.launched else train_sft
     model, tokenizer, curve, summary = train(examples, base_model.path, training)
     discard_checkpoints(examples, base_model.path, training)
     model = in_base_dtype(model, base_model)
@@ -140,7 +140,7 @@ def sweep_learning_rates(
 def _train_for_heldout_losses(examples: pd.DataFrame, model_path: str, block: TrainingParams) -> dict:
     """One training of the sweep, in this process or launched: its summary with each held-out
     example's loss; the model and its checkpoints are let go."""
-    if decided(block.launcher, "training.launcher") == "in_process":
+    if not block.launched:
         summary = fit_sft(examples, model_path, block, per_example_heldout=True)[2]  # the trainer is let go here
     else:
         summary = launched_summary(examples, model_path, block)
