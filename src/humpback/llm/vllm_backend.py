@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import sys
 
 import numpy as np
 
@@ -64,6 +66,7 @@ class VLLMLanguageModel(LanguageModel):
         engine_core = getattr(self.llm.llm_engine, "engine_core", None)
         if engine_core is not None:
             engine_core.shutdown()
+        release_vllm_module_state()
 
     @property
     def tokenizer(self):
@@ -117,6 +120,31 @@ class VLLMLanguageModel(LanguageModel):
             np.array([output.prompt_logprobs[t][ids[t]].logprob for t in range(start, len(ids))], dtype=np.float64)
             for output, ids, start in zip(outputs, sequences, starts)
         ]
+
+
+def release_vllm_module_state() -> int:
+    """Let a closed engine's objects go: a run builds one engine per stage in one process.
+
+    vLLM memoises per engine in module-level ``lru_cache``s whose keys hold the tokenizer (its own
+    copy and a pool of deep copies, ~300 MB for Gemma's 262k vocabulary), and keeps the exception of
+    an optional import (torchcodec) with its traceback, whose frames reach back to the code that
+    built the first engine and so keep that engine's objects alive. Measured on M0, three engines
+    built and closed in turn: 1,581 → 1,884 → 2,199 MiB before, flat after. Clearing is safe: each
+    cache is filled again on demand. Returns how many caches and tracebacks were released.
+    """
+    released = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "vllm" or name.startswith("vllm.")):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, functools._lru_cache_wrapper):  # the type of lru_cache and cache
+                if value.cache_info().currsize:
+                    value.cache_clear()
+                    released += 1
+            elif isinstance(value, BaseException) and value.__traceback__ is not None:
+                value.__traceback__ = None
+                released += 1
+    return released
 
 
 def token_budget_chunks(lengths: list[int], budget: int | None) -> list[list[int]]:
