@@ -189,3 +189,29 @@ def test_checkpoints_trained_from_one_base_share_one_tokenizer(tiny_model_dir, t
     assert cached_tokenizer(str(trained), False) is base
     assert cached_tokenizer(str(retemplated), False) is not base
     assert cached_tokenizer(str(retemplated), False).model_max_length == 77
+
+
+def test_in_a_run_a_model_is_kept_for_the_next_stage_that_reads_it_and_closed_before_one_that_does_not(
+    documents, tiny_model_dir, tmp_path, built_backends
+):
+    """The curator's controls and its rating are consecutive stages on M0: one engine serves both
+    (a vLLM engine takes about a minute to start on a CPU). Before a node that does not read that
+    checkpoint, the run's hooks close it, so no training runs beside an idle engine."""
+    from humpback.hooks import NodeResourceHooks
+
+    hooks, node = NodeResourceHooks(), type("Node", (), {"name": "n"})()
+    model = CheckpointHandle(str(tiny_model_dir))
+    hooks.before_pipeline_run()
+    try:
+        run(documents.head(3), tiny_model_dir, tmp_path)
+        hooks.before_node_run(node, {"model": model, "rows": documents})  # reads M0: kept
+        run(documents.tail(3), tiny_model_dir, tmp_path)
+        assert len(built_backends) == 1
+        hooks.before_node_run(node, {"rows": documents.assign(path="x")})  # a training's inputs: closed
+        run(documents.iloc[1:3], tiny_model_dir, tmp_path)  # shards not computed yet: a model is needed
+        assert len(built_backends) == 2
+    finally:
+        hooks.after_pipeline_run()
+    run(documents.iloc[[0, 2]], tiny_model_dir, tmp_path)  # outside a run, each stage builds and closes its own
+    run(documents.iloc[[1, 3]], tiny_model_dir, tmp_path)
+    assert len(built_backends) == 4

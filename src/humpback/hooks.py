@@ -15,6 +15,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 
+from humpback.engine.execution import KEPT_MODEL
 from humpback.engine.memory import release_free_memory
 from humpback.llm.platform import (
     check_backend,
@@ -135,13 +136,30 @@ class NodeResourceHooks:
     GPU's free memory against ``gpu_memory_utilization`` and would refuse to start. This runs before
     a node, not after one: Kedro saves a node's outputs after its after-node hooks, so only then is
     a trained model no longer referenced.
+
+    A model stage's model stays built for the nodes after it that read the same checkpoint (the
+    curator's controls, then its rating): it is closed before the first node that does not, and
+    when the run ends or fails.
     """
 
     def __init__(self) -> None:
         self._started: dict[str, tuple[float, float]] = {}
 
     @hook_impl
-    def before_node_run(self, node) -> None:
+    def before_pipeline_run(self) -> None:
+        KEPT_MODEL.start()
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        KEPT_MODEL.stop()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        KEPT_MODEL.stop()
+
+    @hook_impl
+    def before_node_run(self, node, inputs: dict[str, Any]) -> None:
+        KEPT_MODEL.release_unless_read(inputs.values())
         release_free_memory()
         self._started[node.name] = (time.perf_counter(), _resident_mib())
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from humpback.datasets import CheckpointHandle
 from humpback.llm import LanguageModel, LazyLanguageModel, LLMConfig, build_llm
 from humpback.params import GenerationRunParams, RayParams, decided
 
@@ -77,10 +78,61 @@ def map_with_model(
         return run_sharded(
             frame, lambda shards: _ray_map(shards, task, llm, model_path, generation.ray), **shard_options
         )
+    if KEPT_MODEL.enabled:
+        return run_sharded(
+            frame,
+            lambda shards: ((n, task(KEPT_MODEL.get(llm, model_path), shard)) for n, shard in enumerate(shards)),
+            **shard_options,
+        )
     with LazyLanguageModel(llm, model_path) as lazy:
         return run_sharded(
             frame, lambda shards: ((n, task(lazy.get(), shard)) for n, shard in enumerate(shards)), **shard_options
         )
+
+
+class KeptModel:
+    """The last model a ``local`` stage built, kept while the stages that follow ask for the same.
+
+    A vLLM engine takes about a minute to start on a CPU (processes, weights, KV cache, warm-up);
+    the curator's controls and its rating of the candidates are consecutive nodes on M0. The run's
+    hooks switch keeping on for the run (:meth:`start`, :meth:`stop`) and close the model before a
+    node that does not read its checkpoint (:meth:`release_unless_read`), so a training never runs
+    beside an idle engine. Outside a Kedro run each stage closes its model, as before.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._key: tuple[str, str] | None = None
+        self._lazy: LazyLanguageModel | None = None
+
+    def start(self) -> None:
+        self.enabled = True
+
+    def stop(self) -> None:
+        self.enabled = False
+        self.release()
+
+    def get(self, llm: LLMConfig, model_path: str) -> LanguageModel:
+        key = (model_path, llm.model_dump_json())
+        if key != self._key:
+            self.release()
+            self._lazy, self._key = LazyLanguageModel(llm, model_path), key
+        return self._lazy.get()
+
+    def release(self) -> None:
+        if self._lazy is not None:
+            lazy, self._lazy, self._key = self._lazy, None, None
+            lazy.close()
+
+    def release_unless_read(self, values: Iterable[Any]) -> None:
+        """Close the kept model unless one of ``values`` (a node's inputs) is its checkpoint."""
+        read = {value.path for value in values if isinstance(value, CheckpointHandle)}
+        if self._key is not None and self._key[0] not in read:
+            self.release()
+
+
+KEPT_MODEL = KeptModel()
+
 
 
 def shard_key(settings_key: str, row_keys: list[str]) -> str:

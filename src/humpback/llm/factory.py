@@ -49,6 +49,9 @@ class LazyLanguageModel:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
         if self._model is not None:
             self._model.close()
             self._model = None

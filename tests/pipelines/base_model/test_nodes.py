@@ -13,8 +13,15 @@ CHAT = [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "co
 
 
 @pytest.mark.slow
-def test_aligned_model_keeps_its_own_template_and_stops_on_its_end_of_turn(tmp_path):
+def test_aligned_model_keeps_its_own_template_and_stops_on_its_end_of_turn(tmp_path, monkeypatch):
+    import gguf
+
+    parsed = []
+    parse = gguf.GGUFReader
+    monkeypatch.setattr(gguf, "GGUFReader", lambda path, mode="r": parsed.append(path) or parse(path, mode))
     artifacts = materialise_aligned_model(params("aligned_model"))
+
+    assert len(parsed) == 1  # tokenizer config, model config and weights read from one parse
 
     assert getattr(artifacts.model, "hf_quantizer", None) is None  # trainable and saveable
     assert artifacts.metadata["model_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
