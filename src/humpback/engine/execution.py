@@ -134,7 +134,6 @@ class KeptModel:
 KEPT_MODEL = KeptModel()
 
 
-
 def shard_key(settings_key: str, row_keys: list[str]) -> str:
     """A shard's name: the settings and its rows, in order."""
     digest = hashlib.sha256(settings_key.encode())
