@@ -204,10 +204,10 @@ def test_in_a_run_a_model_is_kept_for_the_next_stage_that_reads_it_and_closed_be
     hooks.before_pipeline_run()
     try:
         run(documents.head(3), tiny_model_dir, tmp_path)
-        hooks.before_node_run(node, {"model": model, "rows": documents})  # reads M0: kept
+        hooks.before_node_run(node, {"rows": documents, "m0": model, "params:llm": {}})  # a stage on M0: kept
         run(documents.tail(3), tiny_model_dir, tmp_path)
         assert len(built_backends) == 1
-        hooks.before_node_run(node, {"rows": documents.assign(path="x")})  # a training's inputs: closed
+        hooks.before_node_run(node, {"examples": documents.assign(path="x"), "m0": model})  # a training: closed
         run(documents.iloc[1:3], tiny_model_dir, tmp_path)  # shards not computed yet: a model is needed
         assert len(built_backends) == 2
     finally:

@@ -137,9 +137,9 @@ class NodeResourceHooks:
     a node, not after one: Kedro saves a node's outputs after its after-node hooks, so only then is
     a trained model no longer referenced.
 
-    A model stage's model stays built for the nodes after it that read the same checkpoint (the
-    curator's controls, then its rating): it is closed before the first node that does not, and
-    when the run ends or fails.
+    A model stage's model stays built for the model stages after it on the same checkpoint (the
+    curator's controls, then its rating): it is closed before the first other node (a training
+    from that checkpoint included), and when the run ends or fails.
     """
 
     def __init__(self) -> None:
@@ -159,7 +159,7 @@ class NodeResourceHooks:
 
     @hook_impl
     def before_node_run(self, node, inputs: dict[str, Any]) -> None:
-        KEPT_MODEL.release_unless_read(inputs.values())
+        KEPT_MODEL.release_unless_read(inputs)
         release_free_memory()
         self._started[node.name] = (time.perf_counter(), _resident_mib())
 

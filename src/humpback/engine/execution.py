@@ -29,7 +29,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +96,8 @@ class KeptModel:
     A vLLM engine takes about a minute to start on a CPU (processes, weights, KV cache, warm-up);
     the curator's controls and its rating of the candidates are consecutive nodes on M0. The run's
     hooks switch keeping on for the run (:meth:`start`, :meth:`stop`) and close the model before a
-    node that does not read its checkpoint (:meth:`release_unless_read`), so a training never runs
-    beside an idle engine. Outside a Kedro run each stage closes its model, as before.
+    node that is not a model stage on its checkpoint (:meth:`release_unless_read`), so a training
+    never runs beside an idle engine. Outside a Kedro run each stage closes its model, as before.
     """
 
     def __init__(self) -> None:
@@ -124,10 +124,11 @@ class KeptModel:
             lazy, self._lazy, self._key = self._lazy, None, None
             lazy.close()
 
-    def release_unless_read(self, values: Iterable[Any]) -> None:
-        """Close the kept model unless one of ``values`` (a node's inputs) is its checkpoint."""
-        read = {value.path for value in values if isinstance(value, CheckpointHandle)}
-        if self._key is not None and self._key[0] not in read:
+    def release_unless_read(self, inputs: Mapping[str, Any]) -> None:
+        """Close the kept model unless the node whose ``inputs`` these are is a model stage on its
+        checkpoint: it reads ``params:llm`` (a training does not: it would run beside the engine)."""
+        read = {value.path for value in inputs.values() if isinstance(value, CheckpointHandle)}
+        if self._key is not None and ("params:llm" not in inputs or self._key[0] not in read):
             self.release()
 
 

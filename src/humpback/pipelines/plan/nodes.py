@@ -165,7 +165,7 @@ def plan_run(
     ]
     planned = [{**stage, **_engine_columns(stage, llm, generation, plan)} for stage in stages if stage["rows"]]
     trainings = [row for row in planned if row["kind"] == "train"]
-    engines = len(planned) - len(trainings)
+    engines = engine_starts([row["stage"] for row in planned if row["kind"] != "train"])
     written_gib = sum(row["written_gib"] for row in trainings)
     overheads = [
         _overhead("ingestion", plan.rows.web_documents, plan.rows.web_documents / plan.overheads.documents_per_s),
@@ -175,6 +175,13 @@ def plan_run(
         ),
     ]
     return pd.DataFrame(planned + overheads).reindex(columns=COLUMNS)
+
+
+def engine_starts(model_stages: list[str]) -> int:
+    """Engines a run starts: one a model stage, one per evaluated model, and one for the curator's
+    controls and its rating together (consecutive nodes on M0: a run keeps that engine)."""
+    starts = len(model_stages) + (EVALUATED_MODELS - 1) * ("evaluation answers" in model_stages)
+    return starts - ("curation controls" in model_stages and "curation" in model_stages)
 
 
 def control_pairs(heldout_prompts: int, curation: CurationParams) -> int:
