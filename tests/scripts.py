@@ -18,7 +18,7 @@ USER_TURN = re.compile(r"### User:\n(.*?)\n\n### Assistant:", re.DOTALL)
 
 def scripted(script: str, **changes: Any):
     """The test environment's ``llm`` block with the scripted backend and ``tests.scripts:<script>``."""
-    return params("llm", backend="scripted", script=f"tests.scripts:{script}", **changes)
+    return params("llm", **{"backend": "scripted", "script": f"tests.scripts:{script}", **changes})
 
 
 def user_turn(prompt: str) -> str:

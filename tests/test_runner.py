@@ -191,27 +191,48 @@ def test_checkpoints_trained_from_one_base_share_one_tokenizer(tiny_model_dir, t
     assert cached_tokenizer(str(retemplated), False).model_max_length == 77
 
 
-def test_in_a_run_a_model_is_kept_for_the_next_stage_that_reads_it_and_closed_before_one_that_does_not(
-    documents, tiny_model_dir, tmp_path, built_backends
+@pytest.fixture
+def engines_as_scripts(monkeypatch):
+    """Every model built answers by the Counting script, whatever backend its block names: the
+    backends built, in order."""
+    from humpback.llm import factory
+    from humpback.llm.scripted import ScriptedLanguageModel
+
+    built = []
+
+    def build(config, model_path):
+        built.append(config.backend)
+        return ScriptedLanguageModel(config.model_copy(update={"backend": "scripted"}), model_path)
+
+    monkeypatch.setattr(factory, "build_llm", build)
+    return built
+
+
+def test_in_a_run_a_vllm_engine_is_kept_for_the_next_stage_on_its_checkpoint_and_closed_before_any_other_node(
+    documents, tiny_model_dir, tmp_path, engines_as_scripts
 ):
     """The curator's controls and its rating are consecutive stages on M0: one engine serves both
-    (a vLLM engine takes about a minute to start on a CPU). Before a node that does not read that
-    checkpoint, the run's hooks close it, so no training runs beside an idle engine."""
+    (a vLLM engine takes about a minute to start on a CPU). Before any other node (a training), the
+    run's hooks close it. Backends that start in seconds are closed by their stage."""
     from humpback.hooks import NodeResourceHooks
 
     hooks, node = NodeResourceHooks(), type("Node", (), {"name": "n"})()
     model = CheckpointHandle(str(tiny_model_dir))
+    vllm = {"backend": "vllm"}
     hooks.before_pipeline_run()
     try:
-        run(documents.head(3), tiny_model_dir, tmp_path)
+        run(documents.head(3), tiny_model_dir, tmp_path, **vllm)
         hooks.before_node_run(node, {"rows": documents, "m0": model, "params:llm": {}})  # a stage on M0: kept
-        run(documents.tail(3), tiny_model_dir, tmp_path)
-        assert len(built_backends) == 1
+        run(documents.tail(3), tiny_model_dir, tmp_path, **vllm)
+        assert engines_as_scripts == ["vllm"]
+        run(documents.iloc[[0, 3]], tiny_model_dir, tmp_path)  # transformers-like: its own, closed
+        run(documents.iloc[[1, 4]], tiny_model_dir, tmp_path)
+        assert engines_as_scripts == ["vllm", "scripted", "scripted"]
         hooks.before_node_run(node, {"examples": documents.assign(path="x"), "m0": model})  # a training: closed
-        run(documents.iloc[1:3], tiny_model_dir, tmp_path)  # shards not computed yet: a model is needed
-        assert len(built_backends) == 2
+        run(documents.iloc[1:3], tiny_model_dir, tmp_path, **vllm)  # shards not computed yet: a model is needed
+        assert engines_as_scripts == ["vllm", "scripted", "scripted", "vllm"]
     finally:
         hooks.after_pipeline_run()
-    run(documents.iloc[[0, 2]], tiny_model_dir, tmp_path)  # outside a run, each stage builds and closes its own
-    run(documents.iloc[[1, 3]], tiny_model_dir, tmp_path)
-    assert len(built_backends) == 4
+    run(documents.iloc[[0, 2]], tiny_model_dir, tmp_path, **vllm)  # outside a run, each stage has its own
+    run(documents.iloc[[1, 3]], tiny_model_dir, tmp_path, **vllm)
+    assert engines_as_scripts == ["vllm", "scripted", "scripted", "vllm", "vllm", "vllm"]

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from humpback.datasets import CheckpointHandle
+from humpback.engine.memory import release_free_memory
 from humpback.llm import LanguageModel, LazyLanguageModel, LLMConfig, build_llm
 from humpback.params import GenerationRunParams, RayParams, decided
 
@@ -78,7 +79,7 @@ def map_with_model(
         return run_sharded(
             frame, lambda shards: _ray_map(shards, task, llm, model_path, generation.ray), **shard_options
         )
-    if KEPT_MODEL.enabled:
+    if KEPT_MODEL.enabled and llm.backend == "vllm":
         return run_sharded(
             frame,
             lambda shards: ((n, task(KEPT_MODEL.get(llm, model_path), shard)) for n, shard in enumerate(shards)),
@@ -91,10 +92,12 @@ def map_with_model(
 
 
 class KeptModel:
-    """The last model a ``local`` stage built, kept while the stages that follow ask for the same.
+    """The last vLLM engine a ``local`` stage built, kept while the stages that follow ask for it.
 
     A vLLM engine takes about a minute to start on a CPU (processes, weights, KV cache, warm-up);
-    the curator's controls and its rating of the candidates are consecutive nodes on M0. The run's
+    the curator's controls and its rating of the candidates are consecutive nodes on M0. Other
+    backends start in seconds and hold their weights in the run's own process: each stage closes
+    its own. The run's
     hooks switch keeping on for the run (:meth:`start`, :meth:`stop`) and close the model before a
     node that is not a model stage on its checkpoint (:meth:`release_unless_read`), so a training
     never runs beside an idle engine. Outside a Kedro run each stage closes its model, as before.
@@ -116,6 +119,7 @@ class KeptModel:
         key = (model_path, llm.model_dump_json())
         if key != self._key:
             self.release()
+            release_free_memory()
             self._lazy, self._key = LazyLanguageModel(llm, model_path), key
         return self._lazy.get()
 
