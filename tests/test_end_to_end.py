@@ -76,7 +76,7 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
     training = pd.read_parquet(data / "05_model_input/iteration1_training_pairs.parquet")
     curated = pd.read_parquet(data / "07_model_output/iteration1_curated_pairs.parquet")
     assert (training["source"] == "augmented").sum() == len(curated) > 0  # conf/test keeps the top half
-    for model in ("base_model", "backward_model", "seed_model", "m1", "m1_random"):
+    for model in ("base_model", "backward_model", "seed_model", "m1"):
         assert (data / "06_models" / model / "model.safetensors").is_file(), model
     summary = json.loads(report(data, "m1_training_summary.json").read_text())
     assert summary["composition"] == {"seed": 40 - summary["heldout_examples"], "augmented": len(curated)}
@@ -110,11 +110,6 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
         in (data / "06_models/m1/README.md").read_text()
     )
     assert "| backward model | echo share of outputs |" in (data / "06_models/backward_model/README.md").read_text()
-    # curation's control: as many candidates as curation kept, drawn at random, same seed pairs
-    drawn = pd.read_parquet(data / "07_model_output/m1_random_selected_pairs.parquet")
-    assert len(drawn) == len(curated) and set(drawn["doc_id"]) <= set(scored["doc_id"])
-    control = json.loads(report(data, "m1_random_training_summary.json").read_text())
-    assert control["composition"] == summary["composition"]
     # Hub-ready exports: Parquet beside a dataset card that huggingface_hub reads back
     for name, rows in (("candidates", len(candidates)), ("iteration1_curated_pairs", len(curated))):
         export = data / "09_export" / name
@@ -219,6 +214,14 @@ def test_iteration2_rescores_with_m1_and_trains_m2(iteration2):
 
 def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
     data = evaluation
+    # curation's control, trained by evaluation: as many candidates as curation kept, drawn at random
+    # from those it rated, the same seed pairs
+    curated = pd.read_parquet(data / "07_model_output/iteration1_curated_pairs.parquet")
+    scored = pd.read_parquet(data / "07_model_output/iteration1_scored_candidates.parquet")
+    drawn = pd.read_parquet(data / "07_model_output/m1_random_selected_pairs.parquet")
+    assert len(drawn) == len(curated) and set(drawn["doc_id"]) <= set(scored["doc_id"])
+    control = json.loads(report(data, "m1_random_training_summary.json").read_text())
+    assert control["composition"] == json.loads(report(data, "m1_training_summary.json").read_text())["composition"]
     heldout = pd.read_parquet(data / "05_model_input/heldout_pairs.parquet")
     seed = pd.read_parquet(data / "03_primary/seed_pairs.parquet")
     assert len(heldout) == 4 and not set(heldout["prompt_id"]) & set(seed["prompt_message_id"])

@@ -72,3 +72,14 @@ def test_viz_build_shows_the_layers_and_no_command_warns_about_dataset_names(tmp
     main = json.loads((project / "build/api/main").read_text())
     assert set(ITERATION1_STEPS) <= set(main["layers"])
     assert all(node.get("layer") for node in main["nodes"] if node["type"] == "data" and node["name"] != "parameters")
+
+
+def test_iteration1_runs_the_methods_steps_and_evaluation_trains_curations_random_control():
+    """M1 on as many random pairs answers evaluation's question (did curation beat chance?): it trains
+    where it is compared, and the default run is the method's steps 1-8."""
+    from humpback.pipeline_registry import register_pipelines
+
+    registered = register_pipelines()
+    assert "m1.model" in registered["iteration1"].all_outputs()
+    assert not {name for name in registered["iteration1"].all_outputs() if name.startswith("m1_random")}
+    assert {"m1_random.model", "evaluation.m1_random.summary"} <= registered["evaluation"].all_outputs()

@@ -178,8 +178,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         "rewriting": iteration1_data["rewriting"],
         "curation": iteration1_data["curation"],
         "m1": trained_model_pipeline("m1", "iteration1.training_pairs", "iteration1.curation_provenance"),
-        "m1_random": random_selection_control("iteration1", "seed_model.model", "m1_random"),
     }
+    # curation's control, a second M1 on as many random pairs, is evaluation's question (did curation
+    # beat chance?), so evaluation trains it: iteration1 is the method's steps 1-8
+    m1_random = random_selection_control("iteration1", "seed_model.model", "m1_random")
     iteration1 = (
         sum(stages.values(), Pipeline([]))
         + method_health_pipeline("iteration1", ["augmentation.backward_check", "iteration1.curator_check"])
@@ -193,7 +195,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         + method_health_pipeline("iteration2", ["iteration2.curator_check"])
         + dataset_exports_pipeline("iteration2", "m2", candidates=False)
     )
-    evaluation = evaluation_pipeline(
+    evaluation = m1_random + evaluation_pipeline(
         "evaluation",
         evaluate={"base": "base_model", "m0": "seed_model.model", "m1": "m1.model", "m1_random": "m1_random.model"},
         compare=[("m1", "m0"), ("m1", "base"), ("m1", "m1_random")],
@@ -219,6 +221,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     )
     return {
         **stages,
+        "m1_random": m1_random,
         "iteration1": iteration1,
         "iteration2": iteration2,
         "rewriting_variants": sum((rewriting_variant(mode) for mode in VARIANT_MODES), Pipeline([])),
