@@ -195,13 +195,17 @@ def register_pipelines() -> dict[str, Pipeline]:
         + method_health_pipeline("iteration2", ["iteration2.curator_check"])
         + dataset_exports_pipeline("iteration2", "m2", candidates=False)
     )
-    evaluation = m1_random + evaluation_pipeline(
-        "evaluation",
-        evaluate={"base": "base_model", "m0": "seed_model.model", "m1": "m1.model", "m1_random": "m1_random.model"},
-        compare=[("m1", "m0"), ("m1", "base"), ("m1", "m1_random")],
-        table=["base", "m0", "m1", "m1_random"],
-        cards={"m0": "seed_model.model_card", "m1": "m1.model_card", "m1_random": "m1_random.model_card"},
-    ) + method_health_pipeline("evaluation", ["evaluation.judge_check"])
+    evaluation = (
+        m1_random
+        + evaluation_pipeline(
+            "evaluation",
+            evaluate={"base": "base_model", "m0": "seed_model.model", "m1": "m1.model", "m1_random": "m1_random.model"},
+            compare=[("m1", "m0"), ("m1", "base"), ("m1", "m1_random")],
+            table=["base", "m0", "m1", "m1_random"],
+            cards={"m0": "seed_model.model_card", "m1": "m1.model_card", "m1_random": "m1_random.model_card"},
+        )
+        + method_health_pipeline("evaluation", ["evaluation.judge_check"])
+    )
     evaluation_m2 = evaluation_pipeline(
         "evaluation_m2",
         evaluate={"m2": "m2.model"},

@@ -125,8 +125,10 @@ class KeptModel:
 
     def release(self) -> None:
         if self._lazy is not None:
-            lazy, self._lazy, self._key = self._lazy, None, None
+            (model_path, _), lazy = self._key, self._lazy
+            self._lazy, self._key = None, None
             lazy.close()
+            logger.info("closed the vLLM engine kept for %s", model_path)
 
     def release_unless_read(self, inputs: Mapping[str, Any]) -> None:
         """Close the kept model unless the node whose ``inputs`` these are is a model stage on its
