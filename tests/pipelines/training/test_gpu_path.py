@@ -46,11 +46,11 @@ def test_gpu_memory_goes_back_to_the_driver_before_the_next_node(monkeypatch):
     calls = []
     cuda = types.SimpleNamespace(is_initialized=lambda: True, empty_cache=lambda: calls.append("empty_cache"))
     monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
-    NodeResourceHooks().before_node_run(types.SimpleNamespace(name="generate_instructions"))
+    NodeResourceHooks().before_node_run(types.SimpleNamespace(name="generate_instructions"), {})
     assert calls == ["empty_cache"]
 
     cuda.is_initialized = lambda: False  # CUDA never used in this process: nothing to give back, no context made
-    NodeResourceHooks().before_node_run(types.SimpleNamespace(name="generate_instructions"))
+    NodeResourceHooks().before_node_run(types.SimpleNamespace(name="generate_instructions"), {})
     assert calls == ["empty_cache"]
 
 
