@@ -25,6 +25,7 @@ they describe a :class:`~humpback.engine.runner.ModelTask` and the runner calls 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -79,15 +80,9 @@ def map_with_model(
         return run_sharded(
             frame, lambda shards: _ray_map(shards, task, llm, model_path, generation.ray), **shard_options
         )
-    if KEPT_MODEL.enabled and llm.backend == "vllm":
+    with KEPT_MODEL.model_for(llm, model_path) as model:
         return run_sharded(
-            frame,
-            lambda shards: ((n, task(KEPT_MODEL.get(llm, model_path), shard)) for n, shard in enumerate(shards)),
-            **shard_options,
-        )
-    with LazyLanguageModel(llm, model_path) as lazy:
-        return run_sharded(
-            frame, lambda shards: ((n, task(lazy.get(), shard)) for n, shard in enumerate(shards)), **shard_options
+            frame, lambda shards: ((n, task(model(), shard)) for n, shard in enumerate(shards)), **shard_options
         )
 
 
@@ -97,10 +92,10 @@ class KeptModel:
     A vLLM engine takes about a minute to start on a CPU (processes, weights, KV cache, warm-up);
     the curator's controls and its rating of the candidates are consecutive nodes on M0. Other
     backends start in seconds and hold their weights in the run's own process: each stage closes
-    its own. The run's
-    hooks switch keeping on for the run (:meth:`start`, :meth:`stop`) and close the model before a
-    node that is not a model stage on its checkpoint (:meth:`release_unless_read`), so a training
-    never runs beside an idle engine. Outside a Kedro run each stage closes its model, as before.
+    its own. The run's hooks switch keeping on for the run (:meth:`start`, :meth:`stop`) and close
+    the engine before a node that is not a model stage on its checkpoint
+    (:meth:`release_unless_read`), so a training never runs beside an idle engine. Outside a Kedro
+    run each stage closes its model.
     """
 
     def __init__(self) -> None:
@@ -115,7 +110,17 @@ class KeptModel:
         self.enabled = False
         self.release()
 
-    def get(self, llm: LLMConfig, model_path: str) -> LanguageModel:
+    @contextlib.contextmanager
+    def model_for(self, llm: LLMConfig, model_path: str) -> Iterator[Callable[[], LanguageModel]]:
+        """A stage's model, built on first use: kept for the stages after it (a vLLM engine in a
+        run), else closed when the stage ends."""
+        if self.enabled and llm.backend == "vllm":
+            yield lambda: self._engine(llm, model_path)
+            return
+        with LazyLanguageModel(llm, model_path) as lazy:
+            yield lazy.get
+
+    def _engine(self, llm: LLMConfig, model_path: str) -> LanguageModel:
         key = (model_path, llm.model_dump_json())
         if key != self._key:
             self.release()
