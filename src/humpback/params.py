@@ -595,6 +595,24 @@ class PublishParams(_Block):
     models_dir: str
 
 
+class StyleParams(_Block):
+    """The judge-free measure of assistant style: a web-style detector learned from assistant replies
+    against the run's web documents, validated on texts it did not see."""
+
+    #: characters of a text the detector reads (a long web page and a short answer compared alike)
+    window_chars: int = Field(gt=0)
+    #: tokens seen fewer times in both corpora together are left out (names, typos)
+    min_count: int = Field(ge=1)
+    #: share of each corpus's conversations or documents held out to validate the detector
+    validation_share: float = Field(gt=0, lt=1)
+    #: texts read from each corpus, at most (a seed-stable sample)
+    max_texts: int = Field(gt=0)
+    #: seed of that sample and of the validation split
+    seed: int
+    #: the detector's held-out AUC below which its scores are reported as meaningless
+    min_auc: float = Field(ge=0.5, le=1)
+
+
 class EvaluationParams(_Block):
     #: seed of the paired bootstraps
     sample_seed: int
@@ -605,6 +623,7 @@ class EvaluationParams(_Block):
     z: float = Field(gt=0)
     #: bootstrap resamples of the paired NLL differences between models (over prompts)
     bootstrap_samples: int = Field(gt=0)
+    style: StyleParams
 
 
 class ModelShapeParams(_Block):

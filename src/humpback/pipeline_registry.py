@@ -204,7 +204,7 @@ def register_pipelines() -> dict[str, Pipeline]:
             table=["base", "m0", "m1", "m1_random"],
             cards={"m0": "seed_model.model_card", "m1": "m1.model_card", "m1_random": "m1_random.model_card"},
         )
-        + method_health_pipeline("evaluation", ["evaluation.judge_check"])
+        + method_health_pipeline("evaluation", ["evaluation.judge_check", "evaluation.style_check"])
     )
     evaluation_m2 = evaluation_pipeline(
         "evaluation_m2",

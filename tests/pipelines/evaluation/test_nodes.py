@@ -9,6 +9,7 @@ import yaml
 from huggingface_hub import ModelCard
 from transformers import AutoTokenizer
 
+from humpback.data.style import WebStyleDetector
 from humpback.datasets import CheckpointHandle
 from humpback.pipelines.evaluation import nodes
 from humpback.reports import health, statistics
@@ -423,8 +424,14 @@ def test_model_summary_is_token_weighted():
     assert summary["preference_accuracy"] == pytest.approx(2.5 / 4) and summary["preference_prompts"] == 4
 
 
+#: a detector that reads links as web style and "I" as an assistant's
+LINKS_ARE_WEB = WebStyleDetector(log_ratios={"<url>": 2.0, "i": -1.0}, window_chars=500).to_dict()
+
+
 def summarise(model, nll, responses):
-    return nodes.summarise_model("m", model, nll, UNTAGGED_NLL, PREFERENCES, responses, params("evaluation"))
+    return nodes.summarise_model(
+        "m", model, nll, UNTAGGED_NLL, PREFERENCES, responses, LINKS_ARE_WEB, params("evaluation")
+    )
 
 
 def test_the_summary_says_how_answers_end_and_how_much_they_repeat():
@@ -434,6 +441,7 @@ def test_the_summary_says_how_answers_end_and_how_much_they_repeat():
     ).assign(truncated=[False, True, False])
     summary = summarise(CheckpointHandle(path="m1"), nll, responses)
     assert summary["stop_rate"] == pytest.approx(2 / 3)
+    assert summary["stop_rate_ci_low"] < 2 / 3 < summary["stop_rate_ci_high"]
     assert summary["repeated_4gram_share"] == pytest.approx((0 + 4 / 5 + 0) / 3)  # 5 four-grams, 1 distinct
     old = summarise(CheckpointHandle(path="m1"), nll, _responses(["a", "b", "c"]))
     assert math.isnan(old["stop_rate"])  # saved before generations said whether they were cut: unknown

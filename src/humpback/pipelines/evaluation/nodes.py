@@ -40,6 +40,7 @@ from humpback.pipelines.evaluation.judging import (
     verdict,
     win_rate,
 )
+from humpback.pipelines.evaluation.style import style_summary
 from humpback.prompts import JUDGE_OPTIONS, judge_chat
 from humpback.reports import health
 from humpback.reports.model_card import render_model_card
@@ -251,11 +252,13 @@ def summarise_model(
     web_tag_nll: pd.DataFrame,
     preferences: pd.DataFrame,
     responses: pd.DataFrame,
+    style_detector: dict,
     params: EvaluationParams,
 ) -> dict:
     """One row of the comparison table: who the model is, how it fits the references (with and
     without the end token; under the web tag too for tagged models), whether it prefers the better
-    of two human replies, and how its own answers end."""
+    of two human replies, and how its own answers read (web style, on-topic opening, stopping,
+    repetition)."""
     answered = responses.loc[responses["status"] == OK]
     if "truncated" not in answered:  # responses saved before generations said whether they were cut
         answered = answered.assign(truncated=math.nan)
@@ -276,8 +279,7 @@ def summarise_model(
         "not_scored": int((nll["status"] != OK).sum()),
         **preference_accuracy(preferences, params.bootstrap_samples, params.sample_seed),
         "mean_response_chars": float(responses["response"].str.len().mean()) if len(responses) else math.nan,
-        # how answers end: the share that stopped before max_new_tokens, and how much they repeat
-        "stop_rate": float(1 - answered["truncated"].mean()) if len(answered) else math.nan,
+        **style_summary(answered, style_detector, params.bootstrap_samples, params.sample_seed),
         "repeated_4gram_share": float(answered["response"].map(repeated_ngram_share).mean())
         if len(answered)
         else math.nan,

@@ -24,10 +24,11 @@ from humpback.pipelines.evaluation.nodes import (
     summarise_model,
     update_model_card,
 )
+from humpback.pipelines.evaluation.style import fit_style_detector
 
 
 def heldout_pipeline() -> Pipeline:
-    """The judge, and the judge's controls on the held-out pairs."""
+    """The judge and its controls on the held-out pairs; the web-style detector and its check."""
     return Pipeline(
         [
             Node(choose_judge, ["aligned_model", "params:evaluation"], "evaluation.judge", name="choose_judge"),
@@ -42,6 +43,19 @@ def heldout_pipeline() -> Pipeline:
                 ],
                 "evaluation.judge_controls",
                 name="judge_controls",
+            ),
+            Node(
+                fit_style_detector,
+                [
+                    "oasst1_messages",
+                    "seed_pairs",
+                    "web_documents",
+                    "heldout_pairs",
+                    "params:ingestion.seed",
+                    "params:evaluation",
+                ],
+                ["evaluation.style_detector", "evaluation.style_check"],
+                name="fit_style_detector",
             ),
             Node(
                 summarise_judge_controls,
@@ -94,6 +108,7 @@ def _model_nodes(label: str, checkpoint: str) -> list[Node]:
                 f"{prefix}.reference_nll_web_tag",
                 f"{prefix}.preferences",
                 f"{prefix}.responses",
+                "evaluation.style_detector",
                 "params:evaluation",
             ],
             f"{prefix}.summary",
