@@ -424,6 +424,9 @@ class AugmentationParams(_Block):
     #: only for smoke runs with untrained models, which never write their stop token
     use_truncated: bool
     #: controls: share of held-out pairs whose true instruction the backward model finds likelier
+    #: the base model's likelihoods beside M_yx's in the discrimination check: where the base model
+    #: passes it too, the check only shows that the wiring works (word overlap alone passes it)
+    base_reference_controls: bool
     #: after its own answer than after another's (lower bound of the interval; 0.5 is chance)
     min_discrimination_share: float = Field(ge=0, le=1)
     #: controls: at least this share of its usable instructions read as requests
@@ -502,6 +505,9 @@ class CurationParams(_Block):
     ifd_floor: bool
     #: the controls whose failure fails the curator (the others are reported with their intervals)
     gating_controls: list[Literal[CONTROLS]]
+    #: the base model rates the same control pairs: a control it passes too is labelled "checks
+    #: wiring" (it cannot tell a curator from an untrained model); one more engine and as many ratings
+    base_rater_controls: bool
     #: score the controls with every scorer (the generate scorer only when it is the configured one),
     #: so the report sets them side by side; false: the configured scorer only
     compare_scorers: bool
@@ -731,8 +737,11 @@ class StudyParams(_Block):
     random_seeds: list[int] = Field(min_length=2, max_length=2)
     #: bootstrap resamples of the paired comparisons
     bootstrap_samples: int = Field(gt=0)
-    #: seed of those resamples
+    #: seed of those resamples, and of the sensitivity test's draws
     seed: int
+    #: the sensitivity test: hand-labelled pairs at or above this label are its good arm (its two bad
+    #: arms are length-matched draws of pairs labelled 1)
+    sensitivity_good_label: int = Field(ge=2, le=5)
 
 
 class LearningRateSweepParams(_Block):

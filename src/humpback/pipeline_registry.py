@@ -14,7 +14,8 @@ from humpback.pipelines import augmentation, curation, ingestion, rewriting
 from humpback.pipelines.base_model import pipeline as base_model
 from humpback.pipelines.curation.nodes import score_with_every_scorer
 from humpback.pipelines.evaluation import evaluation_pipeline
-from humpback.pipelines.evaluation.nodes import score_preferences, score_references
+from humpback.pipelines.evaluation.nodes import generate_responses, score_preferences, score_references
+from humpback.pipelines.evaluation.pipeline import style_detector_node
 from humpback.pipelines.method_health import method_health_pipeline
 from humpback.pipelines.plan import pipeline as plan
 from humpback.pipelines.publishing import dataset_exports_pipeline, publish_pipeline
@@ -145,11 +146,21 @@ def study_pipeline() -> Pipeline:
             )
         ]
     )
-    arms = Pipeline([])
-    for arm in study.ARMS:
+    return pool + study.create_pipeline() + _study_arms(study.ARMS)
+
+
+def _study_arms(arms: tuple[str, ...], responses: bool = False) -> Pipeline:
+    """Each arm's model (M1's training block on the arm's pairs alone) and its judge-free
+    evaluation: reference NLL, preferences and, with ``responses``, greedy answers."""
+    pipeline = Pipeline([])
+    for arm in arms:
         model = study.arm_model(arm)
-        arms += trained_model_pipeline(model, f"study.{arm}.training_pairs", training="m1.training")
-        arms += Pipeline(
+        pipeline += trained_model_pipeline(model, f"study.{arm}.training_pairs", training="m1.training")
+        measures = [
+            (score_references, ["heldout_pairs"], "reference_nll"),
+            (score_preferences, ["ranked_pairs"], "preferences"),
+        ]
+        pipeline += Pipeline(
             [
                 Node(
                     function,
@@ -157,13 +168,29 @@ def study_pipeline() -> Pipeline:
                     f"evaluation.{model}.{output}",
                     name=f"{model}_{function.__name__}",
                 )
-                for function, evaluated, output in (
-                    (score_references, "heldout_pairs", "reference_nll"),
-                    (score_preferences, "ranked_pairs", "preferences"),
-                )
+                for function, (evaluated,), output in measures
             ]
         )
-    return pool + study.create_pipeline() + arms
+        if responses:
+            pipeline += Pipeline(
+                [
+                    Node(
+                        generate_responses,
+                        ["heldout_pairs", f"{model}.model", "params:llm", "params:evaluation", "params:generation"],
+                        f"evaluation.{model}.responses",
+                        name=f"{model}_generate_responses",
+                    )
+                ]
+            )
+    return pipeline
+
+
+def study_sensitivity_pipeline() -> Pipeline:
+    """Before the study: can its measures see the quality of the pairs at all? Arms on hand-labelled
+    good pairs and on two length-matched draws of label-1 pairs, each trained as a study arm and
+    evaluated on NLL, preferences and the style of its answers (``study.sensitivity_results``)."""
+    detector = Pipeline([style_detector_node()])
+    return detector + _study_arms(study.SENSITIVITY_ARMS, responses=True) + study.sensitivity_pipeline()
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -235,6 +262,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "publish": publish_pipeline(),
         "plan": plan.create_pipeline(),
         "study": study_pipeline(),
+        "study_sensitivity": study_sensitivity_pipeline(),
         "learning_rate_sweep": learning_rate_sweep_pipeline(),
         "__default__": iteration1,
     }

@@ -5,6 +5,8 @@ import pytest
 from humpback.datasets import CheckpointHandle
 from humpback.pipelines.augmentation.nodes import (
     CANDIDATE_COLUMNS,
+    INSTRUCTION_NLL_COLUMNS,
+    base_model_instruction_nll,
     generate_instructions,
     instruction_nll,
     instruction_nll_after_other_answers,
@@ -129,6 +131,10 @@ def test_request_like_instructions(instruction, expected):
     assert looks_like_request(instruction) is expected
 
 
+#: no base-model likelihoods (augmentation.base_reference_controls off)
+NO_BASE = pd.DataFrame(columns=INSTRUCTION_NLL_COLUMNS)
+
+
 def candidates_with(statuses: list[str], request_like: list[bool]) -> pd.DataFrame:
     return pd.DataFrame({"status": statuses, "request_like": request_like})
 
@@ -142,7 +148,7 @@ def test_a_backward_model_that_reads_the_answer_passes_its_controls(tiny_model_d
     np.testing.assert_allclose(own["instruction_nll"], own["instruction_tokens"])  # 1 nat per token
     np.testing.assert_allclose(other["instruction_nll"], 3 * own["instruction_tokens"])  # same tokens, 3 nats
     good = candidates_with(["ok"] * 9 + ["echo"], [True] * 8 + [False, False])
-    check = summarise_backward_controls(own, other, good, params("augmentation"))
+    check = summarise_backward_controls(own, other, NO_BASE, NO_BASE, good, params("augmentation"))
     assert (check["instruction_nll_own_answer"], check["instruction_nll_other_answer"]) == (1.0, 3.0)
     assert (check["discrimination_share"], check["discrimination_ci_low"], check["heldout_pairs"]) == (1.0, 1.0, 4)
     assert (check["request_like_share"], check["echo_share"], check["passed"]) == (8 / 9, 0.1, True)
@@ -159,9 +165,33 @@ def test_a_backward_model_that_ignores_the_answer_fails_though_it_beats_the_base
     assert (own["instruction_nll"] < base["instruction_nll"]).all()  # what the old check passed on
     other = instruction_nll_after_other_answers(HELDOUT_PAIRS, model, scripted("TrainedBackward"), NO_SHARDS)
     good = candidates_with(["ok"] * 10, [True] * 10)
-    check = summarise_backward_controls(own, other, good, params("augmentation"))
+    check = summarise_backward_controls(own, other, NO_BASE, NO_BASE, good, params("augmentation"))
     assert (check["discrimination_share"], check["passed"]) == (0.5, False)
     assert check["reason"] == "true instructions not told by their answers (share 0.50 [0.50, 0.50] < 0.70)"
+
+
+def test_a_discrimination_the_base_model_shows_too_is_labelled_checks_wiring(tiny_model_dir):
+    """Word overlap alone lets any model find a true instruction likelier after its own answer: the
+    base model's share stands beside M_yx's, and where it passes too the check says it checks wiring."""
+    model = CheckpointHandle(str(tiny_model_dir))
+    llm = scripted("DiscriminatingBackward")
+    own = instruction_nll(HELDOUT_PAIRS, model, llm, NO_SHARDS)
+    other = instruction_nll_after_other_answers(HELDOUT_PAIRS, model, llm, NO_SHARDS)
+    good = candidates_with(["ok"] * 10, [True] * 10)
+    on = params("augmentation", base_reference_controls=True)
+    base_own, base_other = base_model_instruction_nll(HELDOUT_PAIRS, model, llm, NO_SHARDS, on)
+    wired = summarise_backward_controls(own, other, base_own, base_other, good, on)
+    assert wired["discrimination_checks_wiring"] and wired["base_discrimination_share"] == 1.0
+    assert wired["rows"][0]["check"].endswith(": checks wiring (the base model passes it too)")
+    assert (wired["rows"][1]["model"], wired["rows"][1]["value"]) == ("backward model (base)", 1.0)
+    blind = instruction_nll(HELDOUT_PAIRS, model, scripted("TrainedBackward"), NO_SHARDS)  # reads no answer
+    own_only = summarise_backward_controls(own, other, blind, blind, good, on)
+    assert not own_only["discrimination_checks_wiring"] and own_only["base_discrimination_share"] == 0.5
+    assert "checks wiring" not in own_only["rows"][0]["check"] and own_only["passed"]
+    off = base_model_instruction_nll(
+        HELDOUT_PAIRS, model, llm, NO_SHARDS, params("augmentation", base_reference_controls=False)
+    )
+    assert all(frame.empty for frame in off)
 
 
 def test_a_backward_model_that_writes_continuations_fails_its_controls(tiny_model_dir, caplog):
@@ -169,7 +199,7 @@ def test_a_backward_model_that_writes_continuations_fails_its_controls(tiny_mode
     model = CheckpointHandle(str(tiny_model_dir))
     same = instruction_nll(HELDOUT_PAIRS, model, scripted("UntrainedBackward"), NO_SHARDS)
     bad = candidates_with(["ok"] * 6 + ["echo"] * 4, [False] * 5 + [True] + [False] * 4)
-    check = summarise_backward_controls(same, same, bad, params("augmentation"))
+    check = summarise_backward_controls(same, same, NO_BASE, NO_BASE, bad, params("augmentation"))
     assert not check["passed"] and "BACKWARD MODEL FAILED ITS CONTROLS" in caplog.text
     assert check["reason"] == (
         "true instructions not told by their answers (share 0.50 [0.50, 0.50] < 0.70); "

@@ -6,8 +6,10 @@ import pytest
 
 from humpback.datasets import CheckpointHandle
 from humpback.params import FORWARD_PASS_SCORERS
+from humpback.pipelines.curation.controls import CONTROL_PAIR_COLUMNS, CONTROL_SCORE_COLUMNS
 from humpback.pipelines.curation.nodes import (
     CuratorFailedError,
+    base_rater_controls,
     build_training_pairs,
     curator_controls,
     score_candidates,
@@ -248,11 +250,13 @@ def controls_of(script: str, rated: pd.DataFrame, web_sample, model_dir, labels=
         NO_SHARDS,
         M1_TRAINING,
     )
-    return controls, summarise_curator_controls(controls, rater, settings)
+    return controls, summarise_curator_controls(controls, NO_BASE_RATINGS, rater, settings)
 
 
 #: a run without hand labels (the optional input missing)
 NO_LABELS = pd.DataFrame()
+#: a run whose base model does not rate the controls (curation.base_rater_controls off)
+NO_BASE_RATINGS = pd.DataFrame()
 
 
 def hand_labels_of(web_sample: pd.DataFrame) -> pd.DataFrame:
@@ -323,7 +327,10 @@ def test_a_control_that_does_not_gate_says_plainly_whether_it_sits_at_chance(tin
     values = {"human": np.zeros(20), "mismatched": -right, "truncated": -coin, "boilerplate": -wrong}
     values |= {"ranked_best": coin, "ranked_worst": np.zeros(20), "web": np.full(20, -5.0)}
     check = summarise_curator_controls(
-        long_controls(values, prompts), CheckpointHandle(str(tiny_model_dir), {"role": "seed"}), params("curation")
+        long_controls(values, prompts),
+        NO_BASE_RATINGS,
+        CheckpointHandle(str(tiny_model_dir), {"role": "seed"}),
+        params("curation"),
     )
     readings = {row["check"].split(" (")[0]: row["check"] for row in check["rows"] if row["passed"] is None}
     assert readings["quality: human answer above its first half"].endswith("at chance: its interval includes 0.5")
@@ -389,7 +396,10 @@ def test_controls_are_paired_per_prompt_so_prompt_difficulty_cannot_decide(tiny_
     pooled = ((human[:, None] > mismatched[None, :]) + 0.5 * (human[:, None] == mismatched[None, :])).mean()
     assert pooled < 0.6  # a ROC AUC over the pooled scores, the old measure: near chance
     check = summarise_curator_controls(
-        controls, CheckpointHandle(str(tiny_model_dir), {"role": "seed"}), params("curation", **RELEVANCE_GATES)
+        controls,
+        NO_BASE_RATINGS,
+        CheckpointHandle(str(tiny_model_dir), {"role": "seed"}),
+        params("curation", **RELEVANCE_GATES),
     )
     assert (check["auc_vs_mismatched"], check["auc_vs_mismatched_ci_low"], check["prompts_vs_mismatched"]) == (
         1.0,
@@ -404,7 +414,10 @@ def test_a_control_passes_on_the_lower_bound_of_its_interval(tiny_model_dir):
     wins = np.array([1.0] * 15 + [-1.0] * 5)
     controls = long_controls({"human": wins, "mismatched": np.zeros(20), "web": np.full(20, -5.0)}, list(range(20)))
     check = summarise_curator_controls(
-        controls, CheckpointHandle(str(tiny_model_dir), {"role": "seed"}), params("curation", **RELEVANCE_GATES)
+        controls,
+        NO_BASE_RATINGS,
+        CheckpointHandle(str(tiny_model_dir), {"role": "seed"}),
+        params("curation", **RELEVANCE_GATES),
     )
     assert check["auc_vs_mismatched"] == 0.75 and check["auc_vs_mismatched_ci_low"] < 0.7 and not check["passed"]
     assert "lower bound < 0.70" in check["reason"] and "web" not in check["reason"]
@@ -570,3 +583,39 @@ def test_every_scorer_rates_the_same_controls_side_by_side(rated, web_sample, cu
         "share of control pairs scored (parse rate, or fitting the context)",
         "spread of its pmi (sd)",
     ]
+
+
+def test_a_control_the_base_model_passes_too_is_labelled_checks_wiring(tiny_model_dir, caplog):
+    """Relevance is told apart by the base model as well as by the curator (word overlap does it):
+    that control checks wiring, and gating on it is warned about; the form control, which the base
+    model fails, is the curator's own."""
+    prompts = list(range(20))
+    right = np.array([1.0] * 19 + [-1.0])
+    curator = long_controls({"human": np.zeros(20), "mismatched": -right, "candidate": -right}, prompts)
+    base = long_controls(
+        {"human": np.zeros(20), "mismatched": -right, "candidate": np.array([1.0, -1.0] * 10)}, prompts
+    )
+    settings = params("curation", gating_controls=["mismatched", "form"])
+    check = summarise_curator_controls(curator, base, CheckpointHandle(str(tiny_model_dir), {"role": "seed"}), settings)
+    assert check["base_rater"] and check["checking_wiring"] == ["mismatched"]
+    rows = {(row["model"], row["check"]): row for row in check["rows"]}
+    relevance = "relevance: own human answer above another prompt's (paired AUC)"
+    assert rows[("curator (seed)", f"{relevance}: checks wiring (the base model passes it too)")]["passed"]
+    assert rows[("curator (base)", relevance)]["value"] == 0.95  # the base model's figure beside it
+    form = "form: held-out human pairs above this run's candidates (AUC)"
+    assert rows[("curator (seed)", form)]["passed"] and rows[("curator (base)", form)]["value"] < 0.7
+    assert "curator control mismatched gates, but the base model passes it too" in caplog.text
+    by_control = {r["control"]: r for r in check["by_scorer"]}
+    assert by_control["mismatched"]["checks_wiring"] and not by_control["form"]["checks_wiring"]
+
+
+def test_the_base_model_rates_the_same_control_pairs_only_when_asked(rated, web_sample, tiny_model_dir):
+    base = CheckpointHandle(str(tiny_model_dir), {"role": "base"})
+    inputs = (HELDOUT_PAIRS, RANKED_PAIRS, web_sample, rated, NO_LABELS, base, scripted("RelevanceRater"))
+    off = base_rater_controls(*inputs, params("curation", base_rater_controls=False), NO_SHARDS, M1_TRAINING)
+    assert off.empty and list(off.columns) == [*CONTROL_PAIR_COLUMNS, *CONTROL_SCORE_COLUMNS]
+    settings = params("curation", base_rater_controls=True, scorer="option_probabilities", compare_scorers=False)
+    on = base_rater_controls(*inputs, settings, NO_SHARDS, M1_TRAINING)
+    curator, _ = controls_of("RelevanceRater", rated, web_sample, tiny_model_dir)
+    assert on[["control", "instruction", "response"]].equals(curator[["control", "instruction", "response"]])
+    assert on["scored"].all()

@@ -90,15 +90,21 @@ def test_notHumpback_M1_uses_every_gpu_of_the_node_the_plan_describes(gpus):
 
 
 def test_the_plan_counts_what_a_gpu_run_spends_beside_the_models():
-    """notHumpback-M1: ingestion of 502k documents, seven engine starts (augmentation; the controls
-    and the rating on one; four evaluated models; the judge), the controls' pass, and 38
+    """notHumpback-M1: ingestion of 502k documents, eight engine starts (augmentation; the base
+    model's ratings of the controls; M0's controls and rating on one; four evaluated models; the
+    judge), the controls' two passes, and 38
     checkpoint saves (one final per training, a resumable one every 100 steps: 5 + 5 + 12 + 12), each
     resumable one ~36 GiB (3.2 B fp32 weights and two fp32 AdamW moments)."""
     table = plan_for("nothumpback_m1").set_index("stage")
     assert table.loc["ingestion", "rows"] == 502_000
-    assert (table["kind"].isin(["generate", "score"])).sum() == 5
-    assert table.loc["engine starts", "rows"] == 1 + 1 + 4 + 1
-    assert table.loc["curation controls", "rows"] > 0
+    assert (table["kind"].isin(["generate", "score"])).sum() == 6
+    assert table.loc["engine starts", "rows"] == 1 + 1 + 1 + 4 + 1
+    assert table.loc["curation controls", "rows"] == table.loc["curation controls, base rater", "rows"] > 0
+    blocks = {name: params(name, env="nothumpback_m1") for name in PARAMETER_BLOCKS}
+    blocks["curation"] = params("curation", env="nothumpback_m1", base_rater_controls=False)
+    without_base = plan_from_parameters(blocks).set_index("stage")
+    assert "curation controls, base rater" not in without_base.index
+    assert without_base.loc["engine starts", "rows"] == 1 + 1 + 4 + 1
     writes = table.loc["checkpoint writes"]
     assert writes["rows"] == 38
     assert 34 * 35 / 3600 < writes["hours"] < 34 * 37 / 3600 + 4 * 7 / 3600  # 34 resumable saves at 1 GiB/s

@@ -4,7 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from humpback.pipelines.study.nodes import ARMS, arm_training_pairs, study_results
+from humpback.data.style import WebStyleDetector
+from humpback.pipelines.study.nodes import (
+    ARMS,
+    SENSITIVITY_ARMS,
+    arm_training_pairs,
+    sensitivity_arm_pairs,
+    sensitivity_results,
+    study_results,
+)
 from tests.conftest import params
 
 #: the scored pool as the study's first node writes it: 10 candidates × 4 scorers
@@ -130,3 +138,74 @@ def test_an_arm_surer_of_the_same_verdicts_beats_random_on_the_margin_alone():
     assert not summary["curated_arms"]["curated_pmi"]["higher_margin_than_both_random"]
     assert summary["curation_beat_random"]
     assert 0 < summary["detectable_difference"]["preference_margin"] < 0.3
+
+
+def labels_and_documents(good: int = 4, bad: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hand labels as labels/candidate_labels.csv holds them, with their documents: good pairs
+    (labels 2 and 3) and label-1 pairs of every length from 100 to 1,000 characters."""
+    lengths = [250, 400, 550, 700][:good] + list(np.linspace(100, 1000, bad).astype(int))
+    scores = [2, 3, 2, 3][:good] + [1] * bad
+    ids = [f"doc{i:02d}" for i in range(len(scores))]
+    labels = pd.DataFrame({"doc_id": ids, "instruction": [f"q{i}" for i in ids], "score": scores})
+    documents = pd.DataFrame({"doc_id": ids, "text": ["x" * n for n in lengths]})
+    return labels, documents
+
+
+def test_the_sensitivity_arms_are_the_good_pairs_and_two_disjoint_length_matched_bad_draws():
+    labels, documents = labels_and_documents(good=4, bad=40)  # as the labels: ~3 label-1 pairs a good one
+    arms = {arm: sensitivity_arm_pairs(arm, labels, documents, study()) for arm in SENSITIVITY_ARMS}
+    good, bad_a, bad_b = (arms[arm] for arm in SENSITIVITY_ARMS)
+    score = labels.set_index("instruction")["score"]
+    assert (score[good["instruction"]] >= 2).all() and len(good) == 4
+    assert (score[bad_a["instruction"]] == 1).all() and (score[bad_b["instruction"]] == 1).all()
+    assert len(bad_a) == len(bad_b) == 4 and not set(bad_a["instruction"]) & set(bad_b["instruction"])
+    mean_length = {arm: pairs["response"].str.len().mean() for arm, pairs in arms.items()}
+    # matched: each draw's mean length within 25 characters of the good arm's (475), where a draw of
+    # the shortest label-1 documents would be ~330 short and one of the longest ~480 long
+    assert all(abs(mean_length[bad] - mean_length["oracle_good"]) <= 25 for bad in ("oracle_bad_a", "oracle_bad_b"))
+    again = sensitivity_arm_pairs("oracle_bad_a", labels, documents, study())
+    assert again.equals(bad_a) and (good["source"] == "seed").all()
+    with pytest.raises(ValueError, match="twice as many"):
+        sensitivity_arm_pairs("oracle_bad_a", *labels_and_documents(good=4, bad=7), study())
+
+
+def responses_of(web_like: np.ndarray, prompts: int = 40) -> pd.DataFrame:
+    """Greedy answers: web-like ones carry a link, the others an assistant's opening."""
+    return pd.DataFrame(
+        {
+            "prompt_id": range(prompts),
+            "instruction": [f"Tell me about topic{i}" for i in range(prompts)],
+            "response": np.where(web_like, "Visit https://shop.example.com today", "I hope this helps with topic"),
+            "status": "ok",
+        }
+    )
+
+
+DETECTOR = WebStyleDetector(log_ratios={"<url>": 2.0, "i": -1.0}, window_chars=500).to_dict()
+
+
+def test_the_sensitivity_test_says_which_measures_tell_good_pairs_from_bad_beyond_the_bad_draws_spread():
+    rng = np.random.default_rng(0)
+    prefers = (rng.random(40) < 0.6).astype(float)
+    bad_links = rng.random(40) < 0.5
+    frames = {
+        "oracle_good": (*scores_of(1.8, prefers), responses_of(np.zeros(40, bool))),
+        "oracle_bad_a": (*scores_of(2.0, prefers), responses_of(bad_links)),
+        "oracle_bad_b": (*scores_of(2.01, prefers), responses_of(bad_links)),
+    }
+    table, summary = sensitivity_results(study(), DETECTOR, *(f for arm in SENSITIVITY_ARMS for f in frames[arm]))
+    # the good arm's answers fit better, carry no link and open on the request; preferences are alike
+    assert summary["measures_that_separate"] == ["reference_content_nll", "web_style", "on_topic_opening"]
+    assert summary["can_measure_curation"] and summary["arm_pairs"] == dict.fromkeys(SENSITIVITY_ARMS, 40)
+    nll = summary["measures"]["reference_content_nll"]
+    assert nll["good_minus_bad"][0] == pytest.approx(-0.2, abs=0.02) and nll["bad_draws_spread"] == pytest.approx(
+        0.01, abs=0.01
+    )
+    assert set(table["comparison"]) == {
+        "oracle_good - oracle_bad_a",
+        "oracle_good - oracle_bad_b",
+        "oracle_bad_b - oracle_bad_a",
+    }
+    same = {arm: (*scores_of(2.0, prefers), responses_of(bad_links)) for arm in SENSITIVITY_ARMS}
+    _, blind = sensitivity_results(study(), DETECTOR, *(f for arm in SENSITIVITY_ARMS for f in same[arm]))
+    assert blind["measures_that_separate"] == [] and not blind["can_measure_curation"]

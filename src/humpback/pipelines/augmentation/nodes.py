@@ -112,6 +112,9 @@ def _answer_prompt(row: dict[str, Any]):
     return backward_chat(row["reference"])
 
 
+INSTRUCTION_NLL_COLUMNS = ["prompt_id", "instruction_tokens", "instruction_nll", "status"]
+
+
 def instruction_nll(
     heldout_pairs: pd.DataFrame, model: CheckpointHandle, llm: LLMConfig, generation: GenerationRunParams
 ) -> pd.DataFrame:
@@ -125,9 +128,7 @@ def instruction_nll(
         parse=partial(parse_completion_nll, "instruction"),
         status="status",
     )
-    return run_model_task(task, heldout_pairs, model, llm, generation)[
-        ["prompt_id", "instruction_tokens", "instruction_nll", "status"]
-    ]
+    return run_model_task(task, heldout_pairs, model, llm, generation)[INSTRUCTION_NLL_COLUMNS]
 
 
 def instruction_nll_after_other_answers(
@@ -140,13 +141,26 @@ def instruction_nll_after_other_answers(
     return instruction_nll(shifted, model, llm, generation)
 
 
-def summarise_backward_controls(
-    own_answer_nll: pd.DataFrame, other_answer_nll: pd.DataFrame, candidates: pd.DataFrame, params: AugmentationParams
-) -> dict:
-    """Whether the backward model does its job: under M_yx, a held-out true instruction is likelier
-    after its own answer than after another's in most pairs (paired, bootstrap over pairs; the same
-    instruction tokens on both sides, so its length cannot decide), and what it wrote reads as
-    requests, not echoes. The base model is not the reference: it never saw the backward format."""
+def base_model_instruction_nll(
+    heldout_pairs: pd.DataFrame,
+    base: CheckpointHandle,
+    llm: LLMConfig,
+    generation: GenerationRunParams,
+    params: AugmentationParams,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`instruction_nll` after each pair's own answer and after another's, under the base model
+    (``augmentation.base_reference_controls``; no rows when off). Any language model finds an
+    instruction likelier after an answer that shares its words: where the base model passes the
+    discrimination check too, the check shows only that the wiring works."""
+    if not params.base_reference_controls:
+        empty = pd.DataFrame(columns=INSTRUCTION_NLL_COLUMNS)
+        return empty, empty
+    own = instruction_nll(heldout_pairs, base, llm, generation)
+    return own, instruction_nll_after_other_answers(heldout_pairs, base, llm, generation)
+
+
+def _discrimination(own_answer_nll: pd.DataFrame, other_answer_nll: pd.DataFrame, params: AugmentationParams):
+    """(share, low, high, pairs) of held-out true instructions likelier after their own answer."""
     both = own_answer_nll.merge(other_answer_nll, on="prompt_id", suffixes=("_own", "_other")).dropna(
         subset=["instruction_nll_own", "instruction_nll_other"]
     )
@@ -156,6 +170,33 @@ def summarise_backward_controls(
         params.control_bootstrap_samples,
         params.control_seed,
     )
+    return share, low, high, both
+
+
+def summarise_backward_controls(
+    own_answer_nll: pd.DataFrame,
+    other_answer_nll: pd.DataFrame,
+    base_own_answer_nll: pd.DataFrame,
+    base_other_answer_nll: pd.DataFrame,
+    candidates: pd.DataFrame,
+    params: AugmentationParams,
+) -> dict:
+    """Whether the backward model does its job: under M_yx, a held-out true instruction is likelier
+    after its own answer than after another's in most pairs (paired, bootstrap over pairs; the same
+    instruction tokens on both sides, so its length cannot decide), and what it wrote reads as
+    requests, not echoes. With the base model's likelihoods, its share stands beside M_yx's, and a
+    check the base model passes too is labelled "checks wiring"."""
+    share, low, high, both = _discrimination(own_answer_nll, other_answer_nll, params)
+    discrimination = "held-out true instruction likelier after its own answer than after another's (paired share)"
+    base_reading = {}
+    if len(base_own_answer_nll) and len(base_other_answer_nll):
+        base_share, base_low, base_high, _ = _discrimination(base_own_answer_nll, base_other_answer_nll, params)
+        base_reading = {
+            "base_discrimination_share": base_share,
+            "base_discrimination_ci_low": base_low,
+            "base_discrimination_ci_high": base_high,
+            "discrimination_checks_wiring": bool(base_low >= params.min_discrimination_share),
+        }
     tokens = both["instruction_tokens_own"].sum()
     usable = candidates["status"].isin(CLEANED)  # whether or not screened out afterwards
     request_like = float(candidates.loc[usable, "request_like"].mean()) if usable.any() else math.nan
@@ -163,7 +204,12 @@ def summarise_backward_controls(
     rows = [
         health.criterion(
             "backward model",
-            "held-out true instruction likelier after its own answer than after another's (paired share)",
+            discrimination
+            + (
+                ": checks wiring (the base model passes it too)"
+                if base_reading.get("discrimination_checks_wiring")
+                else ""
+            ),
             share,
             low=low,
             high=high,
@@ -183,6 +229,17 @@ def summarise_backward_controls(
         ),
         health.at_most("backward model", "echo share of outputs", echo, params.max_echo_share, "echo share"),
     ]
+    if base_reading:
+        rows.insert(
+            1,
+            health.information(
+                "backward model (base)",
+                discrimination,
+                base_reading["base_discrimination_share"],
+                low=base_reading["base_discrimination_ci_low"],
+                high=base_reading["base_discrimination_ci_high"],
+            ),
+        )
     check = {
         "heldout_pairs": len(both),
         "instruction_nll_own_answer": float(both["instruction_nll_own"].sum() / tokens) if tokens else math.nan,
@@ -190,6 +247,7 @@ def summarise_backward_controls(
         "discrimination_share": share,
         "discrimination_ci_low": low,
         "discrimination_ci_high": high,
+        **base_reading,
         "request_like_share": request_like,
         "echo_share": echo,
         "min_discrimination_share": params.min_discrimination_share,

@@ -6,6 +6,7 @@ from kedro.pipeline import Node, Pipeline
 
 from humpback.pipelines.augmentation.nodes import (
     backward_model_card,
+    base_model_instruction_nll,
     generate_instructions,
     instruction_nll,
     instruction_nll_after_other_answers,
@@ -41,10 +42,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="backward_model_other_answer_instruction_nll",
             ),
             Node(
+                base_model_instruction_nll,
+                ["heldout_pairs", "base_model", "params:llm", "params:generation", "params:augmentation"],
+                ["augmentation.base_model_instruction_nll", "augmentation.base_model_other_answer_instruction_nll"],
+                name="base_model_instruction_nll",
+            ),
+            Node(
                 summarise_backward_controls,
                 [
                     "augmentation.backward_model_instruction_nll",
                     "augmentation.backward_model_other_answer_instruction_nll",
+                    "augmentation.base_model_instruction_nll",
+                    "augmentation.base_model_other_answer_instruction_nll",
                     "candidates",
                     "params:augmentation",
                 ],

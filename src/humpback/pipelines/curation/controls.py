@@ -130,6 +130,8 @@ def compared_scorers(params: CurationParams) -> tuple[str, ...]:
     return (params.scorer, *(scorer for scorer in FORWARD_PASS_SCORERS if scorer != params.scorer))
 
 
+#: the columns of a control pair
+CONTROL_PAIR_COLUMNS = ["doc_id", "prompt_id", "control", "instruction", "response", "label"]
 #: the long-format columns of the control scores, besides the pair's
 CONTROL_SCORE_COLUMNS = ["scorer", "value", "scored", "score_status", "option_mass"]
 

@@ -39,6 +39,7 @@ from humpback.params import (
     TrainingParams,
 )
 from humpback.pipelines.curation.controls import (
+    CONTROL_PAIR_COLUMNS,
     CONTROL_SCORE_COLUMNS,
     CONTROLS,
     compared_scorers,
@@ -166,13 +167,68 @@ def curator_controls(
     return controls[[*pairs.columns, *CONTROL_SCORE_COLUMNS]]
 
 
-def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, params: CurationParams) -> dict:
+def base_rater_controls(
+    heldout_pairs: pd.DataFrame,
+    ranked_pairs: pd.DataFrame,
+    web_documents: pd.DataFrame,
+    rated_candidates: pd.DataFrame,
+    hand_labels: pd.DataFrame,
+    base: CheckpointHandle,
+    llm: LLMConfig,
+    params: CurationParams,
+    generation: GenerationRunParams,
+    training: TrainingParams,
+) -> pd.DataFrame:
+    """The same control pairs rated by the base model (``curation.base_rater_controls``; no rows
+    when off). The base model never learnt what an answer is: a control it passes too tells a
+    working pipeline from a broken one, not a curator from an untrained one."""
+    if not params.base_rater_controls:
+        return pd.DataFrame(columns=[*CONTROL_PAIR_COLUMNS, *CONTROL_SCORE_COLUMNS])
+    return curator_controls(
+        heldout_pairs,
+        ranked_pairs,
+        web_documents,
+        rated_candidates,
+        hand_labels,
+        base,
+        base,
+        llm,
+        params,
+        generation,
+        training,
+    )
+
+
+def _base_rater_readings(results: list[dict], base_controls: pd.DataFrame, params: CurationParams) -> dict[str, dict]:
+    """Each control's result with the base model as the rater, by control name (the configured
+    scorer's), with whether the base model passes it: such a control only checks wiring."""
+    if base_controls is None or base_controls.empty:
+        return {}
+    base = {r["control"]: r for r in control_results(base_controls, params) if r["scorer"] == params.scorer}
+    for result in results:
+        reading = base.get(result["control"]) if result["scorer"] == params.scorer else None
+        if reading is not None:
+            result |= {
+                "base_auc": reading["auc"],
+                "base_ci_low": reading["ci_low"],
+                "base_ci_high": reading["ci_high"],
+                "checks_wiring": reading["passed"],
+            }
+    return base
+
+
+def summarise_curator_controls(
+    controls: pd.DataFrame, base_controls: pd.DataFrame, rater: CheckpointHandle, params: CurationParams
+) -> dict:
     """Whether the configured scorer ranks the better pair of each control above the worse one: the
     share of prompts where it does, with a bootstrap interval over prompts; the controls named in
     ``curation.gating_controls`` pass when the lower bound reaches ``curation.min_control_auc``, the
     others are reported. Also how much it could score (parse rate or option mass), the spread of its
-    scores, and every compared scorer's results side by side (``by_scorer``)."""
+    scores, and every compared scorer's results side by side (``by_scorer``). With the base model's
+    ratings of the same pairs, each control is read beside the base model's figure, and one the base
+    model passes too is labelled "checks wiring": it cannot tell a curator from an untrained model."""
     results = control_results(controls, params)
+    base = _base_rater_readings(results, base_controls, params)
     own = controls.loc[controls["scorer"] == params.scorer]
     scored = own.loc[own["scored"]]
     check = {
@@ -186,6 +242,8 @@ def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, 
         "min_control_auc": params.min_control_auc,
         "min_rated_share": params.min_rated_share,
         "gating_controls": list(params.gating_controls),
+        "base_rater": bool(base),
+        "checking_wiring": sorted(name for name, reading in base.items() if reading["passed"]),
         "by_scorer": results,
     }
     model, rows = f"curator ({check['rater']})", []
@@ -194,6 +252,25 @@ def summarise_curator_controls(controls: pd.DataFrame, rater: CheckpointHandle, 
         check |= {f"auc_vs_{name}": share, f"auc_vs_{name}_ci_low": low, f"auc_vs_{name}_ci_high": high}
         check[f"prompts_vs_{name}"] = result["items"]
         label = f"{result['what']} ({'paired AUC' if name in CONTROLS and CONTROLS[name].paired else 'AUC'})"
+        if name in base:
+            reading = base[name]
+            check |= {f"base_auc_vs_{name}": reading["auc"]}
+            rows.append(
+                health.information(
+                    "curator (base)", label, reading["auc"], low=reading["ci_low"], high=reading["ci_high"]
+                )
+            )
+            if reading["passed"]:
+                label += ": checks wiring (the base model passes it too)"
+                if result["gates"]:
+                    logger.warning(
+                        "curator control %s gates, but the base model passes it too (%.2f [%.2f, %.2f]): it checks "
+                        "wiring, not the curator; gate on controls the base model fails (curation.gating_controls)",
+                        name,
+                        reading["auc"],
+                        reading["ci_low"],
+                        reading["ci_high"],
+                    )
         if not result["gates"]:
             reading = health.against_chance(low, high)
             logger.info(

@@ -9,6 +9,7 @@ block of the model the kept pairs will train (scorers rate each answer as it cut
 from kedro.pipeline import Node, Pipeline
 
 from humpback.pipelines.curation.nodes import (
+    base_rater_controls,
     build_training_pairs,
     curator_controls,
     describe_curation,
@@ -86,8 +87,25 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="curator_controls",
             ),
             Node(
+                base_rater_controls,
+                inputs=[
+                    "heldout_pairs",
+                    "ranked_pairs",
+                    "web_documents",
+                    "rated_candidates",
+                    "hand_labels",
+                    "base_model",
+                    "params:llm",
+                    "params:curation",
+                    "params:generation",
+                    "params:training",
+                ],
+                outputs="curator_controls_base",
+                name="base_rater_controls",
+            ),
+            Node(
                 summarise_curator_controls,
-                ["curator_controls", "rater_model", "params:curation"],
+                ["curator_controls", "curator_controls_base", "rater_model", "params:curation"],
                 "curator_check",
                 name="summarise_curator_controls",
             ),

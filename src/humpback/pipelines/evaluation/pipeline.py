@@ -27,6 +27,23 @@ from humpback.pipelines.evaluation.nodes import (
 from humpback.pipelines.evaluation.style import fit_style_detector
 
 
+def style_detector_node() -> Node:
+    """The web-style detector, fitted and validated on the run's own texts (``evaluation.style_check``)."""
+    return Node(
+        fit_style_detector,
+        [
+            "oasst1_messages",
+            "seed_pairs",
+            "web_documents",
+            "heldout_pairs",
+            "params:ingestion.seed",
+            "params:evaluation",
+        ],
+        ["evaluation.style_detector", "evaluation.style_check"],
+        name="fit_style_detector",
+    )
+
+
 def heldout_pipeline() -> Pipeline:
     """The judge and its controls on the held-out pairs; the web-style detector and its check."""
     return Pipeline(
@@ -44,19 +61,7 @@ def heldout_pipeline() -> Pipeline:
                 "evaluation.judge_controls",
                 name="judge_controls",
             ),
-            Node(
-                fit_style_detector,
-                [
-                    "oasst1_messages",
-                    "seed_pairs",
-                    "web_documents",
-                    "heldout_pairs",
-                    "params:ingestion.seed",
-                    "params:evaluation",
-                ],
-                ["evaluation.style_detector", "evaluation.style_check"],
-                name="fit_style_detector",
-            ),
+            style_detector_node(),
             Node(
                 summarise_judge_controls,
                 ["evaluation.judge_controls", "evaluation.judge", "params:evaluation"],

@@ -149,6 +149,14 @@ def plan_run(
             base_shape,
             scoring=rating_new == 1,
         ),
+        _generation(
+            "curation controls, base rater",
+            control_pairs(rows["heldout_prompts"], curation) * curation.base_rater_controls,
+            rating_prompt,
+            rating_new,
+            base_shape,
+            scoring=rating_new == 1,
+        ),
         _generation("curation", rows["candidates"], rating_prompt, rating_new, base_shape, scoring=rating_new == 1),
         _training("m1", m1.training, curated_training, tokens, base_shape, plan, reserve),
         _training("m1_random", m1.training, curated_training, tokens, base_shape, plan, reserve),
@@ -179,7 +187,8 @@ def plan_run(
 
 def engine_starts(model_stages: list[str]) -> int:
     """Engines a run starts: one a model stage, one per evaluated model, and one for the curator's
-    controls and its rating together (consecutive nodes on M0: a run keeps that engine)."""
+    controls and its rating together (consecutive nodes on M0: a run keeps that engine; the base
+    model's ratings of the controls, where asked, run before both)."""
     starts = len(model_stages) + (EVALUATED_MODELS - 1) * ("evaluation answers" in model_stages)
     return starts - ("curation controls" in model_stages and "curation" in model_stages)
 

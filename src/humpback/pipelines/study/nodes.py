@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 
+from humpback.data.style import WebStyleDetector, opens_on_topic
+from humpback.engine.runner import OK
 from humpback.params import FORWARD_PASS_SCORERS, StudyParams
 from humpback.reports.statistics import (
     DETECTABLE_IN_STANDARD_ERRORS,
+    paired_bootstrap_difference,
     paired_nll_difference,
     preference_accuracy,
     preference_difference,
@@ -166,5 +170,163 @@ def study_results(params: StudyParams, *scores: pd.DataFrame) -> tuple[pd.DataFr
         summary["random_spread"]["reference_content_nll"],
         summary["random_spread"]["preference_accuracy"],
         summary["random_spread"]["preference_margin"],
+    )
+    return table, summary
+
+
+#: the sensitivity arms: hand-labelled good pairs, and two length-matched draws of pairs labelled 1
+SENSITIVITY_ARMS = ("oracle_good", "oracle_bad_a", "oracle_bad_b")
+#: what the sensitivity test reads: each measure and the sign of a better difference
+SENSITIVITY_MEASURES = (
+    ("reference_content_nll", -1),
+    ("preference", 1),
+    ("preference_margin", 1),
+    ("web_style", -1),
+    ("on_topic_opening", 1),
+)
+
+
+def sensitivity_arm_pairs(
+    arm: str, hand_labels: pd.DataFrame, web_documents: pd.DataFrame, params: StudyParams
+) -> pd.DataFrame:
+    """An arm of the sensitivity test, from the hand labels (their documents' text from the run):
+    every pair labelled ``study.sensitivity_good_label`` or more, or one of two disjoint draws of
+    pairs labelled 1, each pair of a draw matched to a good one by its document's length (the two
+    nearest label-1 documents of each good one, one to each draw by a seeded coin), so that what
+    the arms differ by is the label, not the answers' length."""
+    if arm not in SENSITIVITY_ARMS:
+        raise ValueError(f"unknown sensitivity arm {arm!r}; arms: {', '.join(SENSITIVITY_ARMS)}")
+    labelled = hand_labels.merge(web_documents[["doc_id", "text"]], on="doc_id", how="inner")
+    good = labelled.loc[labelled["score"] >= params.sensitivity_good_label].sort_values("doc_id")
+    bad = labelled.loc[labelled["score"] <= 1]
+    if len(bad) < 2 * len(good) or good.empty:
+        raise ValueError(
+            f"the sensitivity test needs pairs labelled ≥ {params.sensitivity_good_label} and twice as many "
+            f"labelled 1 among this run's documents: {len(good)} and {len(bad)}"
+        )
+    if arm == "oracle_good":
+        picked = good
+    else:
+        lengths, rng = bad["text"].str.len(), np.random.default_rng(params.seed)
+        draws: dict[str, list[int]] = {"oracle_bad_a": [], "oracle_bad_b": []}
+        for length in good["text"].str.len():
+            nearest = (lengths - length).abs().sort_values(kind="stable").index[:2]
+            lengths = lengths.drop(nearest)
+            first, second = nearest if rng.random() < 0.5 else nearest[::-1]
+            draws["oracle_bad_a"].append(first)
+            draws["oracle_bad_b"].append(second)
+        picked = bad.loc[draws[arm]]
+    return (
+        picked.rename(columns={"text": "response"})[["instruction", "response"]]
+        .assign(source="seed")
+        .reset_index(drop=True)
+    )
+
+
+def _answer_style(responses: pd.DataFrame, detector: WebStyleDetector) -> pd.DataFrame:
+    answered = responses.loc[responses["status"] == OK]
+    return pd.DataFrame(
+        {
+            "prompt_id": answered["prompt_id"],
+            "web_style": answered["response"].map(detector.web_score),
+            "on_topic_opening": [
+                float(opens_on_topic(i, r)) for i, r in zip(answered["instruction"], answered["response"])
+            ],
+        }
+    )
+
+
+def _style_difference(first: pd.DataFrame, second: pd.DataFrame, measure: str, params: StudyParams) -> tuple:
+    both = first.merge(second, on="prompt_id", suffixes=("_first", "_second"))
+    ones = np.ones(len(both))
+    return paired_bootstrap_difference(
+        np.c_[both[f"{measure}_first"].to_numpy(float), ones],
+        np.c_[both[f"{measure}_second"].to_numpy(float), ones],
+        params.bootstrap_samples,
+        params.seed,
+    )
+
+
+def _sensitivity_difference(first: dict, second: dict, params: StudyParams) -> dict[str, tuple[float, float, float]]:
+    """Each measure of ``first`` minus ``second``, paired over prompts: (difference, low, high),
+    rounded to 12 decimals (two arms with equal values differ by float noise in their sums' ratio)."""
+    samples, seed = params.bootstrap_samples, params.seed
+    nll = paired_nll_difference(first["reference_nll"], second["reference_nll"], "reference_content", samples, seed)
+    preference = preference_difference(first["preferences"], second["preferences"], samples, seed)
+    result = {"reference_content_nll": (nll["difference"], nll["ci_low"], nll["ci_high"])}
+    for measure in PREFERENCE_MEASURES:
+        result[measure] = tuple(preference[f"{measure}_difference{suffix}"] for suffix in ("", "_ci_low", "_ci_high"))
+    for measure in ("web_style", "on_topic_opening"):
+        result[measure] = _style_difference(first["style"], second["style"], measure, params)
+    return {measure: tuple(round(float(value), 12) for value in values) for measure, values in result.items()}
+
+
+def sensitivity_results(params: StudyParams, detector: dict, *frames: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Can the study's measures see the quality of the pairs at all? Oracle-good against each
+    oracle-bad arm, read against the two bad draws' own difference.
+
+    Args:
+        params: the study block.
+        detector: the evaluation's web-style detector (``evaluation.style_detector``).
+        frames: for each arm of :data:`SENSITIVITY_ARMS` in order, its reference NLL, preferences and
+            greedy responses (evaluation's ``score_references``, ``score_preferences`` and
+            ``generate_responses`` frames).
+
+    Returns:
+        One row per comparison (good − bad_a, good − bad_b, bad_b − bad_a) and measure, with its
+        paired 95 % interval, and a summary: per measure whether good beats both bad draws (both
+        intervals on the better side of 0, both differences larger than the bad draws' difference)
+        and the smallest difference the comparison can detect (2.8 standard errors of the bad draws'
+        comparison); ``measures_that_separate`` empty means this scale cannot measure curation by them.
+    """
+    if len(frames) != 3 * len(SENSITIVITY_ARMS):
+        raise ValueError(f"sensitivity_results needs 3 frames for each of {len(SENSITIVITY_ARMS)} arms")
+    scorer = WebStyleDetector.from_dict(detector)
+    arms = {
+        arm: {
+            "reference_nll": frames[3 * i],
+            "preferences": frames[3 * i + 1],
+            "style": _answer_style(frames[3 * i + 2], scorer),
+        }
+        for i, arm in enumerate(SENSITIVITY_ARMS)
+    }
+    good, bad_a, bad_b = SENSITIVITY_ARMS
+    comparisons = {
+        f"{good} - {bad_a}": _sensitivity_difference(arms[good], arms[bad_a], params),
+        f"{good} - {bad_b}": _sensitivity_difference(arms[good], arms[bad_b], params),
+        f"{bad_b} - {bad_a}": _sensitivity_difference(arms[bad_b], arms[bad_a], params),
+    }
+    table = pd.DataFrame(
+        [
+            {"comparison": name, "measure": measure, "difference": point, "ci_low": low, "ci_high": high}
+            for name, differences in comparisons.items()
+            for measure, (point, low, high) in differences.items()
+        ]
+    )
+    spread_name = f"{bad_b} - {bad_a}"
+    verdicts = {}
+    for measure, better in SENSITIVITY_MEASURES:
+        spread, spread_low, spread_high = comparisons[spread_name][measure]
+        against = [comparisons[f"{good} - {bad}"][measure] for bad in (bad_a, bad_b)]
+        separates = all(
+            min(better * low, better * high) > 0 and abs(point) > abs(spread) for point, low, high in against
+        )
+        verdicts[measure] = {
+            "good_minus_bad": [point for point, _, _ in against],
+            "bad_draws_spread": spread,
+            "detectable_difference": float(DETECTABLE_IN_STANDARD_ERRORS * (spread_high - spread_low) / (2 * 1.96)),
+            "separates": bool(separates),
+        }
+    separating = [measure for measure, verdict in verdicts.items() if verdict["separates"]]
+    summary = {
+        "arm_pairs": {arm: int(len(arms[arm]["style"])) for arm in SENSITIVITY_ARMS},
+        "measures": verdicts,
+        "measures_that_separate": separating,
+        "can_measure_curation": bool(separating),
+    }
+    logger.info(
+        "sensitivity: oracle-good %s oracle-bad beyond the bad draws' spread (%s)",
+        "separates from" if separating else "does NOT separate from",
+        ", ".join(separating) or "no measure: this scale cannot measure curation by them",
     )
     return table, summary

@@ -8,7 +8,14 @@ stages' nodes under the arm's name).
 from kedro.pipeline import Node, Pipeline
 
 from humpback.engine.wiring import with_labels
-from humpback.pipelines.study.nodes import ARMS, arm_training_pairs, study_results
+from humpback.pipelines.study.nodes import (
+    ARMS,
+    SENSITIVITY_ARMS,
+    arm_training_pairs,
+    sensitivity_arm_pairs,
+    sensitivity_results,
+    study_results,
+)
 
 
 def arm_model(arm: str) -> str:
@@ -28,4 +35,29 @@ def create_pipeline(**kwargs) -> Pipeline:
     ]
     scores = [f"evaluation.{arm_model(arm)}.{kind}" for arm in ARMS for kind in ("reference_nll", "preferences")]
     results = Node(study_results, ["params:study", *scores], ["study.results", "study.summary"], name="study_results")
+    return Pipeline([*pairs, results])
+
+
+def sensitivity_pipeline(**kwargs) -> Pipeline:
+    """The sensitivity test's own nodes: each arm's pairs from the hand labels, and its results."""
+    pairs = [
+        Node(
+            with_labels(sensitivity_arm_pairs, arm),
+            ["hand_labels", "web_documents", "params:study"],
+            f"study.{arm}.training_pairs",
+            name=f"study_{arm}_training_pairs",
+        )
+        for arm in SENSITIVITY_ARMS
+    ]
+    frames = [
+        f"evaluation.{arm_model(arm)}.{kind}"
+        for arm in SENSITIVITY_ARMS
+        for kind in ("reference_nll", "preferences", "responses")
+    ]
+    results = Node(
+        sensitivity_results,
+        ["params:study", "evaluation.style_detector", *frames],
+        ["study.sensitivity_results", "study.sensitivity_summary"],
+        name="study_sensitivity_results",
+    )
     return Pipeline([*pairs, results])
