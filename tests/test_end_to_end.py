@@ -129,9 +129,17 @@ def test_iteration1_makes_candidates_curated_pairs_and_four_models(iteration1):
     assert "overlaps_evaluation_prompt" in sft_rules
     health = pd.read_csv(report(data, "iteration1_method_health.csv"))
     assert (
-        set(health["model"]) == {"backward model", "curator (seed)"}
+        set(health["model"]) == {"backward model", "backward model (base)", "curator (seed)", "curator (base)"}
         and report(data, "iteration1_method_health.json").is_file()
     )
+    # conf/test: the base model rates the controls too, each read beside the seed model's figure
+    curator_check = json.loads(report(data, "iteration1_curator_check.json").read_text())
+    assert curator_check["base_rater"] and all(
+        "base_auc" in r
+        for r in curator_check["by_scorer"]
+        if r["scorer"] == curator_check["scorer"] and r["control"] != "hand_labels"
+    )
+    assert "base_discrimination_share" in backward
 
 
 def test_the_study_trains_one_model_per_arm_and_says_whether_curation_beat_random(project, iteration1):
@@ -245,7 +253,14 @@ def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
         wins["nll_difference"].notna().all() and (wins["nll_difference_ci_low"] <= wins["nll_difference_ci_high"]).all()
     )
     judge_health = pd.read_csv(report(data, "evaluation_method_health.csv"))
-    assert judge_health["model"].str.startswith("judge").all() and len(judge_health) == 3
+    assert judge_health["model"].str.startswith("judge").sum() == 3
+    assert set(judge_health["model"]) - {m for m in judge_health["model"] if m.startswith("judge")} == {
+        "web-style detector",
+        "on-topic opener",
+    }
+    # the judge-free style of every model's answers, each with its interval
+    for measure in ("web_style", "on_topic_opening", "stop_rate"):
+        assert (models[f"{measure}_ci_low"] <= models[measure]).all() and models[measure].notna().all()
     judgements = pd.read_parquet(data / "07_model_output/evaluation/m1_vs_m0_judgements.parquet")
     assert judgements["prompt_id"].tolist() == heldout["prompt_id"].tolist()
     card = (data / "06_models/m1/README.md").read_text()
