@@ -21,6 +21,10 @@ from humpback.pipelines.curation.nodes import (
 )
 from humpback.pipelines.curation.reports import curation_funnel, score_examples, score_histogram
 
+#: what the curator's controls are built from, and the settings they are rated with
+CONTROL_DATA = ["heldout_pairs", "ranked_pairs", "web_documents", "rated_candidates", "hand_labels"]
+CONTROL_PARAMETERS = ["params:llm", "params:curation", "params:generation", "params:training"]
+
 
 def _training_pairs_node() -> Node:
     return Node(build_training_pairs, ["seed_pairs", "curated_pairs"], "training_pairs", name="build_training_pairs")
@@ -70,36 +74,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             _training_pairs_node(),
             Node(
                 curator_controls,
-                inputs=[
-                    "heldout_pairs",
-                    "ranked_pairs",
-                    "web_documents",
-                    "rated_candidates",
-                    "hand_labels",
-                    "rater_model",
-                    "base_model",
-                    "params:llm",
-                    "params:curation",
-                    "params:generation",
-                    "params:training",
-                ],
+                inputs=[*CONTROL_DATA, "rater_model", "base_model", *CONTROL_PARAMETERS],
                 outputs="curator_controls",
                 name="curator_controls",
             ),
             Node(
                 base_rater_controls,
-                inputs=[
-                    "heldout_pairs",
-                    "ranked_pairs",
-                    "web_documents",
-                    "rated_candidates",
-                    "hand_labels",
-                    "base_model",
-                    "params:llm",
-                    "params:curation",
-                    "params:generation",
-                    "params:training",
-                ],
+                inputs=[*CONTROL_DATA, "base_model", *CONTROL_PARAMETERS],
                 outputs="curator_controls_base",
                 name="base_rater_controls",
             ),
