@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import pandas as pd
+
 #: artefacts a web page carries and an assistant's reply rarely does, each read as one token
 _ARTEFACTS = (
     ("<url>", r"https?://\S+|www\.\S+|\b\S+\.(?:com|org|net|co\.uk|html?)\b\S*"),
@@ -190,3 +192,17 @@ def opens_on_topic(instruction: str, answer: str) -> bool:
     """Whether the answer's first sentence shares a content word with the request: an assistant
     starts on what was asked, a web page on whatever its own page is about."""
     return bool(_content_words(instruction) & _content_words(first_sentence(answer)))
+
+
+def answer_style(answers: pd.DataFrame, detector: WebStyleDetector) -> pd.DataFrame:
+    """Each answer (``prompt_id``, ``instruction``, ``response``) read for style: its web-style
+    score and whether its first sentence opens on the request (1.0 or 0.0)."""
+    return pd.DataFrame(
+        {
+            "prompt_id": answers["prompt_id"].to_numpy(),
+            "web_style": answers["response"].map(detector.web_score).to_numpy(float),
+            "on_topic_opening": [
+                float(opens_on_topic(i, r)) for i, r in zip(answers["instruction"], answers["response"], strict=True)
+            ],
+        }
+    )

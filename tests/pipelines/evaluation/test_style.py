@@ -94,6 +94,7 @@ def test_a_models_answers_are_described_with_intervals():
     detector = WebStyleDetector(log_ratios={"<url>": 2.0, "i": -1.0}, window_chars=500).to_dict()
     responses = pd.DataFrame(
         {
+            "prompt_id": ["p1", "p2", "p3"],
             "instruction": ["How do I cook rice?", "Why is the sky blue?", "Name a prime."],
             "response": ["Cooking rice: I use water.", "See https://sky.example.com", "Seven."],
             "status": ["ok", "ok", "ok"],

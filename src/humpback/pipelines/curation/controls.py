@@ -3,21 +3,19 @@ worse one, paired per prompt where both come from one prompt), and every scorer'
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from humpback.data.hand_labels import labelled_pairs
 from humpback.params import (
     FORWARD_PASS_SCORERS,
     CurationParams,
 )
 from humpback.reports import health
 from humpback.reports.statistics import paired_win_share, unpaired_auc
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,24 +38,6 @@ CONTROLS = {
     "boilerplate": Control("human", "boilerplate", True, "quality: human answer above it with web boilerplate"),
     "form": Control("human", "candidate", False, "form: held-out human pairs above this run's candidates"),
 }
-
-
-def labelled_pairs(hand_labels: pd.DataFrame, web_documents: pd.DataFrame) -> pd.DataFrame:
-    """The hand labels (doc_id, instruction, score on the paper's rubric) with their documents' text
-    from this run's documents; labels whose document the run does not have are dropped and logged."""
-    if hand_labels is None or len(hand_labels) == 0:
-        return pd.DataFrame(columns=["doc_id", "instruction", "score", "text"])
-    missing = {"doc_id", "instruction", "score"} - set(hand_labels.columns)
-    if missing:
-        raise ValueError(f"hand labels need columns doc_id, instruction and score; missing {sorted(missing)}")
-    labelled = hand_labels.merge(web_documents[["doc_id", "text"]], on="doc_id", how="inner")
-    if len(labelled) < len(hand_labels):
-        logger.warning(
-            "hand labels: %d of %d labelled documents are not among this run's web documents; dropped",
-            len(hand_labels) - len(labelled),
-            len(hand_labels),
-        )
-    return labelled
 
 
 def control_pairs(

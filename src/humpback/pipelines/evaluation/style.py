@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from humpback.data.records import stable_order_key, to_frame
-from humpback.data.style import WebStyleDetector, fit_web_style_detector, opens_on_topic
+from humpback.data.style import WebStyleDetector, answer_style, fit_web_style_detector, opens_on_topic
 from humpback.engine.runner import OK
 from humpback.params import EvaluationParams, SeedParams, StyleParams
 from humpback.reports.health import at_least, information, mismatched
@@ -125,12 +125,10 @@ def style_summary(responses: pd.DataFrame, detector: dict, samples: int, seed: i
     web-style score, the share whose first sentence is on the request, the share that stopped
     before ``max_new_tokens``."""
     answered = responses.loc[responses["status"] == OK]
-    scorer = WebStyleDetector.from_dict(detector)
+    read = answer_style(answered, WebStyleDetector.from_dict(detector))
     measures = {
-        "web_style": answered["response"].map(scorer.web_score).to_numpy(float),
-        "on_topic_opening": np.array(
-            [opens_on_topic(i, r) for i, r in zip(answered["instruction"], answered["response"])], dtype=float
-        ),
+        "web_style": read["web_style"].to_numpy(float),
+        "on_topic_opening": read["on_topic_opening"].to_numpy(float),
         "stop_rate": 1 - answered["truncated"].to_numpy(float),
     }
     result = {}

@@ -14,7 +14,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from humpback.data.style import WebStyleDetector, opens_on_topic
+from humpback.data.hand_labels import labelled_pairs
+from humpback.data.style import WebStyleDetector, answer_style
 from humpback.engine.runner import OK
 from humpback.params import FORWARD_PASS_SCORERS, StudyParams
 from humpback.reports.statistics import (
@@ -196,7 +197,7 @@ def sensitivity_arm_pairs(
     the arms differ by is the label, not the answers' length."""
     if arm not in SENSITIVITY_ARMS:
         raise ValueError(f"unknown sensitivity arm {arm!r}; arms: {', '.join(SENSITIVITY_ARMS)}")
-    labelled = hand_labels.merge(web_documents[["doc_id", "text"]], on="doc_id", how="inner")
+    labelled = labelled_pairs(hand_labels, web_documents)
     good = labelled.loc[labelled["score"] >= params.sensitivity_good_label].sort_values("doc_id")
     bad = labelled.loc[labelled["score"] <= 1]
     if len(bad) < 2 * len(good) or good.empty:
@@ -220,19 +221,6 @@ def sensitivity_arm_pairs(
         picked.rename(columns={"text": "response"})[["instruction", "response"]]
         .assign(source="seed")
         .reset_index(drop=True)
-    )
-
-
-def _answer_style(responses: pd.DataFrame, detector: WebStyleDetector) -> pd.DataFrame:
-    answered = responses.loc[responses["status"] == OK]
-    return pd.DataFrame(
-        {
-            "prompt_id": answered["prompt_id"],
-            "web_style": answered["response"].map(detector.web_score),
-            "on_topic_opening": [
-                float(opens_on_topic(i, r)) for i, r in zip(answered["instruction"], answered["response"])
-            ],
-        }
     )
 
 
@@ -286,7 +274,7 @@ def sensitivity_results(params: StudyParams, detector: dict, *frames: pd.DataFra
         arm: {
             "reference_nll": frames[3 * i],
             "preferences": frames[3 * i + 1],
-            "style": _answer_style(frames[3 * i + 2], scorer),
+            "style": answer_style(frames[3 * i + 2].loc[frames[3 * i + 2]["status"] == OK], scorer),
         }
         for i, arm in enumerate(SENSITIVITY_ARMS)
     }

@@ -23,37 +23,30 @@ def arm_model(arm: str) -> str:
     return f"study_{arm}"
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    pairs = [
-        Node(
-            with_labels(arm_training_pairs, arm),
-            ["study.pool", "seed_pairs", "params:study"],
-            f"study.{arm}.training_pairs",
-            name=f"study_{arm}_training_pairs",
-        )
-        for arm in ARMS
+def _arm_pairs_nodes(arms: tuple[str, ...], function, inputs: list[str]) -> list[Node]:
+    """One node per arm writing ``study.<arm>.training_pairs`` with ``function(arm, *inputs)``."""
+    return [
+        Node(with_labels(function, arm), inputs, f"study.{arm}.training_pairs", name=f"study_{arm}_training_pairs")
+        for arm in arms
     ]
-    scores = [f"evaluation.{arm_model(arm)}.{kind}" for arm in ARMS for kind in ("reference_nll", "preferences")]
+
+
+def _arm_outputs(arms: tuple[str, ...], kinds: tuple[str, ...]) -> list[str]:
+    """Each arm's evaluation outputs of each kind, arm by arm."""
+    return [f"evaluation.{arm_model(arm)}.{kind}" for arm in arms for kind in kinds]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    pairs = _arm_pairs_nodes(ARMS, arm_training_pairs, ["study.pool", "seed_pairs", "params:study"])
+    scores = _arm_outputs(ARMS, ("reference_nll", "preferences"))
     results = Node(study_results, ["params:study", *scores], ["study.results", "study.summary"], name="study_results")
     return Pipeline([*pairs, results])
 
 
 def sensitivity_pipeline(**kwargs) -> Pipeline:
     """The sensitivity test's own nodes: each arm's pairs from the hand labels, and its results."""
-    pairs = [
-        Node(
-            with_labels(sensitivity_arm_pairs, arm),
-            ["hand_labels", "web_documents", "params:study"],
-            f"study.{arm}.training_pairs",
-            name=f"study_{arm}_training_pairs",
-        )
-        for arm in SENSITIVITY_ARMS
-    ]
-    frames = [
-        f"evaluation.{arm_model(arm)}.{kind}"
-        for arm in SENSITIVITY_ARMS
-        for kind in ("reference_nll", "preferences", "responses")
-    ]
+    pairs = _arm_pairs_nodes(SENSITIVITY_ARMS, sensitivity_arm_pairs, ["hand_labels", "web_documents", "params:study"])
+    frames = _arm_outputs(SENSITIVITY_ARMS, ("reference_nll", "preferences", "responses"))
     results = Node(
         sensitivity_results,
         ["params:study", "evaluation.style_detector", *frames],
