@@ -236,3 +236,34 @@ def test_in_a_run_a_vllm_engine_is_kept_for_the_next_stage_on_its_checkpoint_and
     run(documents.iloc[[0, 2]], tiny_model_dir, tmp_path, **vllm)  # outside a run, each stage has its own
     run(documents.iloc[[1, 3]], tiny_model_dir, tmp_path, **vllm)
     assert engines_as_scripts == ["vllm", "scripted", "scripted", "vllm", "vllm", "vllm"]
+
+
+def test_a_stage_on_a_kept_engine_renders_with_its_tokenizer_and_loads_no_copy_beside_it(
+    documents, tiny_model_dir, tmp_path, engines_as_scripts, counting
+):
+    """The engine's client holds a tokenizer (and vLLM a pool of copies): the runner's own cached
+    copy (~300 MB for Gemma) is dropped when an engine starts and not loaded again while it serves.
+    The engine's tokenizer keys rows as the cached one does: finished shards are reused."""
+    from humpback.engine import caches
+    from humpback.hooks import NodeResourceHooks
+
+    hooks, node = NodeResourceHooks(), type("Node", (), {"name": "n"})()
+    model = CheckpointHandle(str(tiny_model_dir))
+    vllm = {"backend": "vllm"}
+    hooks.before_pipeline_run()
+    try:
+        first = run(documents.head(3), tiny_model_dir, tmp_path, **vllm)
+        assert caches._tokenizer_for_files.cache_info().currsize == 0
+        hooks.before_node_run(node, {"rows": documents, "m0": model, "params:llm": {}})
+        asked = len(counting.prompts)
+        again = run(documents.head(3), tiny_model_dir, tmp_path, **vllm)  # the engine's tokenizer, same keys
+        assert len(counting.prompts) == asked
+        pd.testing.assert_frame_equal(again, first)
+        run(documents.tail(3), tiny_model_dir, tmp_path, **vllm)
+        assert len(counting.prompts) > asked
+        assert caches._tokenizer_for_files.cache_info().currsize == 0
+        assert engines_as_scripts == ["vllm"]
+    finally:
+        hooks.after_pipeline_run()
+    run(documents.iloc[[0, 2]], tiny_model_dir, tmp_path)  # no engine kept: the cached tokenizer again
+    assert caches._tokenizer_for_files.cache_info().currsize == 1

@@ -27,6 +27,12 @@ def cached_tokenizer(model_path: str, trust_remote_code: bool) -> Any:
     return _tokenizer_for_files(files, trust_remote_code)
 
 
+def forget_tokenizers() -> None:
+    """Drop the cached tokenizers (they load again on demand): before a vLLM engine starts, whose
+    client holds its own tokenizer and a pool of copies."""
+    _tokenizer_for_files.cache_clear()
+
+
 #: the last folder seen with each set of tokenizer files (it exists now): where they are loaded from
 _folder_with: dict[str, str] = {}
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from humpback.datasets import CheckpointHandle
 from humpback.engine.caches import cached_tokenizer, weights_identity
-from humpback.engine.execution import map_with_model
+from humpback.engine.execution import KEPT_MODEL, map_with_model
 from humpback.llm import LanguageModel, LLMConfig, Prompt, PromptError, SamplingConfig
 from humpback.llm.base import encode_completion, encode_prompt, stop_token_ids
 from humpback.params import GenerationRunParams
@@ -162,13 +162,16 @@ def run_model_task(
     if rows.empty:  # nothing to ask: no model is loaded
         raw = task.request.empty()
     else:
-        tokenizer = cached_tokenizer(model.path, llm.trust_remote_code)
+        tokenizer = KEPT_MODEL.built_tokenizer(llm, model.path)
+        if tokenizer is None:
+            tokenizer = cached_tokenizer(model.path, llm.trust_remote_code)
         requests = _encode(task, rows, tokenizer, llm.sends_chats)
         settings = {
             "request": task.request.describe(tokenizer, model.path),
             "weights": weights_identity(model),
             "backend": llm.output_settings(),
         }
+        del tokenizer  # not held while an engine starts: it may bring its own (see KeptModel)
         raw = map_with_model(
             requests,
             task.request.answer,  # a bound method of a frozen dataclass: picklable for Ray

@@ -45,6 +45,11 @@ class LazyLanguageModel:
             self._model = build_llm(self.config, self.model_path)
         return self._model
 
+    @property
+    def built(self) -> LanguageModel | None:
+        """The model if it has been built, without building it."""
+        return self._model
+
     def __enter__(self) -> LazyLanguageModel:
         return self
 
