@@ -134,7 +134,9 @@ class KeptModel:
         """The tokenizer of the engine kept for this model, if one is built: a stage renders its
         prompts with it rather than load another copy beside the engine's (~300 MB for Gemma's
         262k vocabulary, what decided whether the CPU default run stays under 8 GiB)."""
-        model = self._lazy.built if self._lazy is not None and self._key == (model_path, llm.model_dump_json()) else None
+        model = (
+            self._lazy.built if self._lazy is not None and self._key == (model_path, llm.model_dump_json()) else None
+        )
         return None if model is None else model.tokenizer
 
     def release(self) -> None:
