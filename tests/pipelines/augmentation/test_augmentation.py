@@ -172,7 +172,8 @@ def test_a_backward_model_that_ignores_the_answer_fails_though_it_beats_the_base
 
 def test_a_discrimination_the_base_model_shows_too_is_labelled_checks_wiring(tiny_model_dir):
     """Word overlap alone lets any model find a true instruction likelier after its own answer: the
-    base model's share stands beside M_yx's, and where it passes too the check says it checks wiring."""
+    base model's share stands beside M_yx's, and where it passes too the check says it checks wiring.
+    What the base model fails by construction (0.5 against itself): M_yx reading the answer more."""
     model = CheckpointHandle(str(tiny_model_dir))
     llm = scripted("DiscriminatingBackward")
     own = instruction_nll(HELDOUT_PAIRS, model, llm, NO_SHARDS)
@@ -184,9 +185,15 @@ def test_a_discrimination_the_base_model_shows_too_is_labelled_checks_wiring(tin
     assert wired["discrimination_checks_wiring"] and wired["base_discrimination_share"] == 1.0
     assert wired["rows"][0]["check"].endswith(": checks wiring (the base model passes it too)")
     assert (wired["rows"][1]["model"], wired["rows"][1]["value"]) == ("backward model (base)", 1.0)
+    # the check the base model fails: M_yx reads the answer no more than the base model does
+    assert wired["rows"][2]["check"].startswith("answer read more than the base model reads it")
+    assert (wired["reads_more_than_base_share"], wired["rows"][2]["passed"], wired["passed"]) == (0.5, False, False)
+    assert wired["reason"].startswith("the answer read no more than the base model reads it (share 0.50")
     blind = instruction_nll(HELDOUT_PAIRS, model, scripted("TrainedBackward"), NO_SHARDS)  # reads no answer
-    own_only = summarise_backward_controls(own, other, blind, blind, good, on)
+    blind_other = instruction_nll_after_other_answers(HELDOUT_PAIRS, model, scripted("TrainedBackward"), NO_SHARDS)
+    own_only = summarise_backward_controls(own, other, blind, blind_other, good, on)
     assert not own_only["discrimination_checks_wiring"] and own_only["base_discrimination_share"] == 0.5
+    assert own_only["reads_more_than_base_share"] == 1.0
     assert "checks wiring" not in own_only["rows"][0]["check"] and own_only["passed"]
     off = base_model_instruction_nll(
         HELDOUT_PAIRS, model, llm, NO_SHARDS, params("augmentation", base_reference_controls=False)

@@ -173,6 +173,18 @@ def _discrimination(own_answer_nll: pd.DataFrame, other_answer_nll: pd.DataFrame
     return share, low, high, both
 
 
+def _reads_more_than_base(both: pd.DataFrame, base_both: pd.DataFrame, params: AugmentationParams):
+    """(share, low, high) of held-out pairs on which M_yx's gap (the instruction's NLL after another
+    answer minus after its own) is above the base model's: what training taught M_yx about reading
+    the answer. Word overlap gives both models a gap; the base model against itself scores 0.5."""
+    pairs = both.merge(base_both, on="prompt_id", suffixes=("", "_base"))
+    gap = pairs["instruction_nll_other"] - pairs["instruction_nll_own"]
+    base_gap = pairs["instruction_nll_other_base"] - pairs["instruction_nll_own_base"]
+    return paired_win_share(
+        gap.to_numpy(float), base_gap.to_numpy(float), params.control_bootstrap_samples, params.control_seed
+    )
+
+
 def summarise_backward_controls(
     own_answer_nll: pd.DataFrame,
     other_answer_nll: pd.DataFrame,
@@ -190,12 +202,16 @@ def summarise_backward_controls(
     discrimination = "held-out true instruction likelier after its own answer than after another's (paired share)"
     base_reading = {}
     if len(base_own_answer_nll) and len(base_other_answer_nll):
-        base_share, base_low, base_high, _ = _discrimination(base_own_answer_nll, base_other_answer_nll, params)
+        base_share, base_low, base_high, base_both = _discrimination(base_own_answer_nll, base_other_answer_nll, params)
+        gain, gain_low, gain_high = _reads_more_than_base(both, base_both, params)
         base_reading = {
             "base_discrimination_share": base_share,
             "base_discrimination_ci_low": base_low,
             "base_discrimination_ci_high": base_high,
             "discrimination_checks_wiring": bool(base_low >= params.min_discrimination_share),
+            "reads_more_than_base_share": gain,
+            "reads_more_than_base_ci_low": gain_low,
+            "reads_more_than_base_ci_high": gain_high,
         }
     tokens = both["instruction_tokens_own"].sum()
     usable = candidates["status"].isin(CLEANED)  # whether or not screened out afterwards
@@ -230,8 +246,8 @@ def summarise_backward_controls(
         health.at_most("backward model", "echo share of outputs", echo, params.max_echo_share, "echo share"),
     ]
     if base_reading:
-        rows.insert(
-            1,
+        gain, gain_low = base_reading["reads_more_than_base_share"], base_reading["reads_more_than_base_ci_low"]
+        rows[1:1] = [
             health.information(
                 "backward model (base)",
                 discrimination,
@@ -239,7 +255,22 @@ def summarise_backward_controls(
                 low=base_reading["base_discrimination_ci_low"],
                 high=base_reading["base_discrimination_ci_high"],
             ),
-        )
+            health.criterion(
+                "backward model",
+                "answer read more than the base model reads it: the NLL gap (after another's answer − after "
+                "its own) above the base model's on the same pair (paired share; the base model: 0.5)",
+                gain,
+                low=gain_low,
+                high=base_reading["reads_more_than_base_ci_high"],
+                threshold=f"lower bound ≥ {params.min_discrimination_share}",
+                passed=gain_low >= params.min_discrimination_share,
+                failure=(
+                    f"the answer read no more than the base model reads it (share {gain:.2f} "
+                    f"[{gain_low:.2f}, {base_reading['reads_more_than_base_ci_high']:.2f}] "
+                    f"< {params.min_discrimination_share:.2f})"
+                ),
+            ),
+        ]
     check = {
         "heldout_pairs": len(both),
         "instruction_nll_own_answer": float(both["instruction_nll_own"].sum() / tokens) if tokens else math.nan,
