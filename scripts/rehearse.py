@@ -38,6 +38,7 @@ ENVIRONMENTS = ("nothumpback_m1", "nothumpback_m1_rw_f_8b", "paper")
 DATASETS = (
     "seed_pairs",
     "heldout_pairs",
+    "report.heldout_pairs",
     "web_documents",
     "candidates",
     "rated_candidates",

@@ -232,7 +232,8 @@ def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
     assert control["composition"] == json.loads(report(data, "m1_training_summary.json").read_text())["composition"]
     heldout = pd.read_parquet(data / "05_model_input/heldout_pairs.parquet")
     seed = pd.read_parquet(data / "03_primary/seed_pairs.parquet")
-    assert len(heldout) == 4 and not set(heldout["prompt_id"]) & set(seed["prompt_message_id"])
+    assert len(heldout) == 8 and not set(heldout["prompt_id"]) & set(seed["prompt_message_id"])
+    assert heldout["part"].value_counts().to_dict() == {"selection": 4, "report": 4}  # 4 in each part
     models = pd.read_csv(report(data, "evaluation_models.csv"))
     assert models["model"].tolist() == ["base", "m0", "m1", "m1_random"]
     assert (models["reference_nll"] > 0).all() and (models["reference_tokens"] > 0).all()

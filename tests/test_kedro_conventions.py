@@ -83,3 +83,25 @@ def test_iteration1_runs_the_methods_steps_and_evaluation_trains_curations_rando
     assert "m1.model" in registered["iteration1"].all_outputs()
     assert not {name for name in registered["iteration1"].all_outputs() if name.startswith("m1_random")}
     assert {"m1_random.model", "evaluation.m1_random.summary"} <= registered["evaluation"].all_outputs()
+
+
+def test_controls_read_the_selection_part_and_evaluation_the_report_part():
+    """What chooses a run's settings (the curator's, the backward model's and the judge's controls)
+    reads the selection part; what reports a model's figures reads the report part; every held-out
+    prompt is read only where no figure comes from it (training's decontamination, the style
+    detector's tree exclusion)."""
+    from humpback.pipeline_registry import register_pipelines
+
+    readers: dict[str, set[str]] = {}
+    for pipeline in register_pipelines().values():
+        for node in pipeline.nodes:
+            for name in node.inputs:
+                readers.setdefault(name, set()).add(node.name.rsplit(".", 1)[-1])
+    selection = readers["selection.heldout_pairs"] | readers["selection.ranked_pairs"]
+    report = readers["report.heldout_pairs"] | readers["report.ranked_pairs"]
+    assert {"curator_controls", "base_rater_controls", "backward_model_instruction_nll", "judge_controls"} <= selection
+    assert {"m1_generate_responses", "m0_score_preferences", "m1_random_score_references"} <= report
+    assert all(("score_references" in n) or ("preferences" in n) or ("responses" in n) for n in report)
+    assert not selection & report
+    measures = ("controls", "score_", "responses", "instruction_nll", "judge")
+    assert not [n for n in readers["heldout_pairs"] | readers["ranked_pairs"] if any(m in n for m in measures)]

@@ -189,7 +189,7 @@ class HeldoutParams(_Block):
 
     #: split of the held-out oasst1 messages when they come as a dataset dictionary
     split: str
-    #: held-out prompts used, taken in a seed-stable pseudo-random order
+    #: held-out prompts used in each part (selection, report), taken in a seed-stable pseudo-random order
     max_prompts: int | None = Field(gt=0)
     sample_seed: int
 
@@ -199,16 +199,27 @@ class RankedParams(_Block):
 
     #: split of the held-out oasst1 messages when they come as a dataset dictionary
     split: str
-    #: prompts used, taken in a seed-stable pseudo-random order (null: every one)
+    #: prompts used in each part (selection, report), in a seed-stable pseudo-random order (null: every one)
     max_prompts: int | None = Field(gt=0)
     #: seed of that order
     sample_seed: int
+
+
+class PromptPartsParams(_Block):
+    """The held-out and ranked prompts split by conversation tree: controls choose on one part, the
+    evaluation reports on the other (``humpback.data.parts``)."""
+
+    #: share of trees whose prompts the evaluation reports on; the rest are the controls'
+    report_share: float = Field(gt=0, lt=1)
+    #: seed of the draw by tree
+    seed: int
 
 
 class IngestionParams(_Block):
     seed: SeedParams
     heldout: HeldoutParams
     ranked: RankedParams
+    parts: PromptPartsParams
     web: WebParams
 
 
@@ -686,7 +697,7 @@ class PlanRowsParams(_Block):
     web_kept_share: float = Field(gt=0, le=1)
     candidate_kept_share: float = Field(gt=0, le=1)
     curated_share: float = Field(gt=0, le=1)
-    #: held-out prompts where ``ingestion.heldout.max_prompts`` is null (all)
+    #: held-out prompts of both parts where ``ingestion.heldout.max_prompts`` is null (all)
     heldout_prompts: int = Field(gt=0)
 
 

@@ -38,7 +38,8 @@ SHARED_INPUTS = (
     "seed_model.model",
     "aligned_model",
     "heldout_pairs",
-    "ranked_pairs",
+    "selection.heldout_pairs",
+    "selection.ranked_pairs",
     "base_model",
     "hand_labels",
 )
@@ -157,8 +158,8 @@ def _study_arms(arms: tuple[str, ...], responses: bool = False) -> Pipeline:
         model = study.arm_model(arm)
         pipeline += trained_model_pipeline(model, f"study.{arm}.training_pairs", training="m1.training")
         measures = [
-            (score_references, ["heldout_pairs"], "reference_nll"),
-            (score_preferences, ["ranked_pairs"], "preferences"),
+            (score_references, ["report.heldout_pairs"], "reference_nll"),
+            (score_preferences, ["report.ranked_pairs"], "preferences"),
         ]
         pipeline += Pipeline(
             [
@@ -176,7 +177,13 @@ def _study_arms(arms: tuple[str, ...], responses: bool = False) -> Pipeline:
                 [
                     Node(
                         generate_responses,
-                        ["heldout_pairs", f"{model}.model", "params:llm", "params:evaluation", "params:generation"],
+                        [
+                            "report.heldout_pairs",
+                            f"{model}.model",
+                            "params:llm",
+                            "params:evaluation",
+                            "params:generation",
+                        ],
                         f"evaluation.{model}.responses",
                         name=f"{model}_generate_responses",
                     )

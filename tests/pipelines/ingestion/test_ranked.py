@@ -36,6 +36,7 @@ def test_ranked_pairs_take_the_best_and_worst_reply_of_prompts_no_model_trains_o
         seed.head(0),
         params("ingestion.seed", env="offline"),
         params("ingestion.ranked", env="offline"),
+        params("ingestion.parts"),
     )
     counts = ranked["source"].value_counts().to_dict()
     assert counts["oasst1"] >= 25 and counts["oasst_export"] >= 80  # ~4 times the held-out prompts alone
@@ -55,5 +56,6 @@ def test_without_the_export_the_held_out_trees_alone_are_used(oasst1_messages, s
         seed.head(0),
         params("ingestion.seed", env="offline"),
         params("ingestion.ranked", env="offline"),
+        params("ingestion.parts"),
     )
     assert set(ranked["source"]) == {"oasst1"} and len(ranked) >= 25

@@ -31,19 +31,19 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 instruction_nll,
-                ["heldout_pairs", "backward_model.model", "params:llm", "params:generation"],
+                ["selection.heldout_pairs", "backward_model.model", "params:llm", "params:generation"],
                 "augmentation.backward_model_instruction_nll",
                 name="backward_model_instruction_nll",
             ),
             Node(
                 instruction_nll_after_other_answers,
-                ["heldout_pairs", "backward_model.model", "params:llm", "params:generation"],
+                ["selection.heldout_pairs", "backward_model.model", "params:llm", "params:generation"],
                 "augmentation.backward_model_other_answer_instruction_nll",
                 name="backward_model_other_answer_instruction_nll",
             ),
             Node(
                 base_model_instruction_nll,
-                ["heldout_pairs", "base_model", "params:llm", "params:generation", "params:augmentation"],
+                ["selection.heldout_pairs", "base_model", "params:llm", "params:generation", "params:augmentation"],
                 ["augmentation.base_model_instruction_nll", "augmentation.base_model_other_answer_instruction_nll"],
                 name="base_model_instruction_nll",
             ),

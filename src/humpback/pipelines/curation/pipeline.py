@@ -22,7 +22,7 @@ from humpback.pipelines.curation.nodes import (
 from humpback.pipelines.curation.reports import curation_funnel, score_examples, score_histogram
 
 #: what the curator's controls are built from, and the settings they are rated with
-CONTROL_DATA = ["heldout_pairs", "ranked_pairs", "web_documents", "rated_candidates", "hand_labels"]
+CONTROL_DATA = ["selection.heldout_pairs", "selection.ranked_pairs", "web_documents", "rated_candidates", "hand_labels"]
 CONTROL_PARAMETERS = ["params:llm", "params:curation", "params:generation", "params:training"]
 
 

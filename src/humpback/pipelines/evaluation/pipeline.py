@@ -52,7 +52,7 @@ def heldout_pipeline() -> Pipeline:
             Node(
                 judge_controls,
                 [
-                    "heldout_pairs",
+                    "selection.heldout_pairs",
                     "evaluation.judge",
                     "params:llm",
                     "params:evaluation",
@@ -77,25 +77,25 @@ def _model_nodes(label: str, checkpoint: str) -> list[Node]:
     return [
         Node(
             score_references,
-            ["heldout_pairs", checkpoint, "params:llm", "params:generation"],
+            ["report.heldout_pairs", checkpoint, "params:llm", "params:generation"],
             f"{prefix}.reference_nll",
             name=f"{label}_score_references",
         ),
         Node(
             score_references_under_web_tag,
-            ["heldout_pairs", checkpoint, "params:llm", "params:generation"],
+            ["report.heldout_pairs", checkpoint, "params:llm", "params:generation"],
             f"{prefix}.reference_nll_web_tag",
             name=f"{label}_score_references_under_web_tag",
         ),
         Node(
             score_preferences,
-            ["ranked_pairs", checkpoint, "params:llm", "params:generation"],
+            ["report.ranked_pairs", checkpoint, "params:llm", "params:generation"],
             f"{prefix}.preferences",
             name=f"{label}_score_preferences",
         ),
         Node(
             generate_responses,
-            ["heldout_pairs", checkpoint, "params:llm", "params:evaluation", "params:generation"],
+            ["report.heldout_pairs", checkpoint, "params:llm", "params:evaluation", "params:generation"],
             f"{prefix}.responses",
             name=f"{label}_generate_responses",
         ),

@@ -16,8 +16,9 @@ from humpback.data.oasst import (
     ranked_reply_pairs,
     select_seed_pairs,
 )
+from humpback.data.parts import PART_COLUMN, REPORT, SELECTION, in_part, tree_parts
 from humpback.data.records import RawDataError, stable_order_key, to_frame
-from humpback.params import HeldoutParams, RankedParams, SeedParams, WebParams
+from humpback.params import HeldoutParams, PromptPartsParams, RankedParams, SeedParams, WebParams
 from humpback.pipelines.ingestion.web import clean_web_documents
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _first_turn_pairs(
 
 
 #: the held-out pairs' columns
-HELDOUT_COLUMNS = ["prompt_id", "instruction", "reference"]
+HELDOUT_COLUMNS = ["prompt_id", "instruction", "reference", PART_COLUMN]
 
 
 def build_heldout_pairs(
@@ -84,9 +85,11 @@ def build_heldout_pairs(
     seed_reserve_pairs: pd.DataFrame,
     seed: SeedParams,
     heldout: HeldoutParams,
+    parts: PromptPartsParams,
 ) -> pd.DataFrame:
     """First-turn prompts and their rank-0 reference answers that no model was trained on: the
-    evaluation's prompts, the controls' pairs and what training is decontaminated against.
+    controls' pairs (``selection`` part), the evaluation's prompts (``report`` part, other trees) and
+    what training is decontaminated against (both).
 
     The same rules as the seed data select the pairs; every conversation tree that gave a seed pair,
     or a reserve pair (the trainings' held-out loss), is excluded, so the evaluation split may be the
@@ -98,13 +101,16 @@ def build_heldout_pairs(
     training_side = pd.concat([seed_pairs["message_tree_id"], seed_reserve_pairs["message_tree_id"]])
     trained_on = pairs["message_tree_id"].isin(set(training_side))
     kept = pairs.loc[~trained_on]
+    kept = kept.assign(**{PART_COLUMN: tree_parts(kept["message_tree_id"], parts.report_share, parts.seed)})
     if heldout.max_prompts is not None:
-        kept = kept.iloc[: heldout.max_prompts]
+        kept = kept.groupby(PART_COLUMN, sort=False).head(heldout.max_prompts)
     logger.info(
-        "held-out prompts: %d of %d first-turn pairs (%d excluded: their tree is in the seed or reserve data)",
+        "held-out prompts: %d of %d first-turn pairs (%d excluded: their tree is in the seed or reserve data); "
+        "by part: %s",
         len(kept),
         len(pairs),
         int(trained_on.sum()),
+        kept[PART_COLUMN].value_counts().to_dict(),
     )
     if kept.empty:
         raise ValueError(
@@ -123,11 +129,13 @@ def build_ranked_pairs(
     seed_reserve_pairs: pd.DataFrame,
     seed: SeedParams,
     ranked: RankedParams,
+    parts: PromptPartsParams,
 ) -> pd.DataFrame:
     """Prompts with a best- and a worst-ranked human reply that no model trains on: the held-out
     oasst1 messages' trees, and the supplementary export's trees (``oasst1_extra_trees``, none in
     base). Prompts of the seed or reserve data, or whose text is one of their instructions, are left
-    out; a prompt in both sources is kept once."""
+    out; a prompt in both sources is kept once. Each prompt is a tree's root (its id is the tree's),
+    and goes to the part its tree went to in the held-out pairs."""
     seed_pairs = pd.concat([seed_pairs, seed_reserve_pairs], ignore_index=True)
     sources = []
     messages = to_frame(raw_messages, split=ranked.split)
@@ -146,16 +154,36 @@ def build_ranked_pairs(
     repeated = key.duplicated(keep="first") & ~trained
     kept = pairs.loc[~trained & ~repeated]
     kept = kept.assign(_order=kept["prompt_id"].map(lambda v: stable_order_key(v, ranked.sample_seed)))
-    kept = kept.sort_values("_order", kind="stable").drop(columns="_order").head(ranked.max_prompts)
+    kept = kept.sort_values("_order", kind="stable").drop(columns="_order")
+    kept = kept.assign(**{PART_COLUMN: tree_parts(kept["prompt_id"], parts.report_share, parts.seed)})
+    kept = kept.groupby(PART_COLUMN, sort=False).head(ranked.max_prompts or len(kept))
     logger.info(
-        "ranked pairs: %d prompts kept of %d (%d in the seed data, %d in both sources); by source: %s",
+        "ranked pairs: %d prompts kept of %d (%d in the seed data, %d in both sources); by source: %s; by part: %s",
         len(kept),
         len(pairs),
         int(trained.sum()),
         int(repeated.sum()),
         kept["source"].value_counts().to_dict(),
+        kept[PART_COLUMN].value_counts().to_dict(),
     )
-    return kept.reset_index(drop=True)[RANKED_COLUMNS]
+    return kept.reset_index(drop=True)[[*RANKED_COLUMNS, PART_COLUMN]]
+
+
+def split_prompt_parts(
+    heldout_pairs: pd.DataFrame, ranked_pairs: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The held-out and the ranked prompts of each part, as their own datasets: the controls read
+    the ``selection`` part, the evaluation the ``report`` part (disjoint by tree), so a figure is never
+    reported on the prompts that chose the settings behind it."""
+    selection, report = in_part(heldout_pairs, SELECTION), in_part(heldout_pairs, REPORT)
+    for name, frame in (("selection", selection), ("report", report)):
+        if len(frame) < 2:
+            raise ValueError(
+                f"the {name} part has {len(frame)} held-out prompt(s); the controls and the evaluation need at "
+                "least two each: hold more trees out (ingestion.seed.heldout_fraction) or change "
+                "ingestion.parts.report_share"
+            )
+    return selection, report, in_part(ranked_pairs, SELECTION), in_part(ranked_pairs, REPORT)
 
 
 def build_web_documents(raw_documents: Any, web: WebParams) -> tuple[pd.DataFrame, pd.DataFrame]:

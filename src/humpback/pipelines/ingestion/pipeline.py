@@ -9,6 +9,7 @@ from humpback.pipelines.ingestion.nodes import (
     build_seed_pairs,
     build_web_documents,
     combine_funnels,
+    split_prompt_parts,
 )
 
 
@@ -29,6 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "seed_reserve_pairs",
                     "params:ingestion.seed",
                     "params:ingestion.heldout",
+                    "params:ingestion.parts",
                 ],
                 outputs="heldout_pairs",
                 name="build_heldout_pairs",
@@ -42,9 +44,21 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "seed_reserve_pairs",
                     "params:ingestion.seed",
                     "params:ingestion.ranked",
+                    "params:ingestion.parts",
                 ],
                 outputs="ranked_pairs",
                 name="build_ranked_pairs",
+            ),
+            Node(
+                split_prompt_parts,
+                inputs=["heldout_pairs", "ranked_pairs"],
+                outputs=[
+                    "selection.heldout_pairs",
+                    "report.heldout_pairs",
+                    "selection.ranked_pairs",
+                    "report.ranked_pairs",
+                ],
+                name="split_prompt_parts",
             ),
             Node(
                 build_web_documents,

@@ -103,7 +103,11 @@ def expected_rows(ingestion: IngestionParams, plan: PlanParams) -> dict[str, int
         "documents": documents,
         "candidates": candidates,
         "kept": round(candidates * plan.rows.curated_share),
-        "heldout_prompts": ingestion.heldout.max_prompts or plan.rows.heldout_prompts,
+        # the held-out prompts' two parts (ingestion.parts): each capped by max_prompts, else its share
+        "selection_prompts": ingestion.heldout.max_prompts
+        or round(plan.rows.heldout_prompts * (1 - ingestion.parts.report_share)),
+        "report_prompts": ingestion.heldout.max_prompts
+        or round(plan.rows.heldout_prompts * ingestion.parts.report_share),
     }
 
 
@@ -131,7 +135,8 @@ def plan_run(
     rating_new = curation.sampling.max_new_tokens if curation.scorer == "generate" else 1
     rewritten = {"self_before_curation": rows["candidates"], "after_curation": rows["kept"]}.get(rewriting.mode, 0)
     curated_training = min(rows["seed_pairs"] + rows["kept"], m1.training.max_examples or math.inf)
-    judged = rows["heldout_prompts"] * 2 * (JUDGED_COMPARISONS + 1)  # both orders; +1: the judge's controls
+    # both orders; the judge's controls on the selection part
+    judged = 2 * (rows["report_prompts"] * JUDGED_COMPARISONS + rows["selection_prompts"])
     stages = [
         _training("backward_model", backward_model.training, rows["seed_pairs"], tokens, base_shape, plan, reserve),
         _generation(
@@ -143,7 +148,7 @@ def plan_run(
         ),
         _generation(
             "curation controls",
-            control_pairs(rows["heldout_prompts"], curation),
+            control_pairs(rows["selection_prompts"], curation),
             rating_prompt,
             rating_new,
             base_shape,
@@ -151,7 +156,7 @@ def plan_run(
         ),
         _generation(
             "curation controls, base rater",
-            control_pairs(rows["heldout_prompts"], curation) * curation.base_rater_controls,
+            control_pairs(rows["selection_prompts"], curation) * curation.base_rater_controls,
             rating_prompt,
             rating_new,
             base_shape,
@@ -162,7 +167,7 @@ def plan_run(
         _training("m1_random", m1.training, curated_training, tokens, base_shape, plan, reserve),
         _generation(
             "evaluation answers",
-            rows["heldout_prompts"] * EVALUATED_MODELS,
+            rows["report_prompts"] * EVALUATED_MODELS,
             tokens.prompt_overhead + instruction,
             decoded(evaluation.sampling, tokens.answer),
             base_shape,
