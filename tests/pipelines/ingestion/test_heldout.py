@@ -27,8 +27,9 @@ def test_heldout_pairs_never_share_a_tree_with_the_seed(oasst1_messages):
         messages, seed, reserve, seed_params, params("ingestion.heldout", max_prompts=5, split="train"), PARTS
     )
     for part in ("selection", "report"):  # the cap holds in each part, in the same order
-        assert capped.loc[capped["part"] == part, "prompt_id"].tolist() == (
-            heldout.loc[heldout["part"] == part, "prompt_id"].tolist()[:5]
+        assert (
+            capped.loc[capped["part"] == part, "prompt_id"].tolist()
+            == (heldout.loc[heldout["part"] == part, "prompt_id"].tolist()[:5])
         )
 
 
@@ -100,4 +101,7 @@ def test_a_part_too_small_for_its_controls_is_refused(oasst1_messages):
         oasst1_messages, seed, reserve, seed_params, params("ingestion.heldout", env="offline", split="train"), PARTS
     )
     with pytest.raises(ValueError, match="the report part has 1 held-out prompt"):
-        split_prompt_parts(pd.concat([heldout.loc[heldout["part"] == "selection"], heldout.loc[heldout["part"] == "report"].head(1)]), heldout.iloc[:0].assign(chosen="", rejected=""))
+        split_prompt_parts(
+            pd.concat([heldout.loc[heldout["part"] == "selection"], heldout.loc[heldout["part"] == "report"].head(1)]),
+            heldout.iloc[:0].assign(chosen="", rejected=""),
+        )
