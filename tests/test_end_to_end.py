@@ -263,7 +263,7 @@ def test_evaluation_compares_base_m0_and_m1_on_held_out_prompts(evaluation):
     for measure in ("web_style", "on_topic_opening", "stop_rate"):
         assert (models[f"{measure}_ci_low"] <= models[measure]).all() and models[measure].notna().all()
     judgements = pd.read_parquet(data / "07_model_output/evaluation/m1_vs_m0_judgements.parquet")
-    assert judgements["prompt_id"].tolist() == heldout["prompt_id"].tolist()
+    assert judgements["prompt_id"].tolist() == heldout.loc[heldout["part"] == "report", "prompt_id"].tolist()
     card = (data / "06_models/m1/README.md").read_text()
     assert "Win rate vs m0" in card and "Win rate vs m1_random" in card and "| judge (" in card
     assert "# M1 (random selection)" in (data / "06_models/m1_random/README.md").read_text()
