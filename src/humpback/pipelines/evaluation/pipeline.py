@@ -35,7 +35,7 @@ def style_detector_node() -> Node:
             "oasst1_messages",
             "seed_pairs",
             "web_documents",
-            "heldout_pairs",
+            "report.heldout_pairs",  # the evaluation's trees are left out of the fit; the controls' are not
             "params:ingestion.seed",
             "params:evaluation",
         ],
