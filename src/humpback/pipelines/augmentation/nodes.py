@@ -200,7 +200,7 @@ def summarise_backward_controls(
     check the base model passes too is labelled "checks wiring"."""
     share, low, high, both = _discrimination(own_answer_nll, other_answer_nll, params)
     discrimination = "held-out true instruction likelier after its own answer than after another's (paired share)"
-    base_reading = {}
+    base_reading, base_rows = {}, []
     if len(base_own_answer_nll) and len(base_other_answer_nll):
         base_share, base_low, base_high, base_both = _discrimination(base_own_answer_nll, base_other_answer_nll, params)
         gain, gain_low, gain_high = _reads_more_than_base(both, base_both, params)
@@ -213,6 +213,23 @@ def summarise_backward_controls(
             "reads_more_than_base_ci_low": gain_low,
             "reads_more_than_base_ci_high": gain_high,
         }
+        base_rows = [
+            health.information("backward model (base)", discrimination, base_share, low=base_low, high=base_high),
+            health.criterion(
+                "backward model",
+                "answer read more than the base model reads it: the NLL gap (after another's answer − after "
+                "its own) above the base model's on the same pair (paired share; the base model: 0.5)",
+                gain,
+                low=gain_low,
+                high=gain_high,
+                threshold=f"lower bound ≥ {params.min_discrimination_share}",
+                passed=gain_low >= params.min_discrimination_share,
+                failure=(
+                    f"the answer read no more than the base model reads it (share {gain:.2f} "
+                    f"[{gain_low:.2f}, {gain_high:.2f}] < {params.min_discrimination_share:.2f})"
+                ),
+            ),
+        ]
     tokens = both["instruction_tokens_own"].sum()
     usable = candidates["status"].isin(CLEANED)  # whether or not screened out afterwards
     request_like = float(candidates.loc[usable, "request_like"].mean()) if usable.any() else math.nan
@@ -245,32 +262,7 @@ def summarise_backward_controls(
         ),
         health.at_most("backward model", "echo share of outputs", echo, params.max_echo_share, "echo share"),
     ]
-    if base_reading:
-        gain, gain_low = base_reading["reads_more_than_base_share"], base_reading["reads_more_than_base_ci_low"]
-        rows[1:1] = [
-            health.information(
-                "backward model (base)",
-                discrimination,
-                base_reading["base_discrimination_share"],
-                low=base_reading["base_discrimination_ci_low"],
-                high=base_reading["base_discrimination_ci_high"],
-            ),
-            health.criterion(
-                "backward model",
-                "answer read more than the base model reads it: the NLL gap (after another's answer − after "
-                "its own) above the base model's on the same pair (paired share; the base model: 0.5)",
-                gain,
-                low=gain_low,
-                high=base_reading["reads_more_than_base_ci_high"],
-                threshold=f"lower bound ≥ {params.min_discrimination_share}",
-                passed=gain_low >= params.min_discrimination_share,
-                failure=(
-                    f"the answer read no more than the base model reads it (share {gain:.2f} "
-                    f"[{gain_low:.2f}, {base_reading['reads_more_than_base_ci_high']:.2f}] "
-                    f"< {params.min_discrimination_share:.2f})"
-                ),
-            ),
-        ]
+    rows[1:1] = base_rows  # the base model's reading beside M_yx's discrimination
     check = {
         "heldout_pairs": len(both),
         "instruction_nll_own_answer": float(both["instruction_nll_own"].sum() / tokens) if tokens else math.nan,

@@ -97,17 +97,19 @@ def parameter_count(shape: dict[str, Any]) -> tuple[int, int]:
 def expected_rows(ingestion: IngestionParams, plan: PlanParams) -> dict[str, int]:
     """Rows each dataset is expected to hold, from the run's caps and the plan's shares."""
     documents = round((ingestion.web.max_documents or plan.rows.web_documents) * plan.rows.web_kept_share)
+
+    def part_prompts(share: float) -> int:
+        """A part of the held-out prompts (ingestion.parts): capped by max_prompts, else its share."""
+        return ingestion.heldout.max_prompts or round(plan.rows.heldout_prompts * share)
+
     candidates = round(documents * plan.rows.candidate_kept_share)
     return {
         "seed_pairs": plan.rows.seed_pairs,
         "documents": documents,
         "candidates": candidates,
         "kept": round(candidates * plan.rows.curated_share),
-        # the held-out prompts' two parts (ingestion.parts): each capped by max_prompts, else its share
-        "selection_prompts": ingestion.heldout.max_prompts
-        or round(plan.rows.heldout_prompts * (1 - ingestion.parts.report_share)),
-        "report_prompts": ingestion.heldout.max_prompts
-        or round(plan.rows.heldout_prompts * ingestion.parts.report_share),
+        "selection_prompts": part_prompts(1 - ingestion.parts.report_share),
+        "report_prompts": part_prompts(ingestion.parts.report_share),
     }
 
 
